@@ -1,0 +1,210 @@
+"""The ``abgate`` command: one front for every part of the product.
+
+Handlers import what they need lazily so that quick commands (``validate``,
+``analyze``) do not pay for FastAPI, scikit-learn or Redis at start-up.
+Every failure ends with one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from abgate.errors import AbgateError
+
+__all__ = ["main"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, not a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _settings() -> Any:
+    from abgate.settings import Settings
+
+    return Settings()
+
+
+# --- models -----------------------------------------------------------------
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model_workers.registry import ModelRegistry
+    from model_workers.training import TrainingParams, train
+
+    try:
+        params = TrainingParams(
+            algorithm=args.algorithm,
+            n_estimators=args.n_estimators,
+            max_depth=args.max_depth,
+            learning_rate=args.learning_rate,
+            seed=args.seed,
+            label_noise=args.label_noise,
+            n_samples=args.n_samples,
+        )
+    except ValueError as exc:
+        raise AbgateError(str(exc)) from exc
+    settings = _settings()
+    registry = ModelRegistry(args.registry or settings.registry_dir)
+    trained = train(params)
+    path = registry.register(args.model, args.version, trained.estimator, trained.metadata)
+    metrics = trained.metadata["holdout_metrics"]
+    print(
+        f"{args.model} {args.version}: accuracy {metrics['accuracy']:.4f}, "
+        f"ROC AUC {metrics['roc_auc']:.4f}, log loss {metrics['log_loss']:.4f} -> {path}"
+    )
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from model_workers.registry import ModelRegistry
+
+    registry = ModelRegistry(args.registry or _settings().registry_dir)
+    rows = [(m, v) for m in registry.models() for v in registry.versions(m)]
+    if not rows:
+        print(f"no models in {registry.root}")
+        return 0
+    print(
+        f"{'MODEL':<12} {'VERSION':<10} {'ESTIMATOR':<32} {'ACCURACY':>8} {'ROC AUC':>8}  CREATED"
+    )
+    for model, meta in rows:
+        metrics = meta.get("holdout_metrics", {})
+        accuracy = metrics.get("accuracy", float("nan"))
+        auc = metrics.get("roc_auc", float("nan"))
+        print(
+            f"{model:<12} {meta['version']:<10} {meta.get('estimator', '?'):<32} "
+            f"{accuracy:>8.4f} {auc:>8.4f}  {meta.get('created_at', '')}"
+        )
+    return 0
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    from model_workers.registry import ModelRegistry
+
+    registry = ModelRegistry(args.registry or _settings().registry_dir)
+    meta = registry.metadata(args.model, args.version)
+    if not args.full:
+        meta = {k: v for k, v in meta.items() if k != "reference_distribution"}
+    print(json.dumps(meta, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from model_workers.registry import ModelRegistry
+    from model_workers.runtime import SklearnRuntime
+    from model_workers.server import create_worker_app
+
+    settings = _settings()
+    registry = ModelRegistry(args.registry or settings.registry_dir)
+    runtime = SklearnRuntime(registry.load(args.model, args.version))
+    app = create_worker_app(settings, runtime)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port,
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from abgate.demo import run_demo
+
+    return run_demo(_settings(), registry_dir=args.registry)
+
+
+# --- parser -----------------------------------------------------------------
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _registry_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry",
+        default=None,
+        help="model registry root (default: $ABGATE_REGISTRY_DIR or models)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar."""
+    parser = _Parser(
+        prog="abgate",
+        description="A/B and canary traffic-routing gateway for machine-learning models.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    train = sub.add_parser("train", help="train a model version and register it")
+    train.add_argument("--model", default="demo", help="model name (default: demo)")
+    train.add_argument("--version", required=True, help="version name, e.g. v2")
+    train.add_argument(
+        "--algorithm",
+        default="gradient_boosting",
+        choices=["gradient_boosting", "random_forest", "logistic_regression"],
+    )
+    train.add_argument("--n-estimators", type=int, default=50, help="trees / boosting rounds")
+    train.add_argument("--max-depth", type=int, default=3, help="tree depth")
+    train.add_argument("--learning-rate", type=float, default=0.1, help="boosting learning rate")
+    train.add_argument("--seed", type=int, default=0, help="estimator seed (the data is fixed)")
+    train.add_argument(
+        "--label-noise", type=float, default=0.0, help="share of positive labels flipped to 0"
+    )
+    train.add_argument("--n-samples", type=int, default=20_000, help="rows of the demo task")
+    _registry_flag(train)
+    train.set_defaults(handler=cmd_train)
+
+    models = sub.add_parser("models", help="list or show registered model versions")
+    models_sub = models.add_subparsers(
+        dest="models_command", metavar="ACTION", parser_class=_Parser
+    )
+    models_sub.required = True
+    listing = models_sub.add_parser("list", help="every model version with its holdout metrics")
+    _registry_flag(listing)
+    listing.set_defaults(handler=cmd_models_list)
+    show = models_sub.add_parser("show", help="the metadata of one version")
+    show.add_argument("model")
+    show.add_argument("version")
+    show.add_argument("--full", action="store_true", help="include the reference distribution")
+    _registry_flag(show)
+    show.set_defaults(handler=cmd_models_show)
+
+    worker = sub.add_parser("worker", help="serve one model version over HTTP")
+    worker.add_argument("--model", default="demo")
+    worker.add_argument("--version", required=True)
+    worker.add_argument("--port", type=int, required=True)
+    worker.add_argument("--host", default=None, help="bind address (default: $ABGATE_HOST)")
+    _registry_flag(worker)
+    worker.set_defaults(handler=cmd_worker)
+
+    demo = sub.add_parser("demo", help="run the main job end to end (what `make demo` runs)")
+    _registry_flag(demo)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; return its exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except AbgateError as exc:
+        print(f"abgate {args.command}: error: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"abgate {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,45 @@
+"""Process settings: built once per process (in the CLI) and passed down.
+
+Experiment policy lives in YAML (``experiments/``); this object holds only what
+a process needs to run: where Redis and the model registry are, ports, limits.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Settings read from ``ABGATE_*`` environment variables (and ``REDIS_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="ABGATE_", extra="ignore", frozen=True)
+
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("ABGATE_REDIS_URL", "REDIS_URL"),
+        description="External Redis; when unset, commands that need one start an embedded server.",
+    )
+    registry_dir: Path = Field(
+        default=Path("models"),
+        description="Root of the model registry (models/<model>/<version>/).",
+    )
+    state_dir: Path = Field(
+        default=Path("var"),
+        description="Where `abgate up` keeps the embedded Redis data and logs.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address servers bind to.")
+    max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="Largest request body accepted (413 above it)."
+    )
+    max_batch_size: int = Field(
+        default=1000, gt=0, description="Most rows a worker's /predict/batch accepts."
+    )
+    admin_token: str | None = Field(
+        default=None, description="Bearer token for /admin; admin endpoints are off without it."
+    )
+    log_level: str = Field(default="info", description="Log level for every process.")

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from model_workers.registry import ARTIFACT_NAME, ModelRegistry
+
+
+def abgate(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "abgate", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["train", "models", "worker", "demo"],
+)
+def test_help_on_each_command(command: str) -> None:
+    result = abgate(command, "--help")
+    assert result.returncode == 0
+    assert "usage: abgate" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("no-such-command",),
+        ("train",),  # --version missing
+        ("train", "--version", "v1", "--n-estimators", "lots"),
+        ("worker", "--version", "v1"),
+    ],
+)
+def test_bad_call_is_one_line_and_nonzero(args: tuple[str, ...]) -> None:
+    result = abgate(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "error:" in lines[0]
+
+
+def test_train_list_show(tmp_path) -> None:
+    root = str(tmp_path)
+    trained = abgate(
+        "train", "--version", "v7", "--n-estimators", "3", "--n-samples", "1000", "--registry", root
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "demo v7: accuracy" in trained.stdout
+    listing = abgate("models", "list", "--registry", root)
+    assert "v7" in listing.stdout and "HistGradientBoostingClassifier" in listing.stdout
+    shown = json.loads(abgate("models", "show", "demo", "v7", "--registry", root).stdout)
+    assert shown["version"] == "v7"
+    assert "reference_distribution" not in shown
+
+
+def test_bad_training_value_is_one_line(tmp_path) -> None:
+    result = abgate("train", "--version", "v1", "--label-noise", "1.5", "--registry", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "abgate train: error: label_noise must be in [0, 1)"
+
+
+def test_missing_version_show(tmp_path) -> None:
+    result = abgate("models", "show", "demo", "v404", "--registry", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "not in the registry" in result.stderr
+
+
+def test_worker_refuses_tampered_artifact(tmp_path) -> None:
+    root = tmp_path / "models"
+    assert abgate("train", "--version", "v1", "--n-estimators", "3", "--n-samples", "1000",
+                  "--registry", str(root)).returncode == 0  # fmt: skip
+    artifact = ModelRegistry(root).version_dir("demo", "v1") / ARTIFACT_NAME
+    artifact.write_bytes(artifact.read_bytes() + b"tampered")
+    result = abgate("worker", "--version", "v1", "--port", "1", "--registry", str(root))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "does not match the registered" in lines[0]
