@@ -41,8 +41,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# Needs wrk (and nginx for the comparison row); each part says so and skips without them.
 bench: $(STAMP)
 	$(BIN)/python -m bench.worker_latency
+	$(BIN)/python -m bench.gateway_vs_nginx
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -99,6 +99,12 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    import os
+
+    # One request is one row: OpenMP threads only contend (several workers
+    # share the cores), and their spin-waits turned 0.3 ms predictions into
+    # timeouts under concurrency. Set before scikit-learn loads its runtime.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     import uvicorn
 
     from model_workers.registry import ModelRegistry
@@ -118,6 +124,130 @@ def cmd_worker(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+# --- experiments and the gateway --------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from abgate.errors import ConfigError
+    from experiments.loader import load_experiment
+
+    failed = 0
+    for path in args.files:
+        try:
+            config = load_experiment(path)
+        except ConfigError as exc:
+            failed += 1
+            for line in exc.problems:
+                print(line, file=sys.stderr)
+            continue
+        weights = ", ".join(f"{v.name} {v.weight:g}%" for v in config.variants)
+        print(f"{path}: ok ({config.name}: {weights})")
+    return EXIT_ERROR if failed else 0
+
+
+def _store(settings: Any) -> Any:
+    from abgate.store import Store
+
+    if not settings.redis_url:
+        raise AbgateError("no Redis to talk to: set REDIS_URL (abgate up prints it)")
+    store = Store(settings.redis_url)
+    store.ping()
+    return store
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in some containers
+        return "cli"
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from experiments.loader import load_experiment
+
+    config = load_experiment(args.file)
+    store = _store(_settings())
+    version = store.put_config(
+        config.name, config.model_dump(mode="json"), actor=_actor(), action="apply",
+        reason=args.reason or f"applied {args.file}",
+    )  # fmt: skip
+    print(f"{config.name}: stored as version {version}; gateways follow within a second")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from abgate.status import render_status
+
+    store = _store(_settings())
+    print(render_status(store, args.experiment, as_json=args.json))
+    return 0
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from abgate.store import AsyncStore
+    from experiments.loader import load_experiment
+    from gateway.app import create_app
+
+    settings = _settings()
+    bootstrap = load_experiment(args.config) if args.config else None
+    if not settings.redis_url and bootstrap is None:
+        raise AbgateError("nothing to route: give --config FILE or set REDIS_URL")
+    store = AsyncStore(settings.redis_url) if settings.redis_url else None
+    app = create_app(settings, store=store, bootstrap=bootstrap)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+        backlog=2048,
+    )
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from abgate.up import run_up
+
+    return run_up(_settings(), Path(args.config), args.port)
+
+
+def _parse_shift(values: list[str]) -> dict[int, float]:
+    shift = {}
+    for value in values:
+        feature, _, delta = value.partition(":")
+        try:
+            shift[int(feature.lstrip("f"))] = float(delta)
+        except ValueError as exc:
+            raise AbgateError(f"--shift takes FEATURE:DELTA such as 3:1.5, not {value!r}") from exc
+    return shift
+
+
+def cmd_loadgen(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from abgate.loadgen import run_load
+
+    result = asyncio.run(
+        run_load(
+            args.url.rstrip("/"), rate=args.rate, duration_s=args.duration,
+            concurrency=args.concurrency, feedback_share=args.feedback,
+            shift=_parse_shift(args.shift), seed=args.seed, model=args.model,
+        )
+    )  # fmt: skip
+    print(result.summary())
+    return 0 if result.ok else EXIT_ERROR
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -189,6 +319,43 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--host", default=None, help="bind address (default: $ABGATE_HOST)")
     _registry_flag(worker)
     worker.set_defaults(handler=cmd_worker)
+
+    validate = sub.add_parser("validate", help="check experiment YAML files")
+    validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.set_defaults(handler=cmd_validate)
+
+    apply = sub.add_parser("apply", help="store an experiment config; running gateways follow")
+    apply.add_argument("file", metavar="FILE")
+    apply.add_argument("--reason", default=None, help="why (goes to the audit log)")
+    apply.set_defaults(handler=cmd_apply)
+
+    status = sub.add_parser("status", help="weights, traffic, errors and config version")
+    status.add_argument("experiment", nargs="?", default=None, help="one experiment (default: all)")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(handler=cmd_status)
+
+    gateway = sub.add_parser("gateway", help="run the routing gateway")
+    gateway.add_argument("--port", type=int, default=8000)
+    gateway.add_argument("--host", default=None, help="bind address (default: $ABGATE_HOST)")
+    gateway.add_argument("--config", default=None, help="experiment YAML to route at start")
+    gateway.set_defaults(handler=cmd_gateway)
+
+    up = sub.add_parser("up", help="start Redis, a worker per variant and the gateway")
+    up.add_argument("--config", default="experiments/demo.yaml", help="experiment YAML")
+    up.add_argument("--port", type=int, default=8000, help="gateway port (default 8000)")
+    up.set_defaults(handler=cmd_up)
+
+    loadgen = sub.add_parser("loadgen", help="send traffic with unit ids and post true labels")
+    loadgen.add_argument("--url", default="http://127.0.0.1:8000", help="gateway URL")
+    loadgen.add_argument("--rate", type=float, default=200.0, help="requests/s (0: unthrottled)")
+    loadgen.add_argument("--duration", type=float, default=10.0, help="seconds")
+    loadgen.add_argument("--concurrency", type=int, default=16)
+    loadgen.add_argument("--feedback", type=float, default=1.0, help="share of answers labelled")
+    loadgen.add_argument("--shift", action="append", default=[], metavar="F:DELTA",
+                         help="add DELTA to feature F (drift demos); repeatable")  # fmt: skip
+    loadgen.add_argument("--seed", type=int, default=0)
+    loadgen.add_argument("--model", default=None, help="route /v1/MODEL/predict")
+    loadgen.set_defaults(handler=cmd_loadgen)
 
     demo = sub.add_parser("demo", help="run the main job end to end (what `make demo` runs)")
     _registry_flag(demo)

@@ -43,3 +43,14 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for /admin; admin endpoints are off without it."
     )
     log_level: str = Field(default="info", description="Log level for every process.")
+    stats_window_s: int = Field(
+        default=60, gt=0, description="Width of the time windows statistics are kept in."
+    )
+    flush_interval_s: float = Field(
+        default=0.05, gt=0, description="How often the gateway writes outcomes to Redis."
+    )
+    max_pending_outcomes: int = Field(
+        default=100_000,
+        gt=0,
+        description="Raw outcomes buffered while Redis is down; more are dropped and counted.",
+    )

@@ -73,3 +73,74 @@ def worker_v1(demo_registry: ModelRegistry) -> Iterator[Child]:
 def repo_root() -> Path:
     """The repository root."""
     return Path(__file__).resolve().parents[1]
+
+
+ADMIN_TOKEN = "test-admin-token-123"
+
+
+def write_config(
+    path: Path, ports: dict[str, int], weights: dict[str, float], **extra: str
+) -> Path:
+    """An experiment YAML routing demo v1/v2/v3 workers on ``ports`` with ``weights``."""
+    roles = {"champion": ("champion", "v1"), "challenger": ("challenger", "v2"),
+             "canary": ("canary", "v3")}  # fmt: skip
+    lines = [
+        f"name: {extra.get('name', 'demo')}",
+        "model: demo",
+        "unit: {source: header, name: X-User-ID}",
+        f"seed: {extra.get('seed', 'test-seed')}",
+        "variants:",
+    ]
+    for name, weight in weights.items():
+        role, version = roles[name]
+        lines += [
+            f"  - name: {name}",
+            f"    role: {role}",
+            f"    model_version: {version}",
+            f"    endpoints: ['http://127.0.0.1:{ports[name]}']",
+            f"    weight: {weight}",
+            f"    timeout_ms: {extra.get('timeout_ms', 2000)}",
+        ]
+    if "tail" in extra:
+        lines.append(extra["tail"])
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_gateway(config: Path | None, redis_url: str | None, **env: str) -> Child:
+    """Start ``abgate gateway`` as a real process on a free port and wait for /health."""
+    port = free_port()
+    argv = ["gateway", "--port", str(port)]
+    if config is not None:
+        argv += ["--config", str(config)]
+    environment = {"ABGATE_ADMIN_TOKEN": ADMIN_TOKEN, "ABGATE_LOG_LEVEL": "warning", **env}
+    if redis_url:
+        environment["REDIS_URL"] = redis_url
+    child = start_child(
+        "gateway", abgate_argv(*argv), url=f"http://127.0.0.1:{port}", env=environment
+    )
+    try:
+        wait_http_ok(f"{child.url}/health", child=child, timeout=60)
+    except Exception:
+        child.stop()
+        raise
+    return child
+
+
+@pytest.fixture(scope="session")
+def demo_workers(demo_registry: ModelRegistry) -> Iterator[dict[str, Child]]:
+    """Real workers for champion (v1), challenger (v2) and canary (v3)."""
+    children: dict[str, Child] = {}
+    try:
+        for name, version in (("champion", "v1"), ("challenger", "v2"), ("canary", "v3")):
+            children[name] = start_worker(demo_registry, version)
+        yield children
+    finally:
+        for child in children.values():
+            child.stop()
+
+
+def port_of(child: Child) -> int:
+    """The port a child serves on."""
+    assert child.url is not None
+    return int(child.url.rsplit(":", 1)[1])

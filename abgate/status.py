@@ -1,0 +1,100 @@
+"""``abgate status``: what each experiment routes and what it has recorded."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from abgate.store import Store
+from gateway.outcomes import LATENCY_BOUNDS_MS, parse_outcome_fields
+
+__all__ = ["experiment_status", "render_status"]
+
+
+def _p99(hist: list[int]) -> float | None:
+    total = sum(hist)
+    if total == 0:
+        return None
+    rank = 0.99 * total
+    seen = 0
+    for index, count in enumerate(hist):
+        seen += count
+        if seen >= rank:
+            return LATENCY_BOUNDS_MS[min(index, len(LATENCY_BOUNDS_MS) - 1)]
+    return LATENCY_BOUNDS_MS[-1]
+
+
+def experiment_status(store: Store, name: str) -> dict[str, Any]:
+    """Config version, weights and recorded traffic of one experiment."""
+    record = store.get_config(name)
+    outcomes = parse_outcome_fields(store.totals(name))
+    variants = record.config["variants"]
+    total = sum(outcomes[v["name"]].requests for v in variants if v["name"] in outcomes)
+    rows = []
+    for v in variants:
+        o = outcomes.get(v["name"])
+        requests = o.requests if o else 0
+        rows.append(
+            {
+                "variant": v["name"],
+                "role": v["role"],
+                "model_version": v["model_version"],
+                "weight": v["weight"],
+                "requests": requests,
+                "observed_share": round(100.0 * requests / total, 2) if total else None,
+                "errors": o.errors if o else 0,
+                "error_rate": round(o.errors / requests, 4) if o and requests else None,
+                "fallbacks": o.fallbacks if o else 0,
+                "p99_latency_ms_upper_bound": _p99(o.latency_hist) if o else None,
+                "metrics": {
+                    k: {"n": m["n"], "mean": round(m["sum"] / m["n"], 4) if m["n"] else None}
+                    for k, m in (o.metrics.items() if o else ())
+                },
+            }
+        )
+    return {
+        "experiment": name,
+        "config_version": record.version,
+        "paused": record.paused,
+        "updated_at": record.updated_at,
+        "updated_by": record.actor,
+        "requests": total,
+        "variants": rows,
+    }
+
+
+def render_status(store: Store, name: str | None, *, as_json: bool = False) -> str:
+    """Text (or JSON) status of one or every experiment."""
+    names = [name] if name else store.experiments()
+    statuses = [experiment_status(store, n) for n in names]
+    if as_json:
+        return json.dumps(statuses, indent=2)
+    if not statuses:
+        return "no experiments stored (abgate apply FILE)"
+    out = []
+    for s in statuses:
+        state = " PAUSED" if s["paused"] else ""
+        out.append(
+            f"{s['experiment']}: config v{s['config_version']}{state}, {s['requests']} requests "
+            f"(updated {s['updated_at']} by {s['updated_by']})"
+        )
+        out.append(
+            f"  {'VARIANT':<14} {'VERSION':<8} {'WEIGHT':>7} {'OBSERVED':>9} {'REQUESTS':>9} "
+            f"{'ERR RATE':>9} {'FALLBACK':>9} {'P99 MS':>8}  METRICS"
+        )
+        for r in s["variants"]:
+            observed = "-" if r["observed_share"] is None else f"{r['observed_share']:.1f}%"
+            err = "-" if r["error_rate"] is None else f"{100 * r['error_rate']:.2f}%"
+            p99 = (
+                "-"
+                if r["p99_latency_ms_upper_bound"] is None
+                else f"{r['p99_latency_ms_upper_bound']:.1f}"
+            )
+            metrics = (
+                ", ".join(f"{k} {m['mean']} (n={m['n']})" for k, m in r["metrics"].items()) or "-"
+            )
+            out.append(
+                f"  {r['variant']:<14} {r['model_version']:<8} {r['weight']:>6g}% {observed:>9} "
+                f"{r['requests']:>9} {err:>9} {r['fallbacks']:>9} {p99:>8}  {metrics}"
+            )
+    return "\n".join(out)

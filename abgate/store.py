@@ -1,0 +1,415 @@
+"""The one module that talks to Redis: key schema, scripts, and the store API.
+
+Every key of an experiment carries the experiment name as a Redis Cluster hash
+tag (``abgate:{name}:...``), so an experiment's scripts and pipelines stay in
+one slot. ``Store`` is the synchronous face (CLI, analysis, ramp controller);
+``AsyncStore`` is the gateway's, used only off the request path (the recorder's
+flusher, the config listener, feedback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import redis
+import redis.asyncio as aredis
+
+from abgate.errors import NotFound, RedisUnavailable
+
+__all__ = [
+    "CONFIG_CHANNEL",
+    "AsyncStore",
+    "ConfigRecord",
+    "FlushBatch",
+    "Keys",
+    "Store",
+]
+
+CONFIG_CHANNEL = "abgate:config"
+EXPERIMENTS_KEY = "abgate:experiments"
+AUDIT_MAXLEN = 10_000
+
+
+class Keys:
+    """Key templates of one experiment, all in the ``{name}`` hash slot."""
+
+    def __init__(self, experiment: str) -> None:
+        self.experiment = experiment
+        self.base = f"abgate:{{{experiment}}}"
+
+    config = property(lambda self: f"{self.base}:config")
+    config_version = property(lambda self: f"{self.base}:config_version")
+    totals = property(lambda self: f"{self.base}:stats:total")
+    windows = property(lambda self: f"{self.base}:windows")
+    events = property(lambda self: f"{self.base}:events")
+    audit = property(lambda self: f"{self.base}:audit")
+
+    def window(self, start: int) -> str:
+        """Stats hash of the window starting at ``start``."""
+        return f"{self.base}:stats:{start}"
+
+    def requests(self, hour: int) -> str:
+        """request id -> served variant, for the hour the request was served."""
+        return f"{self.base}:requests:{hour}"
+
+    def feedback_claim(self, request_id: str) -> str:
+        """Set once the feedback of ``request_id`` has been counted."""
+        return f"{self.base}:feedback:{request_id}"
+
+
+# Adds one batch of deltas to a window hash and the totals hash atomically.
+# Integers go through HINCRBY, floats (they carry a '.' or an exponent) through
+# HINCRBYFLOAT, so counts stay exact integers in Redis.
+_FLUSH_SCRIPT = """
+local window = ARGV[1]
+local ttl = tonumber(ARGV[2])
+for i = 3, #ARGV, 2 do
+  local f, v = ARGV[i], ARGV[i + 1]
+  if string.find(v, '[%.eE]') then
+    redis.call('HINCRBYFLOAT', KEYS[1], f, v)
+    redis.call('HINCRBYFLOAT', KEYS[2], f, v)
+  else
+    redis.call('HINCRBY', KEYS[1], f, v)
+    redis.call('HINCRBY', KEYS[2], f, v)
+  end
+end
+redis.call('ZADD', KEYS[3], window, window)
+if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+# Stores a config with the next version number and audits it, atomically.
+_PUT_CONFIG_SCRIPT = """
+local version = redis.call('INCR', KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
+  'ts', ARGV[2], 'actor', ARGV[3], 'action', ARGV[4], 'reason', ARGV[5],
+  'evidence', ARGV[6], 'version', version)
+return version
+"""
+
+
+@dataclass(frozen=True)
+class ConfigRecord:
+    """A stored experiment config with its version and run state."""
+
+    name: str
+    version: int
+    config: dict[str, Any]
+    paused: bool = False
+    updated_at: str = ""
+    actor: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "paused": self.paused,
+            "updated_at": self.updated_at,
+            "actor": self.actor,
+            "config": self.config,
+        }
+
+
+@dataclass
+class FlushBatch:
+    """What one flush writes for one experiment."""
+
+    experiment: str
+    deltas: dict[int, dict[str, float]]  # window start -> field -> amount
+    events: list[dict[str, Any]]
+    requests: dict[int, dict[str, str]]  # hour -> request id -> "variant|version|prediction"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _decode_config(name: str, raw: bytes | None, version: bytes | None) -> ConfigRecord | None:
+    if raw is None:
+        return None
+    body = orjson.loads(raw)
+    return ConfigRecord(
+        name=name,
+        version=int(version or 0),
+        config=body["config"],
+        paused=bool(body.get("paused", False)),
+        updated_at=str(body.get("updated_at", "")),
+        actor=str(body.get("actor", "")),
+    )
+
+
+def _config_args(
+    config: dict[str, Any], *, paused: bool, actor: str, action: str, reason: str, evidence: Any
+) -> list[Any]:
+    now = _now_iso()
+    body = orjson.dumps({"config": config, "paused": paused, "updated_at": now, "actor": actor})
+    return [body, now, actor, action, reason, json.dumps(evidence, default=str), AUDIT_MAXLEN]
+
+
+def _flush_args(window: int, ttl: int, delta: dict[str, float]) -> list[Any]:
+    args: list[Any] = [window, ttl]
+    for name, amount in delta.items():
+        args.append(name)
+        args.append(str(amount) if isinstance(amount, int) else repr(float(amount)))
+    return args
+
+
+def _hour(ts: float) -> int:
+    return int(ts // 3600)
+
+
+def _decode_audit(entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> list[dict[str, Any]]:
+    out = []
+    for entry_id, fields in entries:
+        row: dict[str, Any] = {k.decode(): v.decode() for k, v in fields.items()}
+        row["id"] = entry_id.decode()
+        with contextlib.suppress(ValueError):
+            row["evidence"] = json.loads(row.get("evidence", "null"))
+        out.append(row)
+    return out
+
+
+class Store:
+    """Synchronous access for the CLI, analysis and the ramp controller."""
+
+    def __init__(self, url: str, *, window_ttl_s: int = 30 * 86400) -> None:
+        self.url = url
+        self.window_ttl_s = window_ttl_s
+        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self._put_config = self.client.register_script(_PUT_CONFIG_SCRIPT)
+
+    def ping(self) -> None:
+        """Raise RedisUnavailable unless Redis answers."""
+        try:
+            self.client.ping()
+        except redis.RedisError as exc:
+            raise RedisUnavailable(f"Redis at {self.url} does not answer: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+    def put_config(
+        self,
+        name: str,
+        config: dict[str, Any],
+        *,
+        actor: str,
+        action: str,
+        reason: str = "",
+        evidence: Any = None,
+        paused: bool = False,
+    ) -> int:
+        """Store a validated config as the next version, audit it, tell every gateway."""
+        keys = Keys(name)
+        try:
+            version = int(
+                self._put_config(
+                    keys=[keys.config_version, keys.config, keys.audit],
+                    args=_config_args(
+                        config, paused=paused, actor=actor, action=action, reason=reason,
+                        evidence=evidence,
+                    ),
+                )
+            )  # fmt: skip
+            self.client.sadd(EXPERIMENTS_KEY, name)
+            self.client.publish(CONFIG_CHANNEL, f"{name} {version}")
+        except redis.RedisError as exc:
+            raise RedisUnavailable(f"cannot store config of {name}: {exc}") from exc
+        return version
+
+    def get_config(self, name: str) -> ConfigRecord:
+        """The current config of an experiment."""
+        keys = Keys(name)
+        try:
+            raw, version = self.client.mget(keys.config, keys.config_version)
+        except redis.RedisError as exc:
+            raise RedisUnavailable(f"cannot read config of {name}: {exc}") from exc
+        record = _decode_config(name, raw, version)
+        if record is None:
+            raise NotFound(f"no experiment named {name!r} (apply its config first)")
+        return record
+
+    def experiments(self) -> list[str]:
+        """Names of every stored experiment."""
+        try:
+            return sorted(m.decode() for m in self.client.smembers(EXPERIMENTS_KEY))
+        except redis.RedisError as exc:
+            raise RedisUnavailable(f"cannot list experiments: {exc}") from exc
+
+    def totals(self, name: str) -> dict[bytes, bytes]:
+        """The all-time stats hash of an experiment."""
+        return self.client.hgetall(Keys(name).totals)
+
+    def windows(self, name: str) -> dict[int, dict[bytes, bytes]]:
+        """Every recorded window's stats hash, oldest first."""
+        keys = Keys(name)
+        starts = [int(w) for w in self.client.zrange(keys.windows, 0, -1)]
+        pipe = self.client.pipeline(transaction=False)
+        for start in starts:
+            pipe.hgetall(keys.window(start))
+        return dict(zip(starts, pipe.execute(), strict=True))
+
+    def events(self, name: str, count: int = 100) -> list[dict[str, Any]]:
+        """The most recent raw events (newest last)."""
+        batches = self.client.xrevrange(Keys(name).events, count=count)
+        out: list[dict[str, Any]] = []
+        for _, fields in reversed(batches):
+            out.extend(orjson.loads(fields[b"events"]))
+        return out[-count:]
+
+    def audit(self, name: str, count: int = 100) -> list[dict[str, Any]]:
+        """The audit log of an experiment, oldest first."""
+        entries = self.client.xrevrange(Keys(name).audit, count=count)
+        return _decode_audit(reversed(entries))
+
+
+class AsyncStore:
+    """The gateway's access, used off the request path."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        window_ttl_s: int = 30 * 86400,
+        events_maxlen: int = 10_000,
+        request_ttl_s: int = 86400,
+    ) -> None:
+        self.url = url
+        self.window_ttl_s = window_ttl_s
+        self.events_maxlen = events_maxlen
+        self.request_ttl_s = request_ttl_s
+        self.client = aredis.Redis.from_url(
+            url, socket_timeout=2, socket_connect_timeout=1, health_check_interval=5
+        )
+        self._flush = self.client.register_script(_FLUSH_SCRIPT)
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()
+
+    async def ping(self) -> bool:
+        """Whether Redis answers now."""
+        try:
+            return bool(await self.client.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    async def write(self, batches: list[FlushBatch]) -> None:
+        """Write one flush in a single round trip; raise RedisUnavailable on failure."""
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                for batch in batches:
+                    await self._queue(pipe, batch)
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"flush failed: {exc}") from exc
+
+    async def _queue(self, pipe: Any, batch: FlushBatch) -> None:
+        keys = Keys(batch.experiment)
+        for window, delta in batch.deltas.items():
+            if delta:
+                await self._flush(
+                    keys=[keys.window(window), keys.totals, keys.windows],
+                    args=_flush_args(window, self.window_ttl_s, delta),
+                    client=pipe,
+                )
+        if batch.events:
+            pipe.xadd(
+                keys.events,
+                {"events": orjson.dumps(batch.events)},
+                maxlen=self.events_maxlen,
+                approximate=True,
+            )
+        for hour, mapping in batch.requests.items():
+            pipe.hset(keys.requests(hour), mapping=mapping)
+            pipe.expire(keys.requests(hour), self.request_ttl_s + 3600)
+
+    async def get_config(self, name: str) -> ConfigRecord | None:
+        """The stored config of ``name``, or None."""
+        keys = Keys(name)
+        raw, version = await self.client.mget(keys.config, keys.config_version)
+        return _decode_config(name, raw, version)
+
+    async def experiments(self) -> list[str]:
+        """Names of every stored experiment."""
+        return sorted(m.decode() for m in await self.client.smembers(EXPERIMENTS_KEY))
+
+    async def put_config(
+        self, name: str, config: dict[str, Any], *, actor: str, action: str, reason: str = "",
+        evidence: Any = None, paused: bool = False,
+    ) -> int:  # fmt: skip
+        """Async twin of ``Store.put_config`` for the admin API."""
+        keys = Keys(name)
+        script = self.client.register_script(_PUT_CONFIG_SCRIPT)
+        try:
+            version = int(
+                await script(
+                    keys=[keys.config_version, keys.config, keys.audit],
+                    args=_config_args(
+                        config, paused=paused, actor=actor, action=action, reason=reason,
+                        evidence=evidence,
+                    ),
+                )
+            )  # fmt: skip
+            await self.client.sadd(EXPERIMENTS_KEY, name)
+            await self.client.publish(CONFIG_CHANNEL, f"{name} {version}")
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"cannot store config of {name}: {exc}") from exc
+        return version
+
+    async def lookup_request(self, name: str, request_id: str, now: float) -> str | None:
+        """The "variant|version|prediction" a request was served with, if still kept."""
+        keys = Keys(name)
+        hours = range(_hour(now), _hour(now - self.request_ttl_s) - 1, -1)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for hour in hours:
+                pipe.hget(keys.requests(hour), request_id)
+            answers = await pipe.execute()
+        for found in answers:
+            if found is not None:
+                return str(found.decode())
+        return None
+
+    async def claim_feedback(self, name: str, request_id: str) -> bool:
+        """True the first time feedback for ``request_id`` is claimed, False after."""
+        # One key per request id, expiring with the request mapping: one atomic
+        # command decides, whichever gateway replica gets the duplicate.
+        claimed = await self.client.set(
+            Keys(name).feedback_claim(request_id), 1, nx=True, ex=self.request_ttl_s
+        )
+        return bool(claimed)
+
+    async def audit(self, name: str, count: int = 100) -> list[dict[str, Any]]:
+        """The audit log of an experiment, oldest first."""
+        entries = await self.client.xrevrange(Keys(name).audit, count=count)
+        return _decode_audit(reversed(entries))
+
+    async def config_updates(self) -> AsyncIterator[tuple[str, int]]:
+        """Yield (experiment, version) for every config change published."""
+        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(CONFIG_CHANNEL)
+        try:
+            while True:
+                message = await pubsub.get_message(timeout=1.0)
+                if message is None:
+                    yield ("", 0)  # heartbeat: lets the caller notice shutdown
+                    continue
+                name, _, version = message["data"].decode().partition(" ")
+                yield (name, int(version or 0))
+        finally:
+            await pubsub.aclose()
+
+    @staticmethod
+    def now() -> float:
+        """Wall clock used for windows and request hours."""
+        return time.time()

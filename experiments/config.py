@@ -1,0 +1,770 @@
+"""The experiment config: frozen pydantic models of one experiment YAML file, no I/O.
+
+Field checks live on the fields; checks that span fields (one champion, unique
+names, weights summing to 100, a ramp that names a real variant, ...) run once
+the fields are valid and report the path of the most relevant field, so the
+loader can point at its line. ``config.model_dump(mode="json")`` round-trips
+through ``ExperimentConfig.model_validate``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import math
+import re
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+
+from abgate.errors import ConfigError, NotFound
+
+__all__ = [
+    "CONFIG_ERROR_TYPE",
+    "ExperimentConfig",
+    "Fallback",
+    "FallbackTrigger",
+    "Guardrail",
+    "GuardrailMetric",
+    "Loc",
+    "Metrics",
+    "Override",
+    "PrimaryMetric",
+    "Problem",
+    "Ramp",
+    "Role",
+    "Shadow",
+    "Statistics",
+    "Unit",
+    "UnitSource",
+    "Variant",
+    "validate_experiment",
+    "validation_problems",
+]
+
+Loc = tuple[str | int, ...]
+Role = Literal["champion", "challenger", "canary"]
+UnitSource = Literal["request_id", "header", "json_field"]
+FallbackTrigger = Literal["connect_error", "timeout", "5xx"]
+GuardrailMetric = Literal[
+    "error_rate", "mean_latency_ms", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms"
+]
+
+# The pydantic error type of every cross-field finding made here.
+CONFIG_ERROR_TYPE = "experiment_config"
+
+WEIGHT_SUM_TOLERANCE = 1e-6
+_MAX_TIMEOUT_MS = 600_000
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# What the model registry accepts for model and version names.
+_REGISTRY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# RFC 9110 token characters: what an HTTP header name may contain.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _problem(message: str) -> PydanticCustomError:
+    # The message goes in ctx: a template would misread braces in user values.
+    return PydanticCustomError(CONFIG_ERROR_TYPE, "{message}", {"message": message})
+
+
+def _raise_problems(title: str, problems: list[tuple[Loc, str]]) -> None:
+    """Raise every cross-field finding at once, each at its own field path."""
+    if problems:
+        details = [
+            InitErrorDetails(type=_problem(message), loc=loc, input=None)
+            for loc, message in problems
+        ]
+        raise ValidationError.from_exception_data(title, details)
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise _problem(
+            f"expected lowercase letters, digits, '_' or '-', starting with a letter or digit; "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _check_registry_name(value: str) -> str:
+    if not _REGISTRY_NAME.fullmatch(value):
+        raise _problem(
+            f"expected letters, digits, '.', '_' or '-', starting with a letter or digit; "
+            f"got {value!r}"
+        )
+    return value
+
+
+def _check_header_name(value: str) -> str:
+    if not _HEADER_NAME.fullmatch(value):
+        raise _problem(f"expected an HTTP header name (letters, digits, '-', ...); got {value!r}")
+    return value
+
+
+def _check_host(host: str) -> bool:
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        pass
+    else:
+        return True
+    labels = host.lower().split(".")
+    # A name of digits and dots only that is no IPv4 address is a typo, not a host.
+    if all(label.isdigit() for label in labels):
+        return False
+    return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
+
+
+def _check_endpoint(url: str) -> str:
+    """A worker base URL: ``http(s)://host[:port]``, returned without a trailing slash.
+
+    The gateway appends its own paths, so a path, query, fragment or
+    credentials here would be silently dropped or misused: reject them.
+    """
+    expected = "expected http://host[:port] or https://host[:port]"
+    if any(c.isspace() or not c.isprintable() for c in url) or "\\" in url:
+        raise _problem(f"{expected}; got {url!r} (contains whitespace or a backslash)")
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("http", "https"):
+        raise _problem(f"{expected}; got {url!r}")
+    if rest.endswith("/"):
+        rest = rest[:-1]
+    for char, what in (
+        ("@", "credentials are"),
+        ("/", "a path is"),
+        ("?", "a query is"),
+        ("#", "a fragment is"),
+    ):
+        if char in rest:
+            raise _problem(f"{expected}; got {url!r} ({what} not allowed here)")
+    host, port = rest, ""
+    if rest.startswith("["):
+        close = rest.find("]")
+        host, port = rest[: close + 1], rest[close + 1 :]
+        if close < 0 or (port and not port.startswith(":")):
+            raise _problem(f"{expected}; got {url!r} (bad IPv6 address)")
+        port = port[1:]
+    elif ":" in rest:
+        host, _, port = rest.rpartition(":")
+    if not host or not _check_host(host):
+        raise _problem(f"{expected}; got {url!r} (bad host {host!r})")
+    if ":" in rest.removeprefix(host) and not (port.isdigit() and 1 <= int(port) <= 65535):
+        raise _problem(f"{expected}; got {url!r} (port must be 1..65535)")
+    return f"{scheme}://{rest}"
+
+
+Name = Annotated[str, Field(min_length=1, max_length=63), AfterValidator(_check_name)]
+RegistryName = Annotated[
+    str, Field(min_length=1, max_length=64), AfterValidator(_check_registry_name)
+]
+HeaderName = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_check_header_name)]
+Endpoint = Annotated[str, Field(max_length=2048), AfterValidator(_check_endpoint)]
+Percent = Annotated[float, Field(ge=0, le=100, strict=True, allow_inf_nan=False)]
+# Range checked by the model, so that one bad ramp step does not hide the others.
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(ge=0, le=1, strict=True, allow_inf_nan=False)]
+TimeoutMs = Annotated[int, Field(gt=0, le=_MAX_TIMEOUT_MS, strict=True)]
+Seconds = Annotated[float, Field(ge=0, strict=True, allow_inf_nan=False)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _unique_endpoints(endpoints: tuple[str, ...]) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for i, url in enumerate(endpoints):
+        if url in endpoints[:i]:
+            first = endpoints.index(url)
+            problems.append((("endpoints", i), f"duplicate endpoint {url} (endpoints.{first})"))
+    return problems
+
+
+class Variant(_Model):
+    """A live model version that serves a share of the traffic."""
+
+    name: Name = Field(description="Unique within the experiment; shows in metrics and reports.")
+    role: Role = Field(
+        description="champion (the current model, exactly one), challenger or canary "
+        "(at most one; the variant a ramp raises by default)."
+    )
+    model_version: RegistryName = Field(description="Model version the endpoints serve.")
+    endpoints: tuple[Endpoint, ...] = Field(
+        min_length=1,
+        description="Worker base URLs, http(s)://host[:port]; requests are spread over them.",
+    )
+    weight: Percent = Field(
+        description="Percent of the traffic; the weights of all variants sum to 100."
+    )
+    timeout_ms: TimeoutMs = Field(
+        default=1000, description="Per-request timeout for this variant's workers."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Variant:
+        _raise_problems("Variant", _unique_endpoints(self.endpoints))
+        return self
+
+
+class Shadow(_Model):
+    """A mirrored model version: it gets a copy of requests; its answer is never returned."""
+
+    name: Name = Field(description="Unique within the experiment (variants included).")
+    model_version: RegistryName = Field(description="Model version the endpoints serve.")
+    endpoints: tuple[Endpoint, ...] = Field(
+        min_length=1, description="Worker base URLs, http(s)://host[:port]."
+    )
+    sample_rate: Fraction = Field(
+        default=1.0, description="Fraction of units mirrored (by a hash of the unit, sticky)."
+    )
+    timeout_ms: TimeoutMs = Field(default=1000, description="Per-request timeout.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Shadow:
+        _raise_problems("Shadow", _unique_endpoints(self.endpoints))
+        return self
+
+
+class Unit(_Model):
+    """What identifies the unit of randomisation that is hashed to a variant."""
+
+    source: UnitSource = Field(
+        default="request_id",
+        description="request_id (every request on its own), header or json_field; when the "
+        "header or field is missing the request id is used.",
+    )
+    name: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Header name (source header) or top-level JSON field (source json_field).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Unit:
+        problems: list[tuple[Loc, str]] = []
+        if self.source == "request_id":
+            if self.name is not None:
+                problems.append((("name",), "only used when source is header or json_field"))
+        elif not self.name:
+            problems.append((("name",), f"required when source is {self.source}"))
+        elif self.source == "header" and not _HEADER_NAME.fullmatch(self.name):
+            problems.append((("name",), f"expected an HTTP header name; got {self.name!r}"))
+        _raise_problems("Unit", problems)
+        return self
+
+
+class Override(_Model):
+    """A request header that forces a variant by name (for QA); off by default."""
+
+    enabled: Flag = Field(default=False, description="Honour the override header.")
+    header: HeaderName = Field(
+        default="X-Abgate-Variant", description="Header whose value names the variant to use."
+    )
+
+
+class Fallback(_Model):
+    """Retrying a failed non-champion request on the champion."""
+
+    enabled: Flag = Field(default=True, description="Retry failed non-champion calls.")
+    on: tuple[FallbackTrigger, ...] = Field(
+        default=("connect_error", "timeout", "5xx"),
+        description="Failures that trigger the retry: connect_error, timeout, 5xx.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, data: Any) -> Any:
+        # YAML 1.1 reads a bare `on:` key as the boolean true (yaml.safe_load does).
+        if isinstance(data, dict) and True in data and "on" not in data:
+            data = {("on" if key is True else key): value for key, value in data.items()}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Fallback:
+        problems: list[tuple[Loc, str]] = []
+        for i, trigger in enumerate(self.on):
+            if trigger in self.on[:i]:
+                problems.append((("on", i), f"duplicate trigger {trigger!r}"))
+        if self.enabled and not self.on:
+            problems.append((("on",), "name at least one trigger, or set enabled: false"))
+        _raise_problems("Fallback", problems)
+        return self
+
+
+class PrimaryMetric(_Model):
+    """The metric a promotion is decided on."""
+
+    name: Name = Field(description="Metric name in reports, e.g. accuracy.")
+    kind: Literal["proportion", "mean"] = Field(
+        default="proportion", description="proportion (0/1 outcomes) or mean (any number)."
+    )
+    source: Literal["label", "reward", "value"] = Field(
+        default="label",
+        description="Feedback field it is computed from: label (1 when it equals the "
+        "prediction), reward or value (the number itself).",
+    )
+    direction: Literal["increase", "decrease"] = Field(
+        default="increase", description="Which direction is better."
+    )
+
+
+class Guardrail(_Model):
+    """A metric the new version must not make worse by more than a threshold."""
+
+    name: GuardrailMetric = Field(description="Operational metric the gateway records.")
+    max_relative_increase: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="(new - champion) / champion limit."
+    )
+    max_absolute_increase: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="new - champion limit, in its units."
+    )
+    max_ratio: float | None = Field(
+        default=None, ge=1, allow_inf_nan=False, description="new / champion limit (>= 1)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Guardrail:
+        limits = (self.max_relative_increase, self.max_absolute_increase, self.max_ratio)
+        if all(limit is None for limit in limits):
+            _raise_problems(
+                "Guardrail",
+                [((), "set max_relative_increase, max_absolute_increase or max_ratio")],
+            )
+        return self
+
+
+def _default_guardrails() -> tuple[Guardrail, ...]:
+    return (
+        Guardrail(name="error_rate", max_absolute_increase=0.01),
+        Guardrail(name="p99_latency_ms", max_ratio=1.5),
+    )
+
+
+class Metrics(_Model):
+    """The primary metric and the guardrails."""
+
+    primary: PrimaryMetric = Field(
+        default_factory=lambda: PrimaryMetric(name="accuracy"),
+        description="Decides promotion; default: accuracy from labels.",
+    )
+    guardrails: tuple[Guardrail, ...] = Field(
+        default_factory=_default_guardrails,
+        description="Checked at every ramp step; default: error rate +0.01, p99 latency x1.5.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Metrics:
+        names = [g.name for g in self.guardrails]
+        _raise_problems(
+            "Metrics",
+            [
+                (("guardrails", i, "name"), f"duplicate guardrail {name!r}")
+                for i, name in enumerate(names)
+                if name in names[:i]
+            ],
+        )
+        return self
+
+
+class Statistics(_Model):
+    """How the analysis tests the primary metric."""
+
+    alpha: float = Field(
+        default=0.05, gt=0, le=0.5, strict=True, description="False-positive rate per test."
+    )
+    test: Literal["welch"] = Field(
+        default="welch", description="Welch's t-test on sufficient statistics."
+    )
+    sequential: Flag = Field(
+        default=True, description="Confidence sequences that stay valid under peeking."
+    )
+    tuning_n: int = Field(
+        default=5000, gt=0, strict=True, description="Planned samples per arm (tunes sequential)."
+    )
+    min_samples: int = Field(
+        default=200, ge=1, strict=True, description="Samples per arm before any verdict."
+    )
+    mde: float = Field(
+        default=0.02,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Minimum detectable effect, relative to the champion (0.02 = 2 %).",
+    )
+    power: float = Field(
+        default=0.8, gt=0, lt=1, strict=True, description="Power wanted at the MDE."
+    )
+    correction: Literal["holm", "benjamini_hochberg", "none"] = Field(
+        default="holm", description="Multiple-testing correction across metrics and variants."
+    )
+
+
+class Ramp(_Model):
+    """The canary ramp plan: traffic steps and what each step must show."""
+
+    variant: Name | None = Field(
+        default=None,
+        description="Variant to ramp (not the champion); default: the variant with role canary.",
+    )
+    steps: tuple[Number, ...] = Field(
+        min_length=1, description="Strictly increasing percents of traffic, each in (0, 100]."
+    )
+    min_duration_s: Seconds = Field(default=30, description="Least time spent at each step.")
+    min_samples: int = Field(
+        default=200, ge=0, strict=True, description="Least samples per arm at each step."
+    )
+    check_interval_s: float = Field(
+        default=5, gt=0, strict=True, allow_inf_nan=False, description="Time between checks."
+    )
+    max_duration_s: float = Field(
+        default=3600,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Longest a step may wait for a verdict before the ramp stops.",
+    )
+    on_srm: Literal["hold", "rollback"] = Field(
+        default="hold", description="What a sample-ratio mismatch does to the ramp."
+    )
+    non_inferiority_margin: float = Field(
+        default=0.01,
+        ge=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Largest relative drop of the primary metric that still counts as not worse.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Ramp:
+        problems: list[tuple[Loc, str]] = []
+        for i, step in enumerate(self.steps):
+            if not 0 < step <= 100:
+                problems.append((("steps", i), f"must be a percent in (0, 100], got {step:g}"))
+            elif i and step <= self.steps[i - 1]:
+                problems.append(
+                    (
+                        ("steps", i),
+                        f"steps must increase strictly: {self.steps[i - 1]:g} then {step:g}",
+                    )
+                )
+        if self.max_duration_s < self.min_duration_s:
+            problems.append(
+                (("max_duration_s",), f"must be at least min_duration_s ({self.min_duration_s:g})")
+            )
+        _raise_problems("Ramp", problems)
+        return self
+
+
+class ExperimentConfig(_Model):
+    """One experiment: the model it routes, its variants and the rules around them."""
+
+    name: Name = Field(description="Experiment name; keys, metrics and reports use it.")
+    model: RegistryName = Field(description="Model the experiment routes (POST /predict).")
+    description: str | None = Field(default=None, max_length=2000, description="Free text.")
+    unit: Unit = Field(default_factory=Unit, description="What is hashed to pick a variant.")
+    seed: str = Field(
+        default="",
+        min_length=1,
+        max_length=256,
+        description="Hash seed; defaults to the experiment name. Changing it reshuffles units.",
+    )
+    variants: tuple[Variant, ...] = Field(min_length=1, description="Live variants.")
+    shadows: tuple[Shadow, ...] = Field(default=(), description="Mirrored variants.")
+    override: Override = Field(default_factory=Override, description="Forcing a variant.")
+    fallback: Fallback = Field(default_factory=Fallback, description="Retries on the champion.")
+    metrics: Metrics = Field(default_factory=Metrics, description="Primary metric, guardrails.")
+    statistics: Statistics = Field(default_factory=Statistics, description="Test settings.")
+    ramp: Ramp | None = Field(default=None, description="Canary ramp plan, if any.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_defaults(cls, data: Any) -> Any:
+        # Resolved here rather than left None, so a stored config says which
+        # seed and ramp variant it uses even if names or roles change later.
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("seed") is None and isinstance(data.get("name"), str):
+            data["seed"] = data["name"]
+        ramp, variants = data.get("ramp"), data.get("variants")
+        if isinstance(ramp, dict) and ramp.get("variant") is None and isinstance(variants, list):
+            canaries = [
+                v.get("name") for v in variants if isinstance(v, dict) and v.get("role") == "canary"
+            ]
+            if len(canaries) == 1:
+                data["ramp"] = {**ramp, "variant": canaries[0]}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ExperimentConfig:
+        _raise_problems("ExperimentConfig", _cross_field_problems(self))
+        return self
+
+    @property
+    def champion(self) -> Variant:
+        """The variant with role champion (there is exactly one)."""
+        return next(v for v in self.variants if v.role == "champion")
+
+    @property
+    def ramp_variant(self) -> Variant | None:
+        """The variant a ramp raises: ``ramp.variant``, else the canary, else ``None``."""
+        if self.ramp is not None and self.ramp.variant is not None:
+            return self.variant(self.ramp.variant)
+        return next((v for v in self.variants if v.role == "canary"), None)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Percent of traffic per variant name, in config order."""
+        return {v.name: v.weight for v in self.variants}
+
+    def variant(self, name: str) -> Variant:
+        """The live variant called ``name``; ``NotFound`` if there is none."""
+        for variant in self.variants:
+            if variant.name == name:
+                return variant
+        known = ", ".join(v.name for v in self.variants)
+        raise NotFound(f"no variant {name!r} in experiment {self.name} (variants: {known})")
+
+    def with_weights(self, weights: Mapping[str, float]) -> ExperimentConfig:
+        """A validated copy with new weights for the named variants; others keep theirs.
+
+        Raises ``ConfigError`` for unknown names or weights that do not sum to 100.
+        """
+        known = [v.name for v in self.variants]
+        unknown = [name for name in weights if name not in known]
+        if unknown:
+            problems = [f"weights.{name}: unknown variant; expected one of: {', '.join(known)}"
+                        for name in unknown]  # fmt: skip
+            raise ConfigError("; ".join(problems), problems)
+        data = self.model_dump(mode="json")
+        for variant in data["variants"]:
+            variant["weight"] = weights.get(variant["name"], variant["weight"])
+        return validate_experiment(data)
+
+    def ramp_weights(self, percent: float) -> dict[str, float]:
+        """Weights with the ramp variant at ``percent``; the others keep their relative shares.
+
+        If the others have no traffic now, the rest goes to the champion.
+        Raises ``ConfigError`` when there is no ramp variant.
+        """
+        ramp = self.ramp_variant
+        if ramp is None:
+            raise ConfigError(
+                f"experiment {self.name} has no ramp variant", ["ramp.variant: unset"]
+            )
+        others = [v for v in self.variants if v.name != ramp.name]
+        total = sum(v.weight for v in others)
+        rest = 100.0 - percent
+        weights = {v.name: rest * v.weight / total if total > 0 else 0.0 for v in others}
+        if total <= 0:
+            weights[self.champion.name] = rest
+        weights[ramp.name] = float(percent)
+        return {v.name: weights[v.name] for v in self.variants}
+
+
+def _cross_field_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
+    """Findings that need more than one field, each at the path of its most relevant field."""
+    problems: list[tuple[Loc, str]] = []
+    variants = config.variants
+
+    champions = [i for i, v in enumerate(variants) if v.role == "champion"]
+    if not champions:
+        problems.append((("variants",), "exactly one variant must have role champion; none has"))
+    for i in champions[1:]:
+        problems.append(
+            (
+                ("variants", i, "role"),
+                f"exactly one champion allowed; variants.{champions[0]} is one",
+            )
+        )
+    canaries = [i for i, v in enumerate(variants) if v.role == "canary"]
+    for i in canaries[1:]:
+        problems.append(
+            (("variants", i, "role"), f"at most one canary allowed; variants.{canaries[0]} is one")
+        )
+
+    total = math.fsum(v.weight for v in variants)
+    if abs(total - 100) > WEIGHT_SUM_TOLERANCE:
+        parts = " + ".join(f"{v.name} {v.weight:.10g}" for v in variants)
+        problems.append(
+            (
+                ("variants", len(variants) - 1, "weight"),
+                f"weights must sum to 100, got {total:.10g} ({parts})",
+            )
+        )
+
+    seen: dict[str, str] = {}
+    members: list[tuple[str, int, str]] = [("variants", i, v.name) for i, v in enumerate(variants)]
+    members += [("shadows", i, s.name) for i, s in enumerate(config.shadows)]
+    for group, i, name in members:
+        if name in seen:
+            problems.append(((group, i, "name"), f"duplicate name {name!r} (also {seen[name]})"))
+        else:
+            seen[name] = f"{group}.{i}.name"
+
+    served: dict[str, tuple[str, str]] = {}
+    entries: list[tuple[str, int, Variant | Shadow]] = [
+        ("variants", i, v) for i, v in enumerate(variants)
+    ]
+    entries += [("shadows", i, s) for i, s in enumerate(config.shadows)]
+    for group, i, entry in entries:
+        for k, url in enumerate(entry.endpoints):
+            version, where = served.setdefault(url, (entry.model_version, f"{group}.{i}"))
+            if version != entry.model_version:
+                problems.append(
+                    (
+                        (group, i, "endpoints", k),
+                        f"{url} already serves model version {version} ({where})",
+                    )
+                )
+
+    if config.ramp is not None:
+        problems += _ramp_problems(config)
+
+    unit_header = config.unit.name if config.unit.source == "header" else None
+    if (
+        config.override.enabled
+        and unit_header is not None
+        and unit_header.lower() == config.override.header.lower()
+    ):
+        problems.append(
+            (("override", "header"), f"{config.override.header} is already the unit header")
+        )
+    return problems
+
+
+def _ramp_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
+    assert config.ramp is not None
+    name = config.ramp.variant
+    names = [v.name for v in config.variants]
+    if name is None:
+        message = "no variant to ramp: name one, or give exactly one variant the role canary"
+        return [(("ramp", "variant"), message)]
+    if name not in names:
+        hint = difflib.get_close_matches(name, names, n=1)
+        expected = f"did you mean {hint[0]!r}?" if hint else f"expected one of: {', '.join(names)}"
+        kind = "a shadow, not a live variant" if any(s.name == name for s in config.shadows) else (
+            "not a variant"
+        )  # fmt: skip
+        return [(("ramp", "variant"), f"{name!r} is {kind}; {expected}")]
+    if config.variant(name).role == "champion":
+        return [(("ramp", "variant"), f"{name!r} is the champion; ramp a challenger or canary")]
+    return []
+
+
+def validate_experiment(data: Mapping[str, Any]) -> ExperimentConfig:
+    """Validate plain data (e.g. the stored JSON form); ``ConfigError`` lists every problem."""
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [str(problem) for problem in validation_problems(exc)]
+        raise ConfigError("; ".join(problems), problems) from exc
+
+
+class Problem(NamedTuple):
+    """One validation finding: the field path and what was expected there."""
+
+    loc: Loc
+    message: str
+
+    @property
+    def path(self) -> str:
+        """Dotted field path, e.g. ``variants.1.weight``."""
+        return ".".join(str(part) for part in self.loc)
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.loc else self.message
+
+
+def validation_problems(exc: ValidationError) -> list[Problem]:
+    """The findings of a pydantic error, in words an ML platform engineer reads quickly."""
+    errors = exc.errors()
+    locs = [tuple(err["loc"]) for err in errors]
+    return [
+        Problem(loc, _describe(err))
+        for loc, err in zip(locs, errors, strict=True)
+        # pydantic counts only the valid items of a list: an invalid item also
+        # reads as "too short", which would send people to the wrong field.
+        if not (err["type"] == "too_short" and any(o[: len(loc)] == loc != o for o in locs))
+    ]
+
+
+def _describe(err: ErrorDetails) -> str:
+    kind, message, value = err["type"], err["msg"], err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == CONFIG_ERROR_TYPE:
+        return message
+    if kind == "missing":
+        return "field required"
+    if kind == "extra_forbidden":
+        return _unknown_field(err["loc"])
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping of fields, got {_shown(value)}"
+    if kind in ("tuple_type", "list_type"):
+        return f"expected a list, got {_shown(value)}"
+    if kind == "too_short":
+        return f"expected at least {ctx.get('min_length')} item(s), got {_shown(value)}"
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "must not be empty"
+    message = message.removeprefix("Value error, ")
+    for subject in ("Input", "String", "Tuple", "List"):
+        message = message.replace(f"{subject} should be ", "must be ", 1)
+        message = message.replace(f"{subject} should have ", "must have ", 1)
+    return f"{message}, got {_shown(value)}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unknown_field(loc: tuple[str | int, ...]) -> str:
+    model = _model_at(loc[:-1])
+    key = str(loc[-1])
+    if model is None:
+        return "unknown field"
+    fields = list(model.model_fields)
+    hint = difflib.get_close_matches(key, fields, n=1)
+    if hint:
+        return f"unknown field {key!r}; did you mean {hint[0]!r}?"
+    return f"unknown field {key!r}; expected one of: {', '.join(fields)}"
+
+
+def _model_at(loc: tuple[str | int, ...]) -> type[BaseModel] | None:
+    """The model class whose fields sit at ``loc`` (list indexes skipped)."""
+    model: type[BaseModel] = ExperimentConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        found = _model_in(field.annotation) if field is not None else None
+        if found is None:
+            return None
+        model = found
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

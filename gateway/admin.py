@@ -1,0 +1,231 @@
+"""Admin API under ``/admin`` (FastAPI), plus the OpenAPI docs of the whole gateway.
+
+Every change goes through the store as a new config version with an audit
+entry (time, actor, action, reason, evidence) and reaches every gateway replica
+over pub/sub. The bearer token is compared in constant time and never logged.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from pydantic import BaseModel, Field
+
+from abgate.errors import NotFound, RedisUnavailable, Unauthorized
+from abgate.http import install_error_handlers
+from abgate.settings import Settings
+from experiments import changes
+
+if TYPE_CHECKING:
+    from gateway.app import Gateway
+
+__all__ = ["create_admin_app"]
+
+
+class WeightsChange(BaseModel):
+    """New weights (percent, summing to 100) for the named variants."""
+
+    weights: dict[str, float]
+    reason: str = Field(default="", max_length=500)
+
+
+class Reason(BaseModel):
+    """Why an operator made a change (goes to the audit log)."""
+
+    reason: str = Field(default="", max_length=500)
+
+
+class Promotion(BaseModel):
+    """Which variant becomes the champion."""
+
+    variant: str
+    reason: str = Field(default="", max_length=500)
+
+
+class PredictBody(BaseModel):
+    """The classic predict request."""
+
+    features: list[float] = Field(description="Feature values in the model's order.")
+
+
+class PredictAnswer(BaseModel):
+    """The classic predict answer plus routing facts."""
+
+    prediction: int
+    probability: list[float]
+    status: str = "success"
+    variant: str
+    model_version: str
+    request_id: str
+
+
+class FeedbackBody(BaseModel):
+    """A delayed outcome for a served request: exactly one of label, reward, value."""
+
+    request_id: str
+    label: float | None = None
+    reward: float | None = None
+    value: float | None = None
+    experiment: str | None = None
+
+
+class ErrorAnswer(BaseModel):
+    """Every error answer."""
+
+    status: str = "error"
+    error: str
+
+
+def _public_routes(app: FastAPI) -> None:
+    # The hot path answers these before FastAPI sees them; they are declared
+    # here only so that /openapi.json and /docs describe the whole gateway.
+    public = APIRouter(tags=["public"])
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorAnswer} for code in (400, 404, 413, 503, 504)
+    }
+
+    @public.post("/predict", response_model=PredictAnswer, responses=errors)
+    async def predict(body: PredictBody) -> Any:
+        """Route one prediction to a variant (headers X-Request-ID, X-Variant, X-Model-Version)."""
+
+    @public.post("/v1/{model}/predict", response_model=PredictAnswer, responses=errors)
+    async def predict_model(model: str, body: PredictBody) -> Any:
+        """Route one prediction of ``model`` when several models are served."""
+
+    @public.post("/feedback", responses={**errors, 409: {"model": ErrorAnswer}})
+    async def feedback(body: FeedbackBody) -> Any:
+        """Join a delayed outcome to the variant that served the request."""
+
+    @public.get("/health")
+    async def health() -> Any:
+        """Liveness."""
+
+    @public.get("/ready")
+    async def ready() -> Any:
+        """Readiness: configs, champion reachability, Redis and recording state."""
+
+    @public.get("/metrics")
+    async def metrics() -> Any:
+        """Prometheus text format."""
+
+    app.include_router(public)
+
+
+def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
+    """The FastAPI app behind every path the hot path does not answer."""
+    app = FastAPI(
+        title="abgate gateway",
+        version="0.1.0",
+        description="A/B and canary routing for ML models. Admin endpoints need a bearer token.",
+    )
+    install_error_handlers(app)
+    _public_routes(app)
+
+    def actor(
+        authorization: str | None = Header(default=None),
+        x_abgate_actor: str | None = Header(default=None),
+    ) -> str:
+        token = settings.admin_token
+        if not token:
+            raise Unauthorized("admin API is disabled: set ABGATE_ADMIN_TOKEN")
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise Unauthorized("missing or wrong bearer token")
+        return (x_abgate_actor or "admin")[:64]
+
+    admin = APIRouter(prefix="/admin", tags=["admin"])
+
+    def store() -> Any:
+        if gateway.store is None:
+            raise RedisUnavailable("this gateway runs without Redis; changes need it")
+        return gateway.store
+
+    def live(name: str) -> Any:
+        found = gateway.experiments.by_name.get(name)
+        if found is None:
+            raise NotFound(f"no experiment named {name!r}")
+        return found
+
+    async def apply(name: str, config: Any, who: str, action: str, reason: str,
+                    evidence: Any = None, paused: bool = False) -> dict[str, Any]:  # fmt: skip
+        version = await store().put_config(
+            name, config.model_dump(mode="json"), actor=who, action=action, reason=reason,
+            evidence=evidence, paused=paused,
+        )  # fmt: skip
+        gateway.experiments.install(config, version, paused=paused)
+        return {"status": "success", "experiment": name, "version": version, "action": action}
+
+    @admin.get("/experiments")
+    async def list_experiments(who: str = Depends(actor)) -> dict[str, Any]:
+        """Every routed experiment with its version, weights and state."""
+        return {
+            "experiments": [
+                {
+                    "name": name,
+                    "version": e.version,
+                    "paused": e.paused,
+                    "model": e.config.model,
+                    "weights": {v.name: v.weight for v in e.config.variants},
+                }
+                for name, e in sorted(gateway.experiments.by_name.items())
+            ]
+        }
+
+    @admin.get("/experiments/{name}")
+    async def get_experiment(name: str, who: str = Depends(actor)) -> dict[str, Any]:
+        """The routed config of one experiment."""
+        e = live(name)
+        return {
+            "name": name,
+            "version": e.version,
+            "paused": e.paused,
+            "config": e.config.model_dump(mode="json"),
+        }
+
+    @admin.put("/experiments/{name}/weights")
+    async def set_weights(name: str, change: WeightsChange, request: Request,
+                          who: str = Depends(actor)) -> dict[str, Any]:  # fmt: skip
+        """Set variant weights (validated: known variants, sum 100)."""
+        e = live(name)
+        config = changes.set_weights(e.config, change.weights)
+        return await apply(name, config, who, "set_weights", change.reason,
+                           {"weights": change.weights}, paused=e.paused)  # fmt: skip
+
+    @admin.post("/experiments/{name}/pause")
+    async def pause(name: str, body: Reason, who: str = Depends(actor)) -> dict[str, Any]:
+        """Send all traffic to the champion; recording goes on."""
+        e = live(name)
+        return await apply(name, e.config, who, "pause", body.reason, paused=True)
+
+    @admin.post("/experiments/{name}/resume")
+    async def resume(name: str, body: Reason, who: str = Depends(actor)) -> dict[str, Any]:
+        """Route by the configured weights again."""
+        e = live(name)
+        return await apply(name, e.config, who, "resume", body.reason, paused=False)
+
+    @admin.post("/experiments/{name}/promote")
+    async def promote(name: str, body: Promotion, who: str = Depends(actor)) -> dict[str, Any]:
+        """Make ``variant`` the champion with 100 % of traffic."""
+        e = live(name)
+        config = changes.promote(e.config, body.variant)
+        return await apply(name, config, who, "promote", body.reason, {"variant": body.variant})
+
+    @admin.post("/experiments/{name}/rollback")
+    async def rollback(name: str, body: Reason, who: str = Depends(actor)) -> dict[str, Any]:
+        """Every non-champion variant to 0 %, the champion to 100 %."""
+        e = live(name)
+        config = changes.rollback(e.config)
+        return await apply(name, config, who, "rollback", body.reason, paused=e.paused)
+
+    @admin.get("/experiments/{name}/audit")
+    async def audit(name: str, who: str = Depends(actor)) -> dict[str, Any]:
+        """The audit log, oldest first."""
+        live(name)
+        return {"experiment": name, "entries": await store().audit(name)}
+
+    app.include_router(admin)
+    return app

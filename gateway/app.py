@@ -1,0 +1,224 @@
+"""The gateway process: an ASGI front that keeps the hot path off the framework.
+
+``/predict``, ``/v1/{model}/predict``, ``/feedback``, ``/health``, ``/ready``
+and ``/metrics`` are answered by plain ASGI code; everything else (``/admin``,
+``/docs``, ``/openapi.json``) goes to the FastAPI admin app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from abgate.settings import Settings
+from abgate.store import AsyncStore
+from experiments.config import ExperimentConfig
+from gateway.config_sync import ConfigSync
+from gateway.hotpath import Answer, HotPath
+from gateway.live import LiveExperiments
+from gateway.metrics import render_metrics
+from gateway.recorder import Recorder
+
+__all__ = ["Gateway", "create_app"]
+
+log = logging.getLogger("abgate.gateway")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+_JSON = (b"content-type", b"application/json")
+_HEALTHY = orjson.dumps({"status": "healthy"})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass
+class Gateway:
+    """Process state of one gateway and its ASGI entry point."""
+
+    settings: Settings
+    store: AsyncStore | None
+    experiments: LiveExperiments
+    recorder: Recorder
+    sync: ConfigSync
+    hotpath: HotPath
+    admin: Any = None
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Load configs, start the recorder and the config watcher."""
+        await self.sync.start()
+        self.recorder.start()
+        if self.store is not None:
+            loop = asyncio.get_running_loop()
+            self._tasks.append(loop.create_task(self.sync.watch(), name="config-watch"))
+
+    async def shutdown(self) -> None:
+        """Stop watching, flush pending outcomes, close connections."""
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.recorder.stop()
+        for pool in self.experiments.pools.values():
+            pool.close()
+        if self.store is not None:
+            await self.store.close()
+
+    # --- ASGI -----------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif self.admin is not None:
+            await self.admin(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("gateway failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if method == "POST" and (path == "/predict" or path == "/feedback" or (
+            path.startswith("/v1/") and path.endswith("/predict")
+        )):  # fmt: skip
+            try:
+                body = await self._body(scope, receive)
+            except _TooLarge:
+                limit = self.settings.max_body_bytes
+                await _send(send, _fail(413, f"request body over the limit of {limit} bytes"))
+                return
+            if path == "/feedback":
+                answer = await self.hotpath.feedback(body)
+            else:
+                model = None if path == "/predict" else path[4:-8]
+                headers = dict(scope["headers"])
+                answer = await self.hotpath.predict(body, headers, model or None)
+            await _send(send, answer)
+        elif path == "/health" and method == "GET":
+            await _send(send, Answer(200, _HEALTHY, []))
+        elif path == "/ready" and method == "GET":
+            await _send(send, await self.ready())
+        elif path == "/metrics" and method == "GET":
+            text = render_metrics(self.experiments, self.recorder, self.hotpath).encode()
+            await _send(
+                send,
+                Answer(200, text, []),
+                content_type=b"text/plain; version=0.0.4; charset=utf-8",
+            )
+        elif self.admin is not None:
+            await self.admin(scope, receive, send)
+        else:
+            await _send(send, _fail(404, "Not Found"))
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self.settings.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                raise _TooLarge
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def ready(self) -> Answer:
+        """Readiness: something to route, a reachable champion; Redis state reported."""
+        health = self.recorder.health()
+        redis_ok = await self.store.ping() if self.store is not None else False
+        experiments = {}
+        ready = bool(self.experiments.by_name)
+        for name, live in sorted(self.experiments.by_name.items()):
+            champion_up = any(pool.healthy for pool in live.champion.endpoints.pools)
+            ready = ready and champion_up
+            experiments[name] = {
+                "config_version": live.version,
+                "paused": live.paused,
+                "champion_reachable": champion_up,
+                "config_in_redis": name not in self.sync.missing,
+                "stored_config_rejected": name in self.sync.rejected,
+            }
+        body = {
+            "status": "ready" if ready else "not ready",
+            "redis": "ok" if redis_ok else "unreachable",
+            "recording": {
+                "pending_outcomes": health.pending_events,
+                "dropped_outcomes": health.dropped_events,
+                "seconds_since_flush": round(health.seconds_since_flush, 3),
+            },
+            "experiments": experiments,
+        }
+        return Answer(200 if ready else 503, orjson.dumps(body), [])
+
+
+def _fail(status: int, message: str) -> Answer:
+    return Answer(status, orjson.dumps({"status": "error", "error": message}), [])
+
+
+async def _send(send: Send, answer: Answer, content_type: bytes = b"application/json") -> None:
+    headers = [
+        (b"content-type", content_type),
+        (b"content-length", str(len(answer.body)).encode()),
+        *answer.headers,
+    ]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: AsyncStore | None,
+    bootstrap: ExperimentConfig | None = None,
+    recorder: Recorder | None = None,
+) -> Gateway:
+    """Wire a gateway; ``store=None`` routes the bootstrap config without recording."""
+    from gateway.admin import create_admin_app
+
+    experiments = LiveExperiments()
+    recorder = recorder or Recorder(
+        store,
+        window_s=settings.stats_window_s,
+        flush_interval_s=settings.flush_interval_s,
+        max_pending=settings.max_pending_outcomes,
+    )
+    sync = ConfigSync(store, experiments, bootstrap)
+    hotpath = HotPath(experiments, recorder, store)
+    gateway = Gateway(settings, store, experiments, recorder, sync, hotpath)
+    gateway.admin = create_admin_app(settings, gateway)
+    return gateway

@@ -1,0 +1,329 @@
+"""The request path: parse, assign, forward, answer, record.
+
+Written as plain ASGI handlers, not FastAPI routes: a framework route costs
+more CPU per request than everything abgate itself does here (measured; see
+README "Performance"). No Redis call is awaited on this path; outcomes go to
+the recorder's in-process buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from abgate.errors import AbgateError, BadRequest, Conflict, NotFound, UpstreamUnavailable
+from gateway.live import LiveExperiment, LiveExperiments, Target
+from gateway.recorder import Recorder
+from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
+
+__all__ = ["Answer", "HotPath", "valid_request_id"]
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_PREDICT_PATH = b"/predict"
+_MAX_SHADOW_INFLIGHT = 256
+
+
+def valid_request_id(value: str) -> bool:
+    """Request ids are echoed in headers and logs: only safe characters pass."""
+    return _REQUEST_ID.fullmatch(value) is not None
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the ASGI layer sends back."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+
+
+def _error(exc: AbgateError, request_id: str | None = None) -> Answer:
+    headers = [(b"x-request-id", request_id.encode())] if request_id else []
+    return Answer(exc.status_code, orjson.dumps({"status": "error", "error": exc.message}), headers)
+
+
+def _features_ok(features: Any) -> bool:
+    if type(features) is not list or not features:
+        return False
+    for value in features:
+        kind = type(value)
+        if kind is not float and kind is not int:
+            return False
+    return True
+
+
+def _same_number(label: float, prediction: str) -> bool:
+    try:
+        return float(prediction) == float(label)
+    except ValueError:
+        return False
+
+
+class HotPath:
+    """Predict, feedback and shadow mirroring for the live experiments."""
+
+    def __init__(self, experiments: LiveExperiments, recorder: Recorder, store: Any) -> None:
+        self.experiments = experiments
+        self.recorder = recorder
+        self.store = store
+        self.shadow_inflight = 0
+        self.shadow_dropped = 0
+        self._background: set[asyncio.Task[None]] = set()
+
+    # --- predict ------------------------------------------------------------------
+
+    async def predict(self, body: bytes, headers: dict[bytes, bytes], model: str | None) -> Answer:
+        """Answer one predict request (never raises)."""
+        raw_id = headers.get(b"x-request-id")
+        if raw_id is None:
+            request_id = os.urandom(12).hex()
+        else:
+            request_id = raw_id.decode("latin-1")
+            if not valid_request_id(request_id):
+                return _error(
+                    BadRequest("X-Request-ID must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+                )
+        try:
+            live = self.experiments.for_model(model)
+            payload = self._parse(body)
+            return await self._route(live, payload, body, headers, request_id)
+        except AbgateError as exc:
+            return _error(exc, request_id)
+
+    @staticmethod
+    def _parse(body: bytes) -> dict[str, Any]:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON body: {exc}") from exc
+        if type(payload) is not dict:
+            raise BadRequest("body must be a JSON object with a 'features' list")
+        features = payload.get("features")
+        if features is None:
+            raise BadRequest("features: field required")
+        if not _features_ok(features):
+            raise BadRequest("features: must be a non-empty list of finite numbers")
+        return payload
+
+    @staticmethod
+    def _unit(live: LiveExperiment, payload: dict[str, Any], headers: dict[bytes, bytes],
+              request_id: str) -> str:  # fmt: skip
+        if live.unit_source == "header":
+            value = headers.get(live.unit_name.encode())
+            return value.decode("latin-1") if value else request_id
+        if live.unit_source == "json_field":
+            value = payload.get(live.unit_name)
+            return str(value) if type(value) in (str, int) else request_id
+        return request_id
+
+    async def _route(
+        self,
+        live: LiveExperiment,
+        payload: dict[str, Any],
+        body: bytes,
+        headers: dict[bytes, bytes],
+        request_id: str,
+    ) -> Answer:
+        unit = self._unit(live, payload, headers, request_id)
+        if live.paused:
+            chosen = live.champion
+        else:
+            forced = None
+            if live.override_header is not None:
+                raw = headers.get(live.override_header.encode())
+                forced = raw.decode("latin-1") if raw else None
+            chosen = live.targets[live.assigner.assign(unit, forced).name]
+        forward_headers = b"X-Request-ID: %s\r\n" % request_id.encode()
+        started = time.perf_counter()
+        now = time.time()
+        served_by = chosen
+        fallback = False
+        error: str | None = None
+        try:
+            response = await self._call(chosen, body, forward_headers)
+        except UpstreamError as exc:
+            error = exc.kind
+            response = None
+        if response is not None and response.status >= 500:
+            error = "5xx"
+            response = None
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        if error == "protocol":
+            error = "5xx"  # an answer that is not HTTP counts as a server failure
+        if response is None and chosen is not live.champion and error in live.fallback_on:
+            fallback = True
+            served_by = live.champion
+            try:
+                response = await self._call(live.champion, body, forward_headers)
+                if response.status >= 500:
+                    response = None
+            except UpstreamError:
+                response = None
+        ok = error is None
+        client_error = response is not None and 400 <= response.status < 500 and ok
+        prediction: Any = None
+        answer_body: dict[str, Any] | None = None
+        if response is not None:
+            try:
+                answer_body = orjson.loads(response.body)
+            except orjson.JSONDecodeError:
+                answer_body = None
+            if type(answer_body) is not dict:
+                ok = False
+                error = error or "protocol"
+                answer_body = None
+                response = None
+            else:
+                prediction = answer_body.get("prediction")
+        self.recorder.record_request(
+            live.name, chosen.name, chosen.model_version, ok=ok and not client_error,
+            client_error=client_error, latency_ms=latency_ms, fallback=fallback,
+            request_id=request_id, prediction=prediction, error=error, ts=now,
+        )  # fmt: skip
+        if response is None or answer_body is None:
+            if error == "timeout":
+                message = f"variant {served_by.name} did not answer in time"
+            else:
+                message = f"variant {served_by.name} is unavailable ({error})"
+            exc = UpstreamUnavailable(message)
+            answer = _error(exc, request_id)
+            if error == "timeout":
+                answer.status = 504
+            return answer
+        answer_body["variant"] = served_by.name
+        answer_body["model_version"] = served_by.model_version
+        answer_body["request_id"] = request_id
+        if live.shadows and not client_error:
+            self._mirror(live, unit, body, forward_headers, prediction)
+        return Answer(
+            response.status,
+            orjson.dumps(answer_body),
+            [
+                (b"x-request-id", request_id.encode()),
+                (b"x-variant", served_by.name.encode()),
+                (b"x-model-version", served_by.model_version.encode()),
+            ],
+        )
+
+    @staticmethod
+    async def _call(target: Target, body: bytes, headers: bytes) -> UpstreamResponse:
+        pool: EndpointPool = target.endpoints.pick()
+        return await pool.request(_PREDICT_PATH, body, headers, target.timeout_s)
+
+    # --- shadows ------------------------------------------------------------------
+
+    def _mirror(
+        self, live: LiveExperiment, unit: str, body: bytes, headers: bytes, live_prediction: Any
+    ) -> None:
+        for name in live.assigner.shadows_for(unit):
+            shadow = live.shadows.get(name)
+            if shadow is None:
+                continue
+            if self.shadow_inflight >= _MAX_SHADOW_INFLIGHT:
+                self.shadow_dropped += 1
+                continue
+            self.shadow_inflight += 1
+            task = asyncio.get_running_loop().create_task(
+                self._shadow_call(live.name, shadow, body, headers, live_prediction)
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _shadow_call(
+        self, experiment: str, shadow: Target, body: bytes, headers: bytes, live_prediction: Any
+    ) -> None:
+        try:
+            response = await self._call(shadow, body, headers)
+            ok = response.status < 400
+            agreed = None
+            if ok:
+                answer = orjson.loads(response.body)
+                agreed = answer.get("prediction") == live_prediction
+        except (UpstreamError, orjson.JSONDecodeError, AttributeError):
+            ok, agreed = False, None
+        finally:
+            self.shadow_inflight -= 1
+        self.recorder.record_shadow(experiment, shadow.name, ok=ok, agreed=agreed)
+
+    # --- feedback -----------------------------------------------------------------
+
+    async def feedback(self, body: bytes) -> Answer:
+        """Join a delayed outcome to the variant that served the request."""
+        try:
+            return await self._feedback(body)
+        except AbgateError as exc:
+            return _error(exc)
+
+    async def _feedback(self, body: bytes) -> Answer:
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON body: {exc}") from exc
+        if type(payload) is not dict:
+            raise BadRequest("body must be a JSON object")
+        request_id = payload.get("request_id")
+        if type(request_id) is not str or not valid_request_id(request_id):
+            raise BadRequest("request_id: required, 1-128 characters of A-Z a-z 0-9 . _ : -")
+        given = [k for k in ("label", "reward", "value") if k in payload]
+        if len(given) != 1:
+            raise BadRequest("give exactly one of label, reward, value")
+        kind = given[0]
+        value = payload[kind]
+        if type(value) not in (int, float):
+            raise BadRequest(f"{kind}: must be a number")
+        experiment = payload.get("experiment")
+        if experiment is not None and experiment not in self.experiments.by_name:
+            raise NotFound(f"experiment {experiment!r} is not routed here")
+        names = [experiment] if experiment else sorted(self.experiments.by_name)
+        if self.store is None:
+            raise UpstreamUnavailable("feedback needs Redis, which this gateway has not")
+        now = time.time()
+        found: tuple[str, str] | None = None
+        try:
+            for name in names:
+                served = self.recorder.pending_request(name, request_id)
+                if served is None:
+                    served = await self.store.lookup_request(name, request_id, now)
+                if served is not None:
+                    found = (name, served)
+                    break
+            if found is None:
+                raise NotFound(
+                    f"request_id {request_id!r} is unknown (never served here, or expired)"
+                )
+            name, served = found
+            if not await self.store.claim_feedback(name, request_id):
+                raise Conflict(f"feedback for request_id {request_id!r} was already counted")
+        except AbgateError:
+            raise
+        except Exception as exc:  # redis errors: the store is down
+            raise UpstreamUnavailable(f"feedback store unavailable, retry later: {exc}") from exc
+        variant, model_version, prediction = served.split("|", 2)
+        live = self.experiments.by_name[name]
+        metric = live.feedback_metrics[kind]
+        if kind == "label":
+            amount = 1.0 if _same_number(value, prediction) else 0.0
+        else:
+            amount = float(value)
+        self.recorder.record_metric(name, variant, metric, amount, now)
+        return Answer(
+            200,
+            orjson.dumps(
+                {
+                    "status": "success",
+                    "request_id": request_id,
+                    "experiment": name,
+                    "variant": variant,
+                    "model_version": model_version,
+                    "metric": metric,
+                    "value": amount,
+                }
+            ),
+            [],
+        )

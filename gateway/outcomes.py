@@ -1,0 +1,178 @@
+"""What the gateway records, as pure data: field names and in-process aggregation.
+
+Each request adds to per-(experiment, time window) counters held in memory;
+the recorder drains them into Redis in batches, so analysis reads sufficient
+statistics (n, sum, sum of squares, histogram buckets) and never raw events.
+Field names of the Redis hashes are built here and parsed here, nowhere else.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "LATENCY_BOUNDS_MS",
+    "Delta",
+    "OutcomeAggregator",
+    "VariantOutcomes",
+    "latency_bucket",
+    "parse_outcome_fields",
+    "window_start",
+]
+
+# Upper bounds (ms) of latency buckets, growing by 25 % from 0.1 ms to ~60 s,
+# so a p99 read from the histogram is within one bucket (≤ 25 %) of the truth.
+LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(
+    round(0.1 * 1.25**i, 4) for i in range(int(math.log(600_000) / math.log(1.25)) + 1)
+)
+
+# One increment batch: hash field -> amount. Integer counts stay ints.
+Delta = dict[str, float]
+
+
+def window_start(ts: float, window_s: int) -> int:
+    """Start (unix seconds) of the window holding ``ts``."""
+    return int(ts // window_s) * window_s
+
+
+def latency_bucket(latency_ms: float) -> int:
+    """Index of the first bucket whose upper bound is >= latency (last = overflow)."""
+    return bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)
+
+
+@dataclass
+class OutcomeAggregator:
+    """Counter deltas since the last drain, per experiment and window."""
+
+    window_s: int = 60
+    deltas: dict[tuple[str, int], defaultdict[str, float]] = field(default_factory=dict)
+
+    def _delta(self, experiment: str, ts: float) -> defaultdict[str, float]:
+        key = (experiment, window_start(ts, self.window_s))
+        delta = self.deltas.get(key)
+        if delta is None:
+            delta = self.deltas[key] = defaultdict(int)
+        return delta
+
+    def add_request(
+        self,
+        experiment: str,
+        variant: str,
+        *,
+        ok: bool,
+        client_error: bool,
+        latency_ms: float,
+        fallback: bool,
+        ts: float,
+    ) -> None:
+        """One request assigned to ``variant``; ``ok`` when that variant answered it."""
+        d = self._delta(experiment, ts)
+        d[f"{variant}:requests"] += 1
+        if client_error:
+            d[f"{variant}:client_errors"] += 1
+        elif not ok:
+            d[f"{variant}:errors"] += 1
+        if fallback:
+            d[f"{variant}:fallbacks"] += 1
+        if ok:
+            d[f"{variant}:latency_ms:n"] += 1
+            d[f"{variant}:latency_ms:sum"] += latency_ms
+            d[f"{variant}:latency_ms:ss"] += latency_ms * latency_ms
+            d[f"{variant}:latency_hist:{latency_bucket(latency_ms)}"] += 1
+
+    def add_metric(
+        self, experiment: str, variant: str, metric: str, value: float, ts: float
+    ) -> None:
+        """One delayed outcome (label correctness, reward, value) for ``variant``."""
+        d = self._delta(experiment, ts)
+        d[f"{variant}:metric:{metric}:n"] += 1
+        d[f"{variant}:metric:{metric}:sum"] += value
+        d[f"{variant}:metric:{metric}:ss"] += value * value
+
+    def add_shadow(
+        self, experiment: str, shadow: str, *, ok: bool, agreed: bool | None, ts: float
+    ) -> None:
+        """One mirrored call to a shadow: whether it answered and agreed with the live answer."""
+        d = self._delta(experiment, ts)
+        d[f"{shadow}:shadow:requests"] += 1
+        if not ok:
+            d[f"{shadow}:shadow:errors"] += 1
+        elif agreed is not None:
+            d[f"{shadow}:shadow:compared"] += 1
+            d[f"{shadow}:shadow:agreed"] += int(agreed)
+
+    def drain(self) -> dict[tuple[str, int], Delta]:
+        """Take every pending delta, leaving the aggregator empty."""
+        out = {key: dict(delta) for key, delta in self.deltas.items()}
+        self.deltas = {}
+        return out
+
+    def merge(self, pending: dict[tuple[str, int], Delta]) -> None:
+        """Put back deltas that could not be written (Redis was down)."""
+        for (experiment, window), delta in pending.items():
+            target = self.deltas.setdefault((experiment, window), defaultdict(int))
+            for name, amount in delta.items():
+                target[name] += amount
+
+    def __bool__(self) -> bool:
+        return bool(self.deltas)
+
+
+@dataclass
+class VariantOutcomes:
+    """Everything recorded for one variant (or shadow), parsed from a stats hash."""
+
+    requests: int = 0
+    errors: int = 0
+    client_errors: int = 0
+    fallbacks: int = 0
+    latency: dict[str, float] = field(default_factory=lambda: {"n": 0, "sum": 0.0, "ss": 0.0})
+    latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    shadow: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "client_errors": self.client_errors,
+            "fallbacks": self.fallbacks,
+            "latency_ms": dict(self.latency),
+            "latency_hist": list(self.latency_hist),
+            "metrics": {k: dict(v) for k, v in self.metrics.items()},
+            "shadow": dict(self.shadow),
+        }
+
+
+def _number(raw: Any) -> float:
+    value = float(raw.decode() if isinstance(raw, bytes) else raw)
+    return int(value) if value.is_integer() else value
+
+
+def parse_outcome_fields(fields: dict[Any, Any]) -> dict[str, VariantOutcomes]:
+    """Turn a stats hash (field -> amount) into per-variant outcomes."""
+    out: dict[str, VariantOutcomes] = {}
+    for raw_name, raw_value in fields.items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+        value = _number(raw_value)
+        variant, _, rest = name.partition(":")
+        entry = out.setdefault(variant, VariantOutcomes())
+        parts = rest.split(":")
+        if parts[0] in ("requests", "errors", "client_errors", "fallbacks") and len(parts) == 1:
+            setattr(entry, parts[0], int(value))
+        elif parts[0] == "latency_ms" and len(parts) == 2:
+            entry.latency[parts[1]] = value
+        elif parts[0] == "latency_hist" and len(parts) == 2:
+            index = int(parts[1])
+            if 0 <= index < len(entry.latency_hist):
+                entry.latency_hist[index] = int(value)
+        elif parts[0] == "metric" and len(parts) == 3:
+            entry.metrics.setdefault(parts[1], {"n": 0, "sum": 0.0, "ss": 0.0})[parts[2]] = value
+        elif parts[0] == "shadow" and len(parts) == 2:
+            entry.shadow[parts[1]] = int(value)
+    return out

@@ -1,0 +1,226 @@
+"""Recording outcomes off the hot path.
+
+A request only appends to in-process aggregates (a few dict updates); a
+background task drains them every ``flush_interval_s`` into Redis in one
+pipelined round trip. When Redis is down, counters keep aggregating (their
+size does not grow with traffic) and raw events and request→variant mappings
+wait in a bounded buffer; what overflows that buffer is dropped and counted,
+and shows in ``/metrics`` and ``/ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from abgate.errors import RedisUnavailable
+from abgate.store import AsyncStore, FlushBatch
+from gateway.outcomes import OutcomeAggregator
+
+__all__ = ["Recorder", "RecorderHealth"]
+
+log = logging.getLogger("abgate.recorder")
+
+
+@dataclass
+class RecorderHealth:
+    """What ``/ready`` and ``/metrics`` say about recording."""
+
+    pending_events: int
+    dropped_events: int
+    flush_failures: int
+    seconds_since_flush: float
+    redis_ok: bool
+
+
+@dataclass
+class Recorder:
+    """In-process outcome buffer with a periodic flusher."""
+
+    store: AsyncStore | None
+    window_s: int = 60
+    flush_interval_s: float = 0.05
+    max_pending: int = 100_000
+    aggregator: OutcomeAggregator = field(init=False)
+    lifetime: dict[str, defaultdict[str, float]] = field(init=False, default_factory=dict)
+    events: dict[str, list[dict[str, Any]]] = field(init=False, default_factory=dict)
+    requests: dict[tuple[str, int], dict[str, str]] = field(init=False, default_factory=dict)
+    # Mappings being written right now: feedback must still find them.
+    in_flight: list[FlushBatch] = field(init=False, default_factory=list)
+    pending: int = field(init=False, default=0)
+    dropped: int = field(init=False, default=0)
+    flush_failures: int = field(init=False, default=0)
+    last_flush: float = field(init=False, default_factory=time.monotonic)
+    redis_ok: bool = field(init=False, default=True)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.aggregator = OutcomeAggregator(self.window_s)
+
+    # --- hot path: no awaits, no I/O ------------------------------------------
+
+    def record_request(
+        self,
+        experiment: str,
+        variant: str,
+        model_version: str,
+        *,
+        ok: bool,
+        client_error: bool,
+        latency_ms: float,
+        fallback: bool,
+        request_id: str,
+        prediction: Any,
+        error: str | None,
+        ts: float,
+    ) -> None:
+        """One answered (or failed) request."""
+        self.aggregator.add_request(
+            experiment, variant, ok=ok, client_error=client_error, latency_ms=latency_ms,
+            fallback=fallback, ts=ts,
+        )  # fmt: skip
+        if self.pending >= self.max_pending:
+            self.dropped += 1
+            return
+        self.pending += 1
+        event = {
+            "ts": round(ts, 4),
+            "rid": request_id,
+            "variant": variant,
+            "version": model_version,
+            "ok": ok,
+            "latency_ms": round(latency_ms, 3),
+            "fallback": fallback,
+        }
+        if error is not None:
+            event["error"] = error
+        bucket = self.events.get(experiment)
+        if bucket is None:
+            bucket = self.events[experiment] = []
+        bucket.append(event)
+        if ok and not fallback:
+            key = (experiment, int(ts // 3600))
+            mapping = self.requests.get(key)
+            if mapping is None:
+                mapping = self.requests[key] = {}
+            mapping[request_id] = f"{variant}|{model_version}|{prediction}"
+
+    def record_metric(
+        self, experiment: str, variant: str, metric: str, value: float, ts: float
+    ) -> None:
+        """One delayed outcome joined to the variant that served it."""
+        self.aggregator.add_metric(experiment, variant, metric, float(value), ts)
+
+    def record_shadow(self, experiment: str, shadow: str, *, ok: bool, agreed: bool | None) -> None:
+        """One mirrored call to a shadow variant."""
+        self.aggregator.add_shadow(experiment, shadow, ok=ok, agreed=agreed, ts=time.time())
+
+    def pending_request(self, experiment: str, request_id: str) -> str | None:
+        """A request mapping not flushed yet (feedback can arrive that fast)."""
+        for (name, _), mapping in self.requests.items():
+            if name == experiment and request_id in mapping:
+                return mapping[request_id]
+        for batch in self.in_flight:
+            if batch.experiment == experiment:
+                for mapping in batch.requests.values():
+                    if request_id in mapping:
+                        return mapping[request_id]
+        return None
+
+    # --- flusher ----------------------------------------------------------------
+
+    def _take(self) -> list[FlushBatch]:
+        deltas = self.aggregator.drain()
+        names = {name for name, _ in deltas} | set(self.events) | {n for n, _ in self.requests}
+        batches = []
+        for name in sorted(names):
+            batches.append(
+                FlushBatch(
+                    experiment=name,
+                    deltas={w: d for (n, w), d in deltas.items() if n == name},
+                    events=self.events.pop(name, []),
+                    requests={h: m for (n, h), m in self.requests.items() if n == name},
+                )
+            )
+        self.requests = {}
+        self.pending = 0
+        return batches
+
+    def _put_back(self, batches: list[FlushBatch]) -> None:
+        self.aggregator.merge({(b.experiment, w): d for b in batches for w, d in b.deltas.items()})
+        for batch in batches:
+            for hour, mapping in batch.requests.items():
+                self.requests.setdefault((batch.experiment, hour), {}).update(mapping)
+            self.events.setdefault(batch.experiment, [])[:0] = batch.events
+            self.pending += len(batch.events)
+
+    def _count_lifetime(self, batches: list[FlushBatch]) -> None:
+        for batch in batches:
+            totals = self.lifetime.setdefault(batch.experiment, defaultdict(int))
+            for delta in batch.deltas.values():
+                for name, amount in delta.items():
+                    totals[name] += amount
+
+    async def flush(self) -> bool:
+        """Write everything pending; on failure keep it for the next try."""
+        if self.store is None or not (self.aggregator or self.events or self.requests):
+            self.last_flush = time.monotonic()
+            return True
+        batches = self._take()
+        self.in_flight = batches
+        try:
+            await self.store.write(batches)
+        except RedisUnavailable as exc:
+            self.in_flight = []
+            self._put_back(batches)
+            self.flush_failures += 1
+            if self.redis_ok:
+                log.warning("recording paused, outcomes buffered: %s", exc)
+            self.redis_ok = False
+            return False
+        self.in_flight = []
+        if not self.redis_ok:
+            log.warning("recording resumed")
+        self.redis_ok = True
+        self.last_flush = time.monotonic()
+        self._count_lifetime(batches)
+        return True
+
+    async def run(self) -> None:
+        """Flush forever; back off while Redis is down."""
+        while True:
+            ok = await self.flush()
+            await asyncio.sleep(
+                self.flush_interval_s if ok else min(1.0, self.flush_interval_s * 10)
+            )
+
+    def start(self) -> None:
+        """Start the flusher task on the running loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="recorder")
+
+    async def stop(self, deadline_s: float = 5.0) -> None:
+        """Stop the flusher and write what is pending, trying until the deadline."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        end = time.monotonic() + deadline_s
+        while not await self.flush() and time.monotonic() < end:
+            await asyncio.sleep(0.1)
+
+    def health(self) -> RecorderHealth:
+        """Recording state for /ready and /metrics."""
+        return RecorderHealth(
+            pending_events=self.pending,
+            dropped_events=self.dropped,
+            flush_failures=self.flush_failures,
+            seconds_since_flush=time.monotonic() - self.last_flush,
+            redis_ok=self.redis_ok,
+        )

@@ -1,0 +1,81 @@
+"""Recording against a real Redis: exact counts, outages, bounded buffer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from abgate.redis_server import start_redis
+from abgate.store import AsyncStore, Store
+from gateway.outcomes import parse_outcome_fields
+from gateway.recorder import Recorder
+
+
+def record(recorder: Recorder, n: int, *, variant: str = "champion", start: int = 0) -> None:
+    now = time.time()
+    for i in range(n):
+        recorder.record_request(
+            "demo", variant, "v1", ok=i % 10 != 0, client_error=False, latency_ms=1.0 + i % 7,
+            fallback=False, request_id=f"r{start + i}", prediction=1, error=None, ts=now,
+        )  # fmt: skip
+
+
+def test_flush_writes_exact_sufficient_statistics(redis_url: str) -> None:
+    async def scenario():
+        store = AsyncStore(redis_url)
+        recorder = Recorder(store)
+        record(recorder, 250)
+        recorder.record_metric("demo", "champion", "accuracy", 1.0, time.time())
+        recorder.record_metric("demo", "champion", "accuracy", 0.0, time.time())
+        assert await recorder.flush()
+        found = await store.lookup_request("demo", "r7", time.time())
+        await store.close()
+        return found
+
+    assert asyncio.run(scenario()) == "champion|v1|1"
+    sync = Store(redis_url)
+    outcome = parse_outcome_fields(sync.totals("demo"))["champion"]
+    assert outcome.requests == 250
+    assert outcome.errors == 25
+    assert outcome.latency["n"] == 225
+    expected = [1.0 + i % 7 for i in range(250) if i % 10 != 0]
+    assert outcome.latency["sum"] == sum(expected)
+    assert outcome.latency["ss"] == sum(x * x for x in expected)
+    assert sum(outcome.latency_hist) == 225
+    assert outcome.metrics["accuracy"] == {"n": 2, "sum": 1.0, "ss": 1.0}
+    windows = sync.windows("demo")
+    assert len(windows) == 1
+    assert parse_outcome_fields(next(iter(windows.values())))["champion"].requests == 250
+    assert len(sync.events("demo", count=1000)) == 250
+
+
+def test_outage_buffers_then_flushes_everything(tmp_path) -> None:
+    server = start_redis(data_dir=tmp_path / "a")
+    port = server.port
+
+    async def scenario():
+        store = AsyncStore(server.url)
+        recorder = Recorder(store, max_pending=10)
+        record(recorder, 5)
+        assert await recorder.flush()
+        server.stop()
+        record(recorder, 25, start=5)
+        assert not await recorder.flush()
+        health = recorder.health()
+        assert health.dropped_events == 15 and health.pending_events == 10
+        assert not health.redis_ok
+        again = start_redis(data_dir=tmp_path / "b", port=port)
+        try:
+            assert await recorder.flush()
+        finally:
+            await store.close()
+        return again
+
+    again = asyncio.run(scenario())
+    try:
+        outcome = parse_outcome_fields(Store(again.url).totals("demo"))["champion"]
+        # Counters are aggregates and never dropped; only raw events past the bound are.
+        assert outcome.requests == 25
+        assert len(Store(again.url).events("demo", count=100)) == 10
+    finally:
+        again.stop()
