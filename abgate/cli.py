@@ -188,6 +188,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
+    import os
+
     import uvicorn
 
     from abgate.store import AsyncStore
@@ -195,13 +197,20 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from gateway.app import create_app
 
     settings = _settings()
-    bootstrap = load_experiment(args.config) if args.config else None
+    bootstrap = load_experiment(args.config) if args.config else None  # fail fast, one line
     if not settings.redis_url and bootstrap is None:
         raise AbgateError("nothing to route: give --config FILE or set REDIS_URL")
-    store = AsyncStore(settings.redis_url) if settings.redis_url else None
-    app = create_app(settings, store=store, bootstrap=bootstrap)
+    if args.workers > 1:
+        # Separate processes share nothing but Redis: each builds its own app.
+        os.environ["ABGATE_GATEWAY_CONFIG"] = str(args.config or "")
+        app: Any = "gateway.app:app_from_environment"
+    else:
+        store = AsyncStore(settings.redis_url) if settings.redis_url else None
+        app = create_app(settings, store=store, bootstrap=bootstrap)
     uvicorn.run(
         app,
+        factory=args.workers > 1,
+        workers=args.workers,
         host=args.host or settings.host,
         port=args.port,
         loop="uvloop",
@@ -338,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--port", type=int, default=8000)
     gateway.add_argument("--host", default=None, help="bind address (default: $ABGATE_HOST)")
     gateway.add_argument("--config", default=None, help="experiment YAML to route at start")
+    gateway.add_argument("--workers", type=int, default=1, help="processes (one per core)")
     gateway.set_defaults(handler=cmd_gateway)
 
     up = sub.add_parser("up", help="start Redis, a worker per variant and the gateway")

@@ -61,9 +61,7 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="abgate-demo-") as tmp:
         config = _config_on_free_ports(DEMO_CONFIG, Path(tmp) / "demo.yaml")
         demo_settings = settings.model_copy(update={"state_dir": Path(tmp) / "state"})
-        with running_stack(
-            demo_settings, config, registry_dir=registry.root, log=False
-        ) as stack:
+        with running_stack(demo_settings, config, registry_dir=registry.root, log=False) as stack:
             print(f"== gateway {stack.gateway_url}, Redis {stack.redis_url}")
             answer = httpx.post(f"{stack.gateway_url}/predict", json={"features": _CLASSIC_ROW})
             print(f"== classic client through the gateway: {answer.json()}")

@@ -248,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--connections", default="1,32", help="comma-separated (default 1,32)")
     parser.add_argument("--gateway-cmd", default=None, help="template with {port} and {config}")
     parser.add_argument("--no-gateway", action="store_true", help="measure direct and nginx only")
+    parser.add_argument("--gateway-workers", type=int, default=1, help="gateway processes")
     parser.add_argument("--pin", choices=("none", "split"), default="none", help="see module doc")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -262,7 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pin == "split" and len(cpus) > 1:
         wrk_cpus = {cpus[-1]}
         os.sched_setaffinity(0, cpus[:-1])  # every child started from here inherits it
-    command = command_from_template(args.gateway_cmd) if args.gateway_cmd else gateway_command
+    if args.gateway_cmd:
+        command = command_from_template(args.gateway_cmd)
+    else:
+
+        def command(port: int, config: Path) -> list[str]:
+            return [*gateway_command(port, config), "--workers", str(args.gateway_workers)]
 
     def measure_at(url: str) -> Runs:
         return measure(url, connections, args.duration, args.repeat, wrk_cpus)

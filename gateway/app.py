@@ -25,7 +25,7 @@ from gateway.live import LiveExperiments
 from gateway.metrics import render_metrics
 from gateway.recorder import Recorder
 
-__all__ = ["Gateway", "create_app"]
+__all__ = ["Gateway", "app_from_environment", "create_app"]
 
 log = logging.getLogger("abgate.gateway")
 
@@ -198,6 +198,19 @@ async def _send(send: Send, answer: Answer, content_type: bytes = b"application/
     ]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
     await send({"type": "http.response.body", "body": answer.body})
+
+
+def app_from_environment() -> Gateway:
+    """Factory for ``--workers N``: every process builds its gateway from the environment."""
+    import os
+
+    from experiments.loader import load_experiment
+
+    settings = Settings()
+    config = os.environ.get("ABGATE_GATEWAY_CONFIG")
+    bootstrap = load_experiment(config) if config else None
+    store = AsyncStore(settings.redis_url) if settings.redis_url else None
+    return create_app(settings, store=store, bootstrap=bootstrap)
 
 
 def create_app(

@@ -14,6 +14,7 @@ in a row is ejected for a cool-down, and round-robin skips it.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -126,15 +127,17 @@ class EndpointPool:
     port: int = field(init=False)
     _idle: deque[_Connection] = field(init=False, default_factory=deque)
     _host_header: bytes = field(init=False)
+    _tls: ssl.SSLContext | None = field(init=False, default=None)
     failures: int = field(init=False, default=0)
     ejected_until: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"unsupported worker URL {self.url!r} (http://host:port)")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"unsupported worker URL {self.url!r} (http(s)://host:port)")
         self.host = parts.hostname
-        self.port = parts.port or 80
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._tls = ssl.create_default_context() if parts.scheme == "https" else None
         self._host_header = f"{self.host}:{self.port}".encode()
 
     @property
@@ -152,7 +155,9 @@ class EndpointPool:
 
     async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
         try:
-            transport, conn = await loop.create_connection(_Connection, self.host, self.port)
+            transport, conn = await loop.create_connection(
+                _Connection, self.host, self.port, ssl=self._tls
+            )
         except OSError as exc:
             raise UpstreamError("connect_error", f"cannot connect to {self.url}: {exc}") from exc
         # uvloop calls connection_made only on the next loop turn.

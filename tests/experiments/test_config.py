@@ -66,9 +66,9 @@ def test_explicit_seed_wins() -> None:
 def test_models_are_frozen() -> None:
     config = ExperimentConfig.model_validate(base())
     with pytest.raises(ValidationError):
-        config.name = "other"  # type: ignore[misc]
+        config.name = "other"
     with pytest.raises(ValidationError):
-        config.variants[0].weight = 50  # type: ignore[misc]
+        config.variants[0].weight = 50
 
 
 def test_champion_variant_and_weights_helpers() -> None:
@@ -112,7 +112,7 @@ def test_with_weights_returns_a_validated_copy() -> None:
         "variants.2.weight: weights must sum to 100, got 140 "
         "(champion 80 + challenger 10 + canary 50)"
     ]
-    with pytest.raises(ConfigError, match="weights.nope: unknown variant"):
+    with pytest.raises(ConfigError, match=r"weights\.nope: unknown variant"):
         config.with_weights({"nope": 10})
     with pytest.raises(ConfigError, match=r"variants\.0\.weight: must be greater than or equal"):
         config.with_weights({"champion": -10, "challenger": 100})
@@ -285,19 +285,23 @@ def test_names_are_unique_across_variants_and_shadows() -> None:
 
 
 def test_unit_checks() -> None:
-    assert "required when source is header" in problems(with_changes(unit={"source": "header"}))[
-        "unit.name"
-    ]
-    assert "required when source is json_field" in problems(
-        with_changes(unit={"source": "json_field", "name": ""})
-    )["unit.name"]
-    assert "HTTP header name" in problems(with_changes(unit={"source": "header", "name": "X U"}))[
-        "unit.name"
-    ]
+    assert (
+        "required when source is header"
+        in problems(with_changes(unit={"source": "header"}))["unit.name"]
+    )
+    assert (
+        "required when source is json_field"
+        in problems(with_changes(unit={"source": "json_field", "name": ""}))["unit.name"]
+    )
+    assert (
+        "HTTP header name"
+        in problems(with_changes(unit={"source": "header", "name": "X U"}))["unit.name"]
+    )
     assert "only used when" in problems(with_changes(unit={"name": "X-User-ID"}))["unit.name"]
-    assert "'request_id', 'header' or 'json_field'" in problems(
-        with_changes(unit={"source": "cookie", "name": "x"})
-    )["unit.source"]
+    assert (
+        "'request_id', 'header' or 'json_field'"
+        in problems(with_changes(unit={"source": "cookie", "name": "x"}))["unit.source"]
+    )
     config = ExperimentConfig.model_validate(with_changes(unit={"source": "json_field",
                                                                  "name": "user_id"}))  # fmt: skip
     assert config.unit.name == "user_id"

@@ -29,7 +29,9 @@ from gateway.assignment import (
     in_namespace,
 )
 
-VECTORS = json.loads((Path(__file__).parent / "vectors" / "cases.assignment-subset.json").read_text())
+VECTORS = json.loads(
+    (Path(__file__).parent / "vectors" / "cases.assignment-subset.json").read_text()
+)
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -210,8 +212,8 @@ unit_ids = st.lists(st.text(min_size=1, max_size=40), min_size=1, max_size=30)
 def ramp_assigner(seed: str, relative: list[float], ramp_weight: float) -> Assigner:
     """The canary at ``ramp_weight``; the others share the rest by ``relative``."""
     total = sum(relative)
-    names = tuple(f"other{i}" for i in range(len(relative))) + ("canary",)
-    weights = tuple((100 - ramp_weight) * w / total for w in relative) + (ramp_weight,)
+    names = (*(f"other{i}" for i in range(len(relative))), "canary")
+    weights = (*((100 - ramp_weight) * w / total for w in relative), ramp_weight)
     return Assigner(seed, names, weights, ramp_variant="canary")
 
 

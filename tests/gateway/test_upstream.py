@@ -163,3 +163,4 @@ def test_stale_pooled_connection_is_retried_once() -> None:
 def test_only_http_urls() -> None:
     with pytest.raises(ValueError):
         EndpointPool("ftp://127.0.0.1:1")
+    assert EndpointPool("https://models.internal").port == 443
