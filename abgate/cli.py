@@ -259,6 +259,48 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
     return 0 if result.ok else EXIT_ERROR
 
 
+def _emit(text: str, out: str | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+        return
+    from pathlib import Path
+
+    try:
+        Path(out).write_text(text)
+    except OSError as exc:
+        raise AbgateError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    print(f"wrote {out}")
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import json as json_module
+
+    from abgate.reporting import render
+    from analysis.inputs import InputError, experiment_from_json
+
+    try:
+        with open(args.file, "rb") as handle:
+            raw = json_module.load(handle)
+    except OSError as exc:
+        raise AbgateError(f"cannot read {args.file}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise AbgateError(f"{args.file}: not valid JSON: {exc}") from exc
+    try:
+        data = experiment_from_json(raw)
+    except InputError as exc:
+        raise AbgateError(f"{args.file}: {exc}") from exc
+    _emit(render(data, args.format), args.out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from abgate.reporting import experiment_data, render
+
+    store = _store(_settings())
+    _emit(render(experiment_data(store, args.experiment), args.format), args.out)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from abgate.demo import run_demo
 
@@ -366,6 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
     loadgen.add_argument("--seed", type=int, default=0)
     loadgen.add_argument("--model", default=None, help="route /v1/MODEL/predict")
     loadgen.set_defaults(handler=cmd_loadgen)
+
+    analyze = sub.add_parser("analyze", help="run the statistics engine on sufficient stats (JSON)")
+    analyze.add_argument("file", metavar="FILE.json")
+    analyze.add_argument("--format", choices=["json", "md", "html"], default="json")
+    analyze.add_argument("--out", default=None, help="write here instead of stdout")
+    analyze.set_defaults(handler=cmd_analyze)
+
+    report = sub.add_parser("report", help="significance report of a recorded experiment")
+    report.add_argument("experiment")
+    report.add_argument("--format", choices=["json", "md", "html"], default="md")
+    report.add_argument("--out", default=None, help="write here instead of stdout")
+    report.set_defaults(handler=cmd_report)
 
     demo = sub.add_parser("demo", help="run the main job end to end (what `make demo` runs)")
     _registry_flag(demo)

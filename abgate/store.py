@@ -51,6 +51,9 @@ class Keys:
     events = property(lambda self: f"{self.base}:events")
     audit = property(lambda self: f"{self.base}:audit")
 
+    ramp = property(lambda self: f"{self.base}:ramp")
+    ramp_lock = property(lambda self: f"{self.base}:ramp_lock")
+
     def window(self, start: int) -> str:
         """Stats hash of the window starting at ``start``."""
         return f"{self.base}:stats:{start}"
@@ -93,6 +96,21 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
   'ts', ARGV[2], 'actor', ARGV[3], 'action', ARGV[4], 'reason', ARGV[5],
   'evidence', ARGV[6], 'version', version)
 return version
+"""
+
+
+# Compare-and-act on a lock value: only its owner may extend or release it.
+_REFRESH_LOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE_LOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 
@@ -186,6 +204,8 @@ class Store:
         self.window_ttl_s = window_ttl_s
         self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self._put_config = self.client.register_script(_PUT_CONFIG_SCRIPT)
+        self._refresh_lock = self.client.register_script(_REFRESH_LOCK_SCRIPT)
+        self._release_lock = self.client.register_script(_RELEASE_LOCK_SCRIPT)
 
     def ping(self) -> None:
         """Raise RedisUnavailable unless Redis answers."""
@@ -271,6 +291,54 @@ class Store:
         """The audit log of an experiment, oldest first."""
         entries = self.client.xrevrange(Keys(name).audit, count=count)
         return _decode_audit(reversed(entries))
+
+    def add_audit(
+        self, name: str, *, actor: str, action: str, reason: str = "", evidence: Any = None
+    ) -> None:
+        """An audit entry that is not a config change (a ramp decision that holds, say)."""
+        self.client.xadd(
+            Keys(name).audit,
+            {"ts": _now_iso(), "actor": actor, "action": action, "reason": reason,
+             "evidence": json.dumps(evidence, default=str), "version": ""},
+            maxlen=AUDIT_MAXLEN,
+            approximate=True,
+        )  # fmt: skip
+
+    # --- ramp controller state ---------------------------------------------------
+
+    def ramp_state(self, name: str) -> dict[str, Any] | None:
+        """The stored ramp state of an experiment, if any."""
+        raw = self.client.get(Keys(name).ramp)
+        return None if raw is None else dict(orjson.loads(raw))
+
+    def save_ramp_state(self, name: str, state: dict[str, Any]) -> None:
+        """Store the ramp state (it survives the controller)."""
+        self.client.set(Keys(name).ramp, orjson.dumps(state))
+
+    def clear_ramp_state(self, name: str) -> None:
+        """Forget a finished ramp."""
+        self.client.delete(Keys(name).ramp)
+
+    def acquire_ramp_lock(self, name: str, owner: str, ttl_s: float) -> str | None:
+        """Take the ramp lock; None when taken, else the owner now holding it."""
+        key = Keys(name).ramp_lock
+        if self.client.set(key, owner, nx=True, px=int(ttl_s * 1000)):
+            return owner
+        return None
+
+    def ramp_lock_owner(self, name: str) -> str | None:
+        """Who holds the ramp lock, if anyone."""
+        raw = self.client.get(Keys(name).ramp_lock)
+        return None if raw is None else str(raw.decode())
+
+    def refresh_ramp_lock(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Extend the lock if we still hold it."""
+        return bool(self._refresh_lock(keys=[Keys(name).ramp_lock],
+                                       args=[owner, int(ttl_s * 1000)]))  # fmt: skip
+
+    def release_ramp_lock(self, name: str, owner: str) -> None:
+        """Release the lock if we hold it."""
+        self._release_lock(keys=[Keys(name).ramp_lock], args=[owner])
 
 
 class AsyncStore:

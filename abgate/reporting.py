@@ -1,0 +1,156 @@
+"""Reports from recorded outcomes: Redis → sufficient statistics → engine → files.
+
+The I/O edge of the analysis: reads the experiment's config and stats hashes
+through the store, builds ``ExperimentData`` (the engine's pure input), and
+renders or writes the report. Nothing here scans raw events.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from abgate.store import Store
+from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
+from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats
+from experiments.config import ExperimentConfig
+from gateway.outcomes import LATENCY_BOUNDS_MS, VariantOutcomes, parse_outcome_fields
+
+__all__ = ["experiment_data", "render", "settings_from_config", "write_report"]
+
+FORMATS = ("json", "md", "html")
+
+
+def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> AnalysisSettings:
+    """The engine's settings from an experiment config."""
+    stats = config.statistics
+    error_increase = p99_ratio = None
+    for guard in config.metrics.guardrails:
+        if guard.name == "error_rate":
+            error_increase = guard.max_absolute_increase
+        elif guard.name == "p99_latency_ms":
+            p99_ratio = guard.max_ratio
+    return AnalysisSettings(
+        alpha=stats.alpha,
+        sequential=stats.sequential,
+        tuning_n=stats.tuning_n,
+        min_samples=stats.min_samples,
+        mde=stats.mde,
+        power=stats.power,
+        correction=stats.correction,
+        primary_metric=config.metrics.primary.name,
+        direction=config.metrics.primary.direction,
+        max_error_rate_increase=error_increase,
+        max_p99_ratio=p99_ratio,
+        duration_s=duration_s,
+    )
+
+
+def _metrics(outcome: VariantOutcomes | None, kinds: dict[str, str]) -> dict[str, Stats]:
+    if outcome is None:
+        return {}
+    out: dict[str, Stats] = {}
+    for name, m in outcome.metrics.items():
+        n = int(m.get("n", 0))
+        if kinds.get(name, "mean") == "proportion":
+            out[name] = ProportionStats(n, float(m.get("sum", 0.0)))
+        else:
+            out[name] = MetricStats(n, float(m.get("sum", 0.0)), float(m.get("ss", 0.0)))
+    return out
+
+
+def experiment_data(
+    store: Store, name: str, *, since: float | None = None, now: float | None = None
+) -> ExperimentData:
+    """Everything recorded for ``name`` (windows from ``since`` on, when given)."""
+    record = store.get_config(name)
+    config = ExperimentConfig.model_validate(record.config)
+    kinds = {config.metrics.primary.name: config.metrics.primary.kind}
+    raw_windows = store.windows(name)
+    starts = [s for s in sorted(raw_windows) if since is None or s >= since - 1e-9]
+    parsed = {s: parse_outcome_fields(raw_windows[s]) for s in starts}
+    if since is None:
+        totals = parse_outcome_fields(store.totals(name))
+    else:
+        totals = _sum_windows(parsed.values())
+    clock = time.time() if now is None else now
+    duration = clock - starts[0] if starts else None
+    variants = []
+    for v in config.variants:
+        outcome = totals.get(v.name)
+        latency = None
+        if outcome is not None and outcome.latency.get("n"):
+            latency = LatencyHistogram(LATENCY_BOUNDS_MS, tuple(outcome.latency_hist))
+        variants.append(
+            VariantData(
+                name=v.name,
+                role=v.role,
+                weight=v.weight,
+                requests=outcome.requests if outcome else 0,
+                errors=outcome.errors if outcome else 0,
+                latency=latency,
+                metrics=_metrics(outcome, kinds),
+            )
+        )
+    windows = tuple(
+        WindowData(
+            start=float(start),
+            requests={v: o.requests for v, o in per.items()},
+            metrics={v: _metrics(o, kinds) for v, o in per.items()},
+        )
+        for start, per in parsed.items()
+    )
+    return ExperimentData(
+        name=name,
+        variants=tuple(variants),
+        settings=settings_from_config(config, duration),
+        windows=windows,
+    )
+
+
+def _sum_windows(windows: Any) -> dict[str, VariantOutcomes]:
+    total: dict[str, VariantOutcomes] = {}
+    for per in windows:
+        for variant, o in per.items():
+            t = total.setdefault(variant, VariantOutcomes())
+            t.requests += o.requests
+            t.errors += o.errors
+            t.client_errors += o.client_errors
+            t.fallbacks += o.fallbacks
+            for key in ("n", "sum", "ss"):
+                t.latency[key] = t.latency.get(key, 0) + o.latency.get(key, 0)
+            t.latency_hist = [a + b for a, b in zip(t.latency_hist, o.latency_hist, strict=True)]
+            for metric, values in o.metrics.items():
+                target = t.metrics.setdefault(metric, {"n": 0, "sum": 0.0, "ss": 0.0})
+                for key, amount in values.items():
+                    target[key] = target.get(key, 0) + amount
+    return total
+
+
+def render(data: ExperimentData, fmt: str) -> str:
+    """The report of ``data`` as JSON, Markdown or HTML text."""
+    import json
+
+    from analysis.decisions import analyze
+    from analysis.report import report_html, report_json, report_markdown
+
+    analysis = analyze(data)
+    if fmt == "json":
+        return json.dumps(report_json(analysis), indent=2) + "\n"
+    if fmt == "md":
+        return report_markdown(analysis)
+    if fmt == "html":
+        return report_html(analysis)
+    raise ValueError(f"unknown report format {fmt!r} (json, md, html)")
+
+
+def write_report(data: ExperimentData, out_dir: Path, stem: str) -> dict[str, Path]:
+    """Write all three formats next to each other; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for fmt in FORMATS:
+        path = out_dir / f"{stem}.{fmt}"
+        path.write_text(render(data, fmt))
+        paths[fmt] = path
+    return paths

@@ -1,0 +1,17 @@
+"""Statistics on sufficient statistics: pure functions, no I/O.
+
+Where things live:
+
+- ``sufficient``: per-variant sufficient statistics (``MetricStats``,
+  ``ProportionStats``, ``LatencyHistogram``) and their array form ``Moments``.
+- ``frequentist``: Welch's t-test (fixed horizon), as gbstats runs it.
+- ``sequential``: confidence sequences for continuous monitoring and ramp
+  guardrails.
+- ``srm``: sample-ratio mismatch.
+- ``multiple_testing``: Holm and Benjamini–Hochberg adjustments.
+- ``power``: power, minimum detectable effect, sample size, time to decision.
+- ``latency``: p99 latency of a variant against the champion.
+- ``group_sequential``: alpha-spending boundaries for a few planned looks.
+- ``simulation``: calibration of the tests by seeded simulation.
+- ``effect``/``results``: the lift formulas and the result type they share.
+"""

@@ -1,0 +1,282 @@
+"""From statistics to a verdict per variant: promote, continue, rollback, inconclusive, hold.
+
+Pure: takes the experiment's data and settings, returns verdicts that carry
+their evidence (samples per arm, estimate, interval, p-value, threshold and
+the rule that fired), so every promotion or rollback can be explained.
+
+Order of the rules, first match wins:
+1. ``srm``: a sample-ratio mismatch holds everything — the data cannot be trusted.
+2. ``guardrail:error_rate``: significantly more errors than the champion, beyond
+   the allowed increase (one-sided sequential test) → rollback at once.
+3. ``guardrail:p99_latency``: p99 latency over ``max_p99_ratio`` × champion's → rollback.
+4. ``min_samples``: fewer than ``min_samples`` outcomes of the primary metric
+   in either arm → inconclusive (too little data is never a pass).
+5. ``primary``: significantly better (after the multiple-testing correction)
+   → promote; significantly worse → rollback.
+6. ``planned_sample``: the planned sample for the MDE is reached without a
+   significant difference → inconclusive ("no effect of the planned size").
+7. otherwise ``continue``, with the time to a decision at the current traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from analysis.frequentist import welch_test
+from analysis.inputs import ExperimentData, VariantData
+from analysis.latency import LatencyComparison, compare_latency
+from analysis.multiple_testing import adjust_p_values
+from analysis.power import sample_size_per_arm, time_to_decision
+from analysis.results import TestResult
+from analysis.sequential import guardrail_test, sequential_test
+from analysis.srm import SrmResult, sample_ratio_mismatch
+
+__all__ = ["Analysis", "Verdict", "analyze"]
+
+Action = Literal["promote", "continue", "rollback", "inconclusive", "hold"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision for one non-champion variant, with the evidence behind it."""
+
+    variant: str
+    action: Action
+    rule: str
+    reason: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VariantAnalysis:
+    """Every test run for one variant against the champion."""
+
+    variant: str
+    primary: TestResult | None
+    adjusted_p_value: float | None
+    errors: TestResult
+    latency: LatencyComparison | None
+    required_per_arm: int | None
+    time_to_decision_s: float | None
+    time_to_decision: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The whole result: SRM first, then per-variant tests and verdicts."""
+
+    experiment: str
+    test: str
+    srm: SrmResult
+    variants: tuple[VariantAnalysis, ...]
+    verdicts: tuple[Verdict, ...]
+    data: ExperimentData
+
+
+def _evidence(result: TestResult, adjusted: float | None = None) -> dict[str, Any]:
+    return {
+        "test": result.test,
+        "samples": {"champion": result.control_n, "variant": result.treatment_n},
+        "means": {"champion": result.control_mean, "variant": result.treatment_mean},
+        "difference_type": result.difference_type,
+        "estimate": result.estimate,
+        "ci": [result.ci_low, result.ci_high],
+        "p_value": result.p_value,
+        "adjusted_p_value": adjusted,
+        "alpha": result.alpha,
+        "message": result.message,
+    }
+
+
+def _primary_test(data: ExperimentData, variant: VariantData) -> TestResult | None:
+    s = data.settings
+    control = data.champion.metrics.get(s.primary_metric)
+    treatment = variant.metrics.get(s.primary_metric)
+    if control is None or treatment is None:
+        return None
+    if s.sequential:
+        return sequential_test(control, treatment, alpha=s.alpha, tuning=float(s.tuning_n))
+    return welch_test(control, treatment, alpha=s.alpha)
+
+
+def _required(data: ExperimentData) -> int | None:
+    s = data.settings
+    control = data.champion.metrics.get(s.primary_metric)
+    if control is None or control.n < 2 or control.variance <= 0:
+        return None
+    try:
+        return sample_size_per_arm(
+            control.mean,
+            control.variance,
+            s.mde,
+            target_power=s.power,
+            alpha=s.alpha,
+            tuning=float(s.tuning_n) if s.sequential else None,
+        ).n_per_arm
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def analyze(data: ExperimentData) -> Analysis:
+    """Run every test and decide every non-champion variant."""
+    s = data.settings
+    champion = data.champion
+    challengers = [v for v in data.variants if v.role != "champion"]
+    srm = sample_ratio_mismatch(
+        {v.name: v.requests for v in data.variants},
+        {v.name: v.weight for v in data.variants},
+        threshold=s.srm_threshold,
+    )
+    primaries = [_primary_test(data, v) for v in challengers]
+    usable = [i for i, r in enumerate(primaries) if r is not None and not r.error]
+    adjusted: list[float | None] = [None] * len(challengers)
+    if usable:
+        raw = [r.p_value for r in primaries if r is not None and not r.error]
+        if s.correction == "none":
+            corrected: tuple[float, ...] = tuple(raw)
+        else:
+            corrected = adjust_p_values(raw, method="holm" if s.correction == "holm" else "bh")
+        for i, p in zip(usable, corrected, strict=True):
+            adjusted[i] = p
+    required = _required(data)
+    rates = {v.name: v.requests / s.duration_s for v in data.variants} if s.duration_s else None
+    analyses = []
+    verdicts = []
+    for variant, primary, adj in zip(challengers, primaries, adjusted, strict=True):
+        errors = guardrail_test(
+            champion.error_stats,
+            variant.error_stats,
+            higher_is_better=False,
+            margin=s.max_error_rate_increase or 0.0,
+            difference_type="absolute",
+            alpha=s.alpha,
+            tuning=float(s.tuning_n),
+        )
+        latency = None
+        if champion.latency is not None and variant.latency is not None:
+            latency = compare_latency(champion.latency, variant.latency, max_ratio=s.max_p99_ratio)
+        ttd_s, ttd_text = None, "needs traffic rates (duration_s) to estimate"
+        if required is not None and rates is not None and primary is not None:
+            outcome = time_to_decision(
+                required,
+                {"champion": primary.control_n, variant.name: primary.treatment_n},
+                {"champion": rates[champion.name], variant.name: rates[variant.name]},
+            )
+            ttd_s, ttd_text = outcome.seconds, outcome.message
+        analyses.append(
+            VariantAnalysis(variant.name, primary, adj, errors, latency, required, ttd_s, ttd_text)
+        )
+        verdicts.append(
+            _decide(data, srm, variant, primary, adj, errors, latency, required, ttd_text)
+        )
+    return Analysis(
+        experiment=data.name,
+        test=f"sequential (asymptotic confidence sequence, N*={s.tuning_n})"
+        if s.sequential
+        else "Welch's t-test (fixed horizon)",
+        srm=srm,
+        variants=tuple(analyses),
+        verdicts=tuple(verdicts),
+        data=data,
+    )
+
+
+def _decide(
+    data: ExperimentData,
+    srm: SrmResult,
+    variant: VariantData,
+    primary: TestResult | None,
+    adjusted: float | None,
+    errors: TestResult,
+    latency: LatencyComparison | None,
+    required: int | None,
+    ttd: str,
+) -> Verdict:
+    s = data.settings
+    name = variant.name
+    if srm.mismatch:
+        return Verdict(
+            name,
+            "hold",
+            "srm",
+            f"sample-ratio mismatch: {srm.message}",
+            {
+                "observed": dict(zip(srm.arms, srm.observed, strict=True)),
+                "expected": dict(zip(srm.arms, srm.expected, strict=True)),
+                "p_value": srm.p_value,
+                "threshold": srm.threshold,
+            },
+        )
+    if errors.significant:
+        return Verdict(
+            name,
+            "rollback",
+            "guardrail:error_rate",
+            f"error rate {errors.treatment_mean:.4f} vs champion {errors.control_mean:.4f}: "
+            f"worse by more than {s.max_error_rate_increase:g} (p={errors.p_value:.4g})",
+            {**_evidence(errors), "threshold": s.max_error_rate_increase},
+        )
+    if latency is not None and latency.worse:
+        return Verdict(
+            name,
+            "rollback",
+            "guardrail:p99_latency",
+            f"p99 latency {latency.treatment:.2f} ms vs champion {latency.champion:.2f} ms "
+            f"(ratio {latency.ratio:.2f} > {s.max_p99_ratio:g})",
+            {
+                "champion_ms": latency.champion,
+                "variant_ms": latency.treatment,
+                "ratio": latency.ratio,
+                "threshold": s.max_p99_ratio,
+                "samples": {"champion": latency.champion_n, "variant": latency.treatment_n},
+            },
+        )
+    if primary is None:
+        return Verdict(
+            name,
+            "inconclusive",
+            "no_metric",
+            f"no '{s.primary_metric}' outcomes for this variant or the champion",
+        )
+    if min(primary.control_n, primary.treatment_n) < s.min_samples:
+        return Verdict(
+            name,
+            "inconclusive",
+            "min_samples",
+            f"too little data: {primary.control_n} champion and {primary.treatment_n} {name} "
+            f"outcomes, {s.min_samples} needed per arm",
+            _evidence(primary, adjusted),
+        )
+    if primary.error:
+        return Verdict(name, "inconclusive", "primary", primary.message, _evidence(primary))
+    p = adjusted if adjusted is not None else primary.p_value
+    better = primary.estimate > 0 if s.direction == "increase" else primary.estimate < 0
+    evidence = _evidence(primary, adjusted)
+    lift = f"{primary.estimate:+.2%} [{primary.ci_low:+.2%}, {primary.ci_high:+.2%}]"
+    if p < s.alpha:
+        action: Action = "promote" if better else "rollback"
+        word = "better" if better else "worse"
+        return Verdict(
+            name,
+            action,
+            "primary",
+            f"{s.primary_metric} significantly {word}: {lift}, p={p:.4g} < {s.alpha:g}",
+            evidence,
+        )
+    if required is not None and min(primary.control_n, primary.treatment_n) >= required:
+        return Verdict(
+            name,
+            "inconclusive",
+            "planned_sample",
+            f"no significant difference at the planned {required} per arm "
+            f"(MDE {s.mde:g}): {lift}, p={p:.4g}",
+            {**evidence, "required_per_arm": required},
+        )
+    return Verdict(
+        name,
+        "continue",
+        "primary",
+        f"not significant yet: {lift}, p={p:.4g}; {ttd}",
+        {**evidence, "required_per_arm": required},
+    )
