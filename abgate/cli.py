@@ -172,9 +172,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
     config = load_experiment(args.file)
     store = _store(_settings())
     version = store.put_config(
-        config.name, config.model_dump(mode="json"), actor=_actor(), action="apply",
+        config.name,
+        config.model_dump(mode="json"),
+        actor=_actor(),
+        action="apply",
         reason=args.reason or f"applied {args.file}",
-    )  # fmt: skip
+    )
     print(f"{config.name}: stored as version {version}; gateways follow within a second")
     return 0
 
@@ -250,11 +253,16 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
 
     result = asyncio.run(
         run_load(
-            args.url.rstrip("/"), rate=args.rate, duration_s=args.duration,
-            concurrency=args.concurrency, feedback_share=args.feedback,
-            shift=_parse_shift(args.shift), seed=args.seed, model=args.model,
+            args.url.rstrip("/"),
+            rate=args.rate,
+            duration_s=args.duration,
+            concurrency=args.concurrency,
+            feedback_share=args.feedback,
+            shift=_parse_shift(args.shift),
+            seed=args.seed,
+            model=args.model,
         )
-    )  # fmt: skip
+    )
     print(result.summary())
     return 0 if result.ok else EXIT_ERROR
 
@@ -298,6 +306,128 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     store = _store(_settings())
     _emit(render(experiment_data(store, args.experiment), args.format), args.out)
+    return 0
+
+
+def _experiment_config(store: Any, name: str) -> Any:
+    from experiments.config import ExperimentConfig
+
+    return ExperimentConfig.model_validate(store.get_config(name).config)
+
+
+def cmd_ramp(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from experiments.loader import load_experiment
+    from model_workers.registry import ModelRegistry
+    from ramp.controller import ACTOR, RampController
+    from ramp.dry_run import describe_plan
+
+    config = load_experiment(args.file)
+    if config.ramp is None:
+        raise AbgateError(f"{args.file}: no `ramp:` section to run")
+    settings = _settings()
+    registry = ModelRegistry(settings.registry_dir)
+    if args.dry_run:
+        store = None
+        if settings.redis_url:
+            from abgate.store import Store
+
+            store = Store(settings.redis_url)
+        print(describe_plan(config, registry=registry, store=store))
+        return 0
+    store = _store(settings)
+
+    def record_champion(variant: Any) -> None:
+        try:
+            registry.set_champion(
+                config.model, variant.model_version, experiment=config.name, actor=ACTOR
+            )
+        except AbgateError as exc:  # a registry elsewhere (containers): the config is the record
+            print(f"note: champion not recorded in the registry: {exc.message}", file=sys.stderr)
+
+    out_dir = Path(args.out) if args.out else Path(args.file).resolve().parent
+    controller = RampController(store, config, out_dir=out_dir, on_promote=record_champion)
+    try:
+        outcome = controller.run()
+    except KeyboardInterrupt:
+        print(
+            f"\nramp of {config.name} paused; run `abgate ramp {args.file}` to resume",
+            file=sys.stderr,
+        )
+        return 130
+    return outcome.exit_code
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from experiments import changes
+
+    store = _store(_settings())
+    config = _experiment_config(store, args.experiment)
+    variant = args.variant or (config.ramp_variant.name if config.ramp_variant else None)
+    if variant is None:
+        raise AbgateError("name the variant to promote with --variant")
+    updated = changes.promote(config, variant)
+    version = store.put_config(
+        args.experiment,
+        updated.model_dump(mode="json"),
+        actor=_actor(),
+        action="promote",
+        reason=args.reason or "manual promotion",
+        evidence={"variant": variant},
+    )
+    print(f"{args.experiment}: {variant} is the champion (config version {version})")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from experiments import changes
+
+    store = _store(_settings())
+    config = _experiment_config(store, args.experiment)
+    updated = changes.rollback(config)
+    version = store.put_config(
+        args.experiment,
+        updated.model_dump(mode="json"),
+        actor=_actor(),
+        action="rollback",
+        reason=args.reason,
+    )
+    print(f"{args.experiment}: all traffic back to {config.champion.name} (version {version})")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from analysis.simulation import calibrate
+
+    if args.experiments < 10 or args.looks < 1 or args.units_per_look < 2:
+        raise AbgateError("need --experiments >= 10, --looks >= 1, --units-per-look >= 2")
+    result = calibrate(
+        args.lift,
+        experiments=args.experiments,
+        looks=args.looks,
+        units_per_look=args.units_per_look,
+        kind=args.kind,
+        mean=args.mean,
+        alpha=args.alpha,
+        seed=args.seed,
+    )
+    print(
+        f"{args.experiments} simulated experiments x {args.looks} looks x "
+        f"{args.units_per_look} units per arm per look, alpha {args.alpha:g}, seed {args.seed}"
+    )
+    print(
+        f"{'procedure':<28} {'A/A false positives':>20} {'power at ' + format(args.lift, '+.0%'):>16}"
+    )
+    for label, attr in (
+        ("fixed horizon (one look)", "fixed_horizon"),
+        ("naive test at every look", "naive_peeking"),
+        ("sequential (conf. sequence)", "sequential"),
+    ):
+        print(
+            f"{label:<28} {getattr(result.false_positive, attr):>20.4f} "
+            f"{getattr(result.power, attr):>16.4f}"
+        )
     return 0
 
 
@@ -403,8 +533,13 @@ def build_parser() -> argparse.ArgumentParser:
     loadgen.add_argument("--duration", type=float, default=10.0, help="seconds")
     loadgen.add_argument("--concurrency", type=int, default=16)
     loadgen.add_argument("--feedback", type=float, default=1.0, help="share of answers labelled")
-    loadgen.add_argument("--shift", action="append", default=[], metavar="F:DELTA",
-                         help="add DELTA to feature F (drift demos); repeatable")  # fmt: skip
+    loadgen.add_argument(
+        "--shift",
+        action="append",
+        default=[],
+        metavar="F:DELTA",
+        help="add DELTA to feature F (drift demos); repeatable",
+    )
     loadgen.add_argument("--seed", type=int, default=0)
     loadgen.add_argument("--model", default=None, help="route /v1/MODEL/predict")
     loadgen.set_defaults(handler=cmd_loadgen)
@@ -420,6 +555,34 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--format", choices=["json", "md", "html"], default="md")
     report.add_argument("--out", default=None, help="write here instead of stdout")
     report.set_defaults(handler=cmd_report)
+
+    ramp = sub.add_parser("ramp", help="walk a canary through its ramp plan, gated by statistics")
+    ramp.add_argument("file", metavar="FILE", help="experiment YAML with a `ramp:` section")
+    ramp.add_argument("--out", default=None, help="report folder (default: next to FILE)")
+    ramp.add_argument("--dry-run", action="store_true", help="print the plan and sample sizes")
+    ramp.set_defaults(handler=cmd_ramp)
+
+    promote = sub.add_parser("promote", help="make a variant the champion with all traffic")
+    promote.add_argument("experiment")
+    promote.add_argument("--variant", default=None, help="default: the ramp variant")
+    promote.add_argument("--reason", default=None)
+    promote.set_defaults(handler=cmd_promote)
+
+    rollback = sub.add_parser("rollback", help="send all traffic back to the champion")
+    rollback.add_argument("experiment")
+    rollback.add_argument("--reason", required=True, help="why (goes to the audit log)")
+    rollback.set_defaults(handler=cmd_rollback)
+
+    simulate = sub.add_parser("simulate", help="calibrate the tests: A/A false positives, power")
+    simulate.add_argument("--lift", type=float, default=0.15, help="relative effect for A/B")
+    simulate.add_argument("--experiments", type=int, default=2000)
+    simulate.add_argument("--looks", type=int, default=20)
+    simulate.add_argument("--units-per-look", type=int, default=100)
+    simulate.add_argument("--kind", choices=["mean", "proportion"], default="mean")
+    simulate.add_argument("--mean", type=float, default=1.0, help="baseline mean (or rate)")
+    simulate.add_argument("--alpha", type=float, default=0.05)
+    simulate.add_argument("--seed", type=int, default=2024)
+    simulate.set_defaults(handler=cmd_simulate)
 
     demo = sub.add_parser("demo", help="run the main job end to end (what `make demo` runs)")
     _registry_flag(demo)

@@ -57,8 +57,10 @@ async def run_load(
     shift: dict[int, float] | None = None,
     seed: int = 0,
     model: str | None = None,
+    stop: Any = None,
 ) -> LoadResult:
-    """Send ``rate`` requests/s for ``duration_s`` (0 rate: as fast as possible)."""
+    """Send ``rate`` requests/s for ``duration_s`` (0 rate: as fast as possible), or
+    until ``stop`` (a ``threading.Event``) is set."""
     import aiohttp
 
     from model_workers.training import demo_dataset
@@ -110,7 +112,7 @@ async def run_load(
     async def runner(session: aiohttp.ClientSession) -> None:
         while True:
             now = time.perf_counter()
-            if now >= deadline:
+            if now >= deadline or (stop is not None and stop.is_set()):
                 return
             if interval:
                 slot = next_slot[0]

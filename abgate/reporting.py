@@ -17,7 +17,9 @@ from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats
 from experiments.config import ExperimentConfig
 from gateway.outcomes import LATENCY_BOUNDS_MS, VariantOutcomes, parse_outcome_fields
 
-__all__ = ["experiment_data", "render", "settings_from_config", "write_report"]
+__all__ = [
+    "experiment_data", "render", "settings_from_config", "subtract_totals", "write_report",
+]
 
 FORMATS = ("json", "md", "html")
 
@@ -60,17 +62,36 @@ def _metrics(outcome: VariantOutcomes | None, kinds: dict[str, str]) -> dict[str
     return out
 
 
+def subtract_totals(now: dict[Any, Any], baseline: dict[str, Any]) -> dict[str, float]:
+    """Totals recorded since ``baseline`` (an earlier copy of the same hash): sums subtract."""
+    out = {}
+    for raw_name, raw_value in now.items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+        value = float(raw_value) - float(baseline.get(name, 0))
+        out[name] = value
+    return out
+
+
 def experiment_data(
-    store: Store, name: str, *, since: float | None = None, now: float | None = None
+    store: Store,
+    name: str,
+    *,
+    since: float | None = None,
+    now: float | None = None,
+    baseline: dict[str, Any] | None = None,
+    config: ExperimentConfig | None = None,
 ) -> ExperimentData:
-    """Everything recorded for ``name`` (windows from ``since`` on, when given)."""
-    record = store.get_config(name)
-    config = ExperimentConfig.model_validate(record.config)
+    """Everything recorded for ``name``: from window ``since`` on, or since a ``baseline``
+    copy of the totals hash (the ramp snapshots one when a step starts)."""
+    if config is None:
+        config = ExperimentConfig.model_validate(store.get_config(name).config)
     kinds = {config.metrics.primary.name: config.metrics.primary.kind}
     raw_windows = store.windows(name)
     starts = [s for s in sorted(raw_windows) if since is None or s >= since - 1e-9]
     parsed = {s: parse_outcome_fields(raw_windows[s]) for s in starts}
-    if since is None:
+    if baseline is not None:
+        totals = parse_outcome_fields(subtract_totals(store.totals(name), baseline))
+    elif since is None:
         totals = parse_outcome_fields(store.totals(name))
     else:
         totals = _sum_windows(parsed.values())

@@ -25,11 +25,12 @@ def _labels(**labels: str) -> str:
 
 
 def _lifetime(recorder: Recorder) -> dict[str, dict[str, float]]:
-    # Flushed totals plus what still waits in the aggregator.
+    # Flushed totals, plus what is being written now, plus what waits in the aggregator.
     out: dict[str, defaultdict[str, float]] = {}
     for name, totals in recorder.lifetime.items():
         out.setdefault(name, defaultdict(int)).update(totals)
-    for (name, _), delta in recorder.aggregator.deltas.items():
+    pending = [((b.experiment, w), d) for b in recorder.in_flight for w, d in b.deltas.items()]
+    for (name, _), delta in [*pending, *recorder.aggregator.deltas.items()]:
         target = out.setdefault(name, defaultdict(int))
         for field, amount in delta.items():
             target[field] += amount

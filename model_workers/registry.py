@@ -14,6 +14,7 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
 
 ARTIFACT_NAME = "model.skops"
 METADATA_NAME = "metadata.json"
+CHAMPION_NAME = "champion.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 # skops refuses, by default, types outside its own safe list; these are the
@@ -193,6 +195,26 @@ class ModelRegistry:
         except Exception as exc:  # skops raises many kinds for a corrupt file
             raise ArtifactIntegrityError(f"{artifact}: cannot load: {exc}") from exc
         return LoadedModel(model, version, estimator, meta)
+
+    def set_champion(self, model: str, version: str, *, experiment: str, actor: str) -> None:
+        """Record which version is the champion of ``model`` (after a promotion)."""
+        self.metadata(model, version)  # must exist
+        record = {
+            "version": version,
+            "experiment": experiment,
+            "actor": actor,
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        path = self.root / model / CHAMPION_NAME
+        path.write_text(json.dumps(record, indent=2) + "\n")
+
+    def champion(self, model: str) -> dict[str, Any] | None:
+        """The recorded champion of ``model``, if a promotion recorded one."""
+        path = self.root / model / CHAMPION_NAME
+        if not path.is_file():
+            return None
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
 
     def models(self) -> list[str]:
         """Names of registered models."""

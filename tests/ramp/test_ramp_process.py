@@ -1,0 +1,165 @@
+"""The ramp end to end: real Redis, real workers, a real gateway, real traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from abgate.loadgen import run_load
+from abgate.processes import Child
+from abgate.redis_server import free_port
+from abgate.store import Store
+from tests.conftest import port_of, start_gateway, write_config
+
+pytestmark = pytest.mark.integration
+
+STATS = "statistics: {alpha: 0.05, sequential: true, tuning_n: 500, min_samples: 50, mde: 0.05}"
+
+
+def ramp_tail(
+    steps: str = "[10, 50, 100]",
+    min_duration: float = 2,
+    min_samples: int = 40,
+    max_duration: float = 90,
+) -> str:
+    return (
+        f"{STATS}\n"
+        f"ramp: {{variant: canary, steps: {steps}, min_duration_s: {min_duration}, "
+        f"min_samples: {min_samples}, check_interval_s: 0.5, max_duration_s: {max_duration}, "
+        "non_inferiority_margin: 0.02}"
+    )
+
+
+@contextmanager
+def traffic(url: str, rate: float = 250) -> Iterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=lambda: asyncio.run(run_load(url, rate=rate, duration_s=300, stop=stop)),
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def ramp(config, redis_url: str, out, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "abgate", "ramp", str(config), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "REDIS_URL": redis_url},
+    )
+
+
+def weights_history(redis_url: str, name: str = "demo") -> list[dict]:
+    return [e for e in Store(redis_url).audit(name, count=1000) if e["actor"] == "ramp-controller"]
+
+
+@pytest.fixture
+def setup(tmp_path, redis_url: str, demo_workers: dict[str, Child]):
+    def make(canary: str = "canary", canary_port: int | None = None, **tail_args):
+        ports = {n: port_of(c) for n, c in demo_workers.items()}
+        ports["canary"] = canary_port or ports[canary]
+        roles = {"canary": "canary", "challenger": "canary"}
+        config = write_config(
+            tmp_path / "ramp.yaml",
+            ports,
+            {"champion": 100, "canary": 0},
+            tail=ramp_tail(**tail_args),
+        )
+        if canary == "challenger":  # the better model (v2) as the canary
+            config.write_text(config.read_text().replace("model_version: v3", "model_version: v2"))
+        del roles
+        gateway = start_gateway(config, redis_url)
+        return config, gateway
+
+    gateways: list[Child] = []
+
+    def wrapped(**kwargs):
+        config, gateway = make(**kwargs)
+        gateways.append(gateway)
+        return config, gateway
+
+    yield wrapped
+    for gateway in gateways:
+        gateway.stop()
+
+
+def test_worse_canary_is_rolled_back_and_never_reaches_100(setup, redis_url, tmp_path) -> None:
+    config, gateway = setup(min_duration=3, min_samples=150)
+    with traffic(gateway.url):
+        result = ramp(config, redis_url, tmp_path / "out")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "ROLLED BACK canary" in result.stdout
+    history = weights_history(redis_url)
+    weights = [e["evidence"].get("weight") for e in history if "weight" in (e["evidence"] or {})]
+    assert 100 not in weights and 100.0 not in weights
+    final = Store(redis_url).get_config("demo").config["variants"]
+    assert {v["name"]: v["weight"] for v in final} == {"champion": 100, "canary": 0}
+    assert (tmp_path / "out" / "demo-ramp-report.html").is_file()
+    for entry in history:  # time, actor and evidence on every change
+        assert entry["ts"] and entry["actor"] == "ramp-controller" and entry["evidence"] is not None
+
+
+def test_failing_canary_is_rolled_back_at_the_first_check(setup, redis_url, tmp_path) -> None:
+    config, gateway = setup(canary_port=free_port(), min_duration=1, min_samples=20)
+    with traffic(gateway.url):
+        started = time.monotonic()
+        result = ramp(config, redis_url, tmp_path / "out")
+        elapsed = time.monotonic() - started
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "guardrail:error_rate" in Store(redis_url).audit("demo", count=100)[-1]["evidence"]
+    assert elapsed < 30
+
+
+def test_better_model_is_promoted(setup, redis_url, tmp_path, demo_registry) -> None:
+    config, gateway = setup(
+        canary="challenger", steps="[20, 60, 100]", min_duration=1.5, min_samples=40
+    )
+    with traffic(gateway.url):
+        result = ramp(config, redis_url, tmp_path / "out")
+    assert result.returncode == 0, result.stdout + result.stderr
+    final = {v["name"]: v for v in Store(redis_url).get_config("demo").config["variants"]}
+    assert final["canary"]["role"] == "champion" and final["canary"]["weight"] == 100
+    assert (tmp_path / "out" / "demo-ramp-report.md").is_file()
+
+
+def test_interrupted_ramp_resumes_and_a_second_one_is_refused(setup, redis_url, tmp_path) -> None:
+    config, gateway = setup(
+        canary="challenger", steps="[10, 30, 60, 100]", min_duration=2, min_samples=20
+    )
+    env = {**os.environ, "REDIS_URL": redis_url}
+    argv = [sys.executable, "-m", "abgate", "ramp", str(config), "--out", str(tmp_path)]
+    with traffic(gateway.url):
+        first = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = Store(redis_url).ramp_state("demo")
+            if state and state["step"] >= 1:
+                break
+            time.sleep(0.2)
+        second = ramp(config, redis_url, tmp_path, timeout=30)
+        assert second.returncode == 1
+        assert "already running" in second.stderr and len(second.stderr.strip().splitlines()) == 1
+        first.send_signal(2)  # Ctrl-C
+        _, err = first.communicate(timeout=30)
+        assert first.returncode == 130 and "paused" in err
+        step = Store(redis_url).ramp_state("demo")["step"]
+        assert step >= 1
+        resumed = ramp(config, redis_url, tmp_path)
+    assert f"resuming the ramp of demo at step {step + 1}" in resumed.stdout
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
