@@ -416,9 +416,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"{args.experiments} simulated experiments x {args.looks} looks x "
         f"{args.units_per_look} units per arm per look, alpha {args.alpha:g}, seed {args.seed}"
     )
-    print(
-        f"{'procedure':<28} {'A/A false positives':>20} {'power at ' + format(args.lift, '+.0%'):>16}"
-    )
+    power_label = f"power at {args.lift:+.0%}"
+    print(f"{'procedure':<28} {'A/A false positives':>20} {power_label:>16}")
     for label, attr in (
         ("fixed horizon (one look)", "fixed_horizon"),
         ("naive test at every look", "naive_peeking"),

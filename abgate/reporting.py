@@ -18,7 +18,11 @@ from experiments.config import ExperimentConfig
 from gateway.outcomes import LATENCY_BOUNDS_MS, VariantOutcomes, parse_outcome_fields
 
 __all__ = [
-    "experiment_data", "render", "settings_from_config", "subtract_totals", "write_report",
+    "experiment_data",
+    "render",
+    "settings_from_config",
+    "subtract_totals",
+    "write_report",
 ]
 
 FORMATS = ("json", "md", "html")
