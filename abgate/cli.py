@@ -193,28 +193,43 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     import os
 
-    import uvicorn
-
     from abgate.store import AsyncStore
     from experiments.loader import load_experiment
-    from gateway.app import create_app
+    from gateway.app import app_from_environment, create_app
 
     settings = _settings()
     bootstrap = load_experiment(args.config) if args.config else None  # fail fast, one line
     if not settings.redis_url and bootstrap is None:
         raise AbgateError("nothing to route: give --config FILE or set REDIS_URL")
+    host = args.host or settings.host
     if args.workers > 1:
         # Separate processes share nothing but Redis: each builds its own app.
         os.environ["ABGATE_GATEWAY_CONFIG"] = str(args.config or "")
-        app: Any = "gateway.app:app_from_environment"
-    else:
+
+    def build() -> Any:
         store = AsyncStore(settings.redis_url) if settings.redis_url else None
-        app = create_app(settings, store=store, bootstrap=bootstrap)
+        return create_app(settings, store=store, bootstrap=bootstrap)
+
+    if args.server == "abgate":
+        from gateway.server import serve
+
+        return serve(
+            app_from_environment if args.workers > 1 else build,
+            host=host,
+            port=args.port,
+            workers=args.workers,
+            backlog=2048,
+            graceful_timeout=10,
+            log_level=settings.log_level,
+        )
+
+    import uvicorn
+
     uvicorn.run(
-        app,
+        "gateway.app:app_from_environment" if args.workers > 1 else build(),
         factory=args.workers > 1,
         workers=args.workers,
-        host=args.host or settings.host,
+        host=host,
         port=args.port,
         loop="uvloop",
         http="httptools",
@@ -519,6 +534,12 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("--host", default=None, help="bind address (default: $ABGATE_HOST)")
     gateway.add_argument("--config", default=None, help="experiment YAML to route at start")
     gateway.add_argument("--workers", type=int, default=1, help="processes (one per core)")
+    gateway.add_argument(
+        "--server",
+        choices=("abgate", "uvicorn"),
+        default="uvicorn",
+        help="HTTP server: uvicorn (ASGI, default) or abgate's own protocol server (experimental)",
+    )
     gateway.set_defaults(handler=cmd_gateway)
 
     up = sub.add_parser("up", help="start Redis, a worker per variant and the gateway")

@@ -1,41 +1,109 @@
 """The main job behind ``make demo``.
 
-Starts a real Redis, the three demo model versions (trained when the registry
-lacks them) behind one worker process each, and the gateway; sends the classic
-client request through it; drives traffic with feedback (the true labels of
-the demo task) and shows what the gateway recorded per variant. The canary
-ramp and the significance report join as they land.
+1. Trains the demo versions when the registry lacks them (champion v1, better
+   challenger v2, worse canary v3) and starts a real Redis, one worker per
+   version and the gateway.
+2. Sends the classic client request through the gateway, then 10 s of traffic
+   with the true label posted back for every answer; prints what was recorded
+   and writes the significance report (Markdown, HTML, JSON).
+3. Ramps the better model as a canary (promoted) and then the worse one
+   (rolled back), with traffic flowing, and prints each verdict and report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from abgate.redis_server import free_port
 from abgate.settings import Settings
 
 __all__ = ["run_demo"]
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "experiments" / "demo.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = ROOT / "experiments" / "demo.yaml"
 _CLASSIC_ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+_RAMP = {
+    "variant": "canary",
+    "steps": [10, 50, 100],
+    "min_duration_s": 3,
+    "min_samples": 100,
+    "check_interval_s": 1,
+    "max_duration_s": 90,
+    "on_srm": "hold",
+    "non_inferiority_margin": 0.02,
+}
 
 
 def _config_on_free_ports(source: Path, target: Path) -> Path:
     """The demo config with every local endpoint moved to a free port (no clashes)."""
+    from experiments.config import ExperimentConfig
     from experiments.loader import dump_experiment, load_experiment
 
-    config = load_experiment(source)
-    data = config.model_dump(mode="json")
+    data = load_experiment(source).model_dump(mode="json")
     for group in ("variants", "shadows"):
         for entry in data.get(group) or []:
             entry["endpoints"] = [f"http://127.0.0.1:{free_port()}" for _ in entry["endpoints"]]
-    from experiments.config import ExperimentConfig
-
     target.write_text(dump_experiment(ExperimentConfig.model_validate(data)))
     return target
+
+
+def _ramp_config(base: Any, canary_version: str) -> Any:
+    """Champion v1 at 100 %, ``canary_version`` at 0 % with the demo ramp plan."""
+    from experiments.config import ExperimentConfig
+
+    data = base.model_dump(mode="json")
+    endpoints = {v["model_version"]: v["endpoints"] for v in data["variants"]}
+    data["variants"] = [
+        {
+            "name": "champion",
+            "role": "champion",
+            "model_version": "v1",
+            "endpoints": endpoints["v1"],
+            "weight": 100,
+        },
+        {
+            "name": "canary",
+            "role": "canary",
+            "model_version": canary_version,
+            "endpoints": endpoints[canary_version],
+            "weight": 0,
+        },
+    ]
+    data["statistics"] = {**data["statistics"], "tuning_n": 500, "min_samples": 100}
+    # Every process of the demo shares two cores, so p99 is noisy: guard it loosely.
+    data["metrics"]["guardrails"] = [
+        {"name": "error_rate", "max_absolute_increase": 0.01},
+        {"name": "p99_latency_ms", "max_ratio": 5.0},
+    ]
+    data["ramp"] = _RAMP
+    return ExperimentConfig.model_validate(data)
+
+
+@contextmanager
+def _traffic(url: str, rate: float) -> Iterator[list[Any]]:
+    from abgate.loadgen import run_load
+
+    stop = threading.Event()
+    results: list[Any] = []
+    thread = threading.Thread(
+        target=lambda: results.append(
+            asyncio.run(run_load(url, rate=rate, duration_s=600, stop=stop, seed=len(results)))
+        ),
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield results
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
@@ -43,14 +111,18 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
     import httpx
 
     from abgate.loadgen import run_load
+    from abgate.reporting import experiment_data, write_report
     from abgate.status import render_status
     from abgate.store import Store
     from abgate.up import running_stack
+    from analysis.decisions import analyze
     from model_workers.demo_versions import ensure_demo_versions
     from model_workers.registry import ModelRegistry
+    from ramp.controller import RampController
 
     started = time.monotonic()
     registry = ModelRegistry(Path(registry_dir) if registry_dir else settings.registry_dir)
+    reports = ROOT / "reports"
     print(f"== model registry: {registry.root.resolve()}")
     for version, meta in ensure_demo_versions(registry).items():
         metrics = meta["holdout_metrics"]
@@ -58,18 +130,58 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
             f"   demo {version}: holdout accuracy {metrics['accuracy']:.4f}, "
             f"ROC AUC {metrics['roc_auc']:.4f}, sha256 {meta['sha256'][:12]}"
         )
+    outcomes = []
     with tempfile.TemporaryDirectory(prefix="abgate-demo-") as tmp:
-        config = _config_on_free_ports(DEMO_CONFIG, Path(tmp) / "demo.yaml")
+        config_path = _config_on_free_ports(DEMO_CONFIG, Path(tmp) / "demo.yaml")
         demo_settings = settings.model_copy(update={"state_dir": Path(tmp) / "state"})
-        with running_stack(demo_settings, config, registry_dir=registry.root, log=False) as stack:
+        with running_stack(
+            demo_settings, config_path, registry_dir=registry.root, log=False
+        ) as stack:
+            store = Store(stack.redis_url)
             print(f"== gateway {stack.gateway_url}, Redis {stack.redis_url}")
             answer = httpx.post(f"{stack.gateway_url}/predict", json={"features": _CLASSIC_ROW})
             print(f"== classic client through the gateway: {answer.json()}")
+
             print("== traffic: 10 s at 300 requests/s, every answer labelled through /feedback")
             result = asyncio.run(run_load(stack.gateway_url, rate=300, duration_s=10))
             print(result.summary())
             time.sleep(0.3)  # the recorder flushes every 50 ms
             print("== what the gateway recorded (abgate status):")
-            print(render_status(Store(stack.redis_url), "demo"))
+            print(render_status(store, "demo"))
+            data = experiment_data(store, "demo")
+            paths = write_report(data, reports, "demo-report")
+            print("== significance report:")
+            for verdict in analyze(data).verdicts:
+                print(
+                    f"   {verdict.variant}: {verdict.action.upper()} ({verdict.rule}) "
+                    f"{verdict.reason}"
+                )
+            print(f"   {paths['md']}\n   {paths['html']}\n   {paths['json']}")
+
+            from experiments.loader import load_experiment
+
+            base = load_experiment(config_path)
+            for version, story in (("v2", "the better model"), ("v3", "the worse model")):
+                ramp_config = _ramp_config(base, version)
+                store.put_config(
+                    "demo",
+                    ramp_config.model_dump(mode="json"),
+                    actor="demo",
+                    action="apply",
+                    reason=f"ramp {version} as a canary",
+                )
+                time.sleep(0.3)  # gateways follow over pub/sub
+                print(f"== canary ramp of {version} ({story}): steps 10 → 50 → 100 %")
+                with _traffic(stack.gateway_url, rate=300):
+                    controller = RampController(
+                        store, ramp_config, out_dir=reports, report_stem=f"ramp-{version}-report"
+                    )
+                    outcome = controller.run()
+                outcomes.append((version, outcome))
+    print("== verdicts:")
+    for version, outcome in outcomes:
+        print(f"   {version}: {outcome.action.upper()} ({outcome.reason})")
+        print(f"       report: {outcome.reports['html']}")
     print(f"== demo finished in {time.monotonic() - started:.1f}s")
-    return 0
+    expected = [("v2", "promote"), ("v3", "rollback")]
+    return 0 if [(v, o.action) for v, o in outcomes] == expected else 1

@@ -34,6 +34,9 @@ from analysis.srm import SrmResult, sample_ratio_mismatch
 
 __all__ = ["Analysis", "Verdict", "analyze"]
 
+# Requests needed before an all-failing variant is judged without a variance.
+_MIN_DEGENERATE = 20
+
 Action = Literal["promote", "continue", "rollback", "inconclusive", "hold"]
 
 
@@ -206,6 +209,28 @@ def _decide(
                 "expected": dict(zip(srm.arms, srm.expected, strict=True)),
                 "p_value": srm.p_value,
                 "threshold": srm.threshold,
+            },
+        )
+    margin = s.max_error_rate_increase or 0.0
+    champion_rate = data.champion.errors / data.champion.requests if data.champion.requests else 0.0
+    variant_rate = variant.errors / variant.requests if variant.requests else 0.0
+    if (
+        errors.error
+        and variant.requests >= _MIN_DEGENERATE
+        and variant_rate > champion_rate + margin
+    ):
+        # Every request failed (or none did): zero variance leaves the test undefined,
+        # but the difference is then certain, not noise.
+        return Verdict(
+            name,
+            "rollback",
+            "guardrail:error_rate",
+            f"error rate {variant_rate:.4f} vs champion {champion_rate:.4f} on "
+            f"{variant.requests} requests (no variance: every outcome identical)",
+            {
+                "samples": {"champion": data.champion.requests, "variant": variant.requests},
+                "error_rates": {"champion": champion_rate, "variant": variant_rate},
+                "threshold": s.max_error_rate_increase,
             },
         )
     if errors.significant:

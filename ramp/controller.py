@@ -60,6 +60,7 @@ class RampController:
         on_promote: Any = None,
         clock: Any = time.time,
         sleep: Any = time.sleep,
+        report_stem: str | None = None,
     ) -> None:
         if config.ramp is None:
             raise AbgateError(f"{config.name} has no ramp plan (add a `ramp:` section)")
@@ -74,6 +75,7 @@ class RampController:
         self.sleep = sleep
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{int(clock())}"
         self._file_config = config
+        self.report_stem = report_stem or f"{config.name}-ramp-report"
 
     # --- state ----------------------------------------------------------------
 
@@ -213,7 +215,7 @@ class RampController:
         )
         if decision.action == "promote" and self.on_promote is not None:
             self.on_promote(config.variant(self.variant))
-        reports = write_report(data, self.out_dir, f"{self.name}-ramp-report")
+        reports = write_report(data, self.out_dir, self.report_stem)
         word = "PROMOTED" if action == "promote" else "ROLLED BACK"
         self.out.write(f"\n{word} {self.variant}: {decision.reason}\n")
         for fmt, path in reports.items():

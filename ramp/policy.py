@@ -89,7 +89,9 @@ def observe(
     settings = ramp_data.settings
     whole = analyze(replace(ramp_data, settings=replace(settings, srm_threshold=_NO_SRM)))
     verdict = next(v for v in whole.verdicts if v.variant == variant)
-    live = [v for v in step_data.variants if v.weight > 0 or v.requests > 0]
+    # A 0 % arm can still see a few requests served just before the weight
+    # change reached every gateway: judge the split among the live arms only.
+    live = [v for v in step_data.variants if v.weight > 0]
     step_srm = sample_ratio_mismatch(
         {v.name: v.requests for v in live},
         {v.name: v.weight for v in live},

@@ -29,9 +29,12 @@ def ramp_tail(
     min_duration: float = 2,
     min_samples: int = 40,
     max_duration: float = 90,
+    p99_ratio: float = 1.5,
 ) -> str:
     return (
         f"{STATS}\n"
+        "metrics: {guardrails: [{name: error_rate, max_absolute_increase: 0.01}, "
+        f"{{name: p99_latency_ms, max_ratio: {p99_ratio}}}]}}\n"
         f"ramp: {{variant: canary, steps: {steps}, min_duration_s: {min_duration}, "
         f"min_samples: {min_samples}, check_interval_s: 0.5, max_duration_s: {max_duration}, "
         "non_inferiority_margin: 0.02}"
@@ -120,13 +123,15 @@ def test_failing_canary_is_rolled_back_at_the_first_check(setup, redis_url, tmp_
         result = ramp(config, redis_url, tmp_path / "out")
         elapsed = time.monotonic() - started
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "guardrail:error_rate" in Store(redis_url).audit("demo", count=100)[-1]["evidence"]
+    assert (
+        Store(redis_url).audit("demo", count=100)[-1]["evidence"]["rule"] == "guardrail:error_rate"
+    )
     assert elapsed < 30
 
 
 def test_better_model_is_promoted(setup, redis_url, tmp_path, demo_registry) -> None:
     config, gateway = setup(
-        canary="challenger", steps="[20, 60, 100]", min_duration=1.5, min_samples=40
+        canary="challenger", steps="[20, 60, 100]", min_duration=1.5, min_samples=40, p99_ratio=50
     )
     with traffic(gateway.url):
         result = ramp(config, redis_url, tmp_path / "out")
@@ -138,7 +143,7 @@ def test_better_model_is_promoted(setup, redis_url, tmp_path, demo_registry) -> 
 
 def test_interrupted_ramp_resumes_and_a_second_one_is_refused(setup, redis_url, tmp_path) -> None:
     config, gateway = setup(
-        canary="challenger", steps="[10, 30, 60, 100]", min_duration=2, min_samples=20
+        canary="challenger", steps="[10, 30, 60, 100]", min_duration=2, min_samples=20, p99_ratio=50
     )
     env = {**os.environ, "REDIS_URL": redis_url}
     argv = [sys.executable, "-m", "abgate", "ramp", str(config), "--out", str(tmp_path)]

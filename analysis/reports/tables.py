@@ -1,0 +1,295 @@
+"""The report's tables as plain text cells, shared by the Markdown and HTML renderers.
+
+One place decides what each table says and how numbers are written, so the
+pull-request comment and the HTML page can never disagree. Cells are plain,
+unescaped strings: each renderer escapes for its own format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from analysis.decisions import Analysis, VariantAnalysis
+from analysis.sufficient import ProportionStats
+
+__all__ = [
+    "Table",
+    "correction_name",
+    "format_p",
+    "guardrail_table",
+    "power_table",
+    "primary_table",
+    "settings_items",
+    "srm_detail",
+    "srm_status",
+    "srm_table",
+    "test_line",
+    "verdict_table",
+]
+
+DASH = "—"
+MINUS = "\u2212"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table. Column indexes: ``numeric`` right-aligned, ``badge`` the verdict,
+    ``code`` an identifier (a rule name)."""
+
+    title: str
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    numeric: frozenset[int] = frozenset()
+    badge: int | None = None
+    code: int | None = None
+    caption: str = ""
+
+
+def _signed_pct(value: float, decimals: int = 2) -> str:
+    if math.isinf(value):
+        return "+∞" if value > 0 else f"{MINUS}∞"
+    text = f"{value:+.{decimals}%}"
+    return text.replace("-", MINUS)
+
+
+def _signed_number(value: float) -> str:
+    if math.isinf(value):
+        return "+∞" if value > 0 else f"{MINUS}∞"
+    return f"{value:+.4g}".replace("-", MINUS)
+
+
+def format_p(p: float | None) -> str:
+    """A p-value for people: three decimals, or "< 0.001"."""
+    if p is None or math.isnan(p):
+        return DASH
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}"
+
+
+def correction_name(correction: str) -> str:
+    """The multiple-testing correction as a reader would name it."""
+    return {
+        "holm": "Holm",
+        "benjamini_hochberg": "Benjamini–Hochberg",
+        "none": "none",
+    }.get(correction, correction)
+
+
+def test_line(analysis: Analysis) -> str:
+    """Which test ran, at which level, with which correction."""
+    s = analysis.data.settings
+    challengers = len(analysis.variants)
+    correction = correction_name(s.correction)
+    across = f" across {challengers} challengers" if challengers > 1 else ""
+    sides = {r.primary.alternative for r in analysis.variants if r.primary is not None}
+    side = f"{sides.pop()} " if len(sides) == 1 else ""
+    return (
+        f"Test: {analysis.test}, α = {s.alpha:g}, {side}on '{s.primary_metric}' "
+        f"({s.direction} is better); multiple-testing correction: {correction}{across}."
+    )
+
+
+def srm_status(analysis: Analysis) -> str:
+    """One line on the sample-ratio check (the warning itself when there is a mismatch)."""
+    srm = analysis.srm
+    if srm.mismatch:
+        return f"Sample-ratio mismatch: {srm.message}"
+    if not srm.checked:
+        return f"Sample-ratio check not run: {srm.message}"
+    return f"Sample-ratio check passed: {srm.message}"
+
+
+def srm_table(analysis: Analysis) -> Table:
+    """Observed against expected requests per arm."""
+    srm = analysis.srm
+    weights = {v.name: v.weight for v in analysis.data.variants}
+    total_weight = sum(weights[a] for a in srm.arms) or 1.0
+    total = sum(srm.observed) or 1
+    rows = tuple(
+        (
+            arm,
+            f"{100 * weights[arm] / total_weight:.1f}%",
+            _count(observed),
+            f"{100 * observed / total:.1f}%",
+            f"{expected:,.0f}",
+        )
+        for arm, observed, expected in zip(srm.arms, srm.observed, srm.expected, strict=True)
+    )
+    return Table(
+        "Traffic split",
+        ("variant", "configured", "observed requests", "observed share", "expected requests"),
+        rows,
+        numeric=frozenset({1, 2, 3, 4}),
+        caption=f"chi-square p = {srm.p_value:.3g}, flagged below {srm.threshold:g}",
+    )
+
+
+def srm_detail(analysis: Analysis) -> str:
+    """The SRM message without its "sample ratio mismatch:" lead (the heading says that)."""
+    message = analysis.srm.message
+    lead = "sample ratio mismatch: "
+    if message.startswith(lead):
+        message = message[len(lead) :]
+    return message[:1].upper() + message[1:]
+
+
+def _why(rule: str, reason: str) -> str:
+    # An SRM holds every variant for the same reason, stated once in the warning above.
+    return (
+        "held: the traffic split is off (see the sample-ratio warning)" if rule == "srm" else reason
+    )
+
+
+def verdict_table(analysis: Analysis) -> Table:
+    """Variant | verdict | rule | why: the decision per challenger."""
+    rows = tuple((v.variant, v.action, v.rule, _why(v.rule, v.reason)) for v in analysis.verdicts)
+    return Table("Verdicts", ("variant", "verdict", "rule", "why"), rows, badge=1, code=2)
+
+
+def _is_proportion(analysis: Analysis) -> bool:
+    metric = analysis.data.champion.metrics.get(analysis.data.settings.primary_metric)
+    return isinstance(metric, ProportionStats)
+
+
+def _mean(value: float, proportion: bool) -> str:
+    return f"{value:.2%}" if proportion else f"{value:.4g}"
+
+
+def _lift(va: VariantAnalysis) -> str:
+    r = va.primary
+    if r is None:
+        return DASH
+    if r.error:
+        return f"not tested: {r.message}"
+    fmt = _signed_pct if r.difference_type == "relative" else _signed_number
+    return f"{fmt(r.estimate)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
+
+
+def primary_table(analysis: Analysis) -> Table:
+    """Variant, n, mean, lift with its interval, p and adjusted p on the primary metric."""
+    s = analysis.data.settings
+    proportion = _is_proportion(analysis)
+    champion = analysis.data.champion
+    base = champion.metrics.get(s.primary_metric)
+    rows = [
+        (
+            champion.name,
+            "champion",
+            _count(base.n) if base else "0",
+            _mean(base.mean, proportion) if base else DASH,
+            "baseline",
+            DASH,
+            DASH,
+        )
+    ]
+    for va in analysis.variants:
+        r = va.primary
+        rows.append(
+            (
+                va.variant,
+                next(v.role for v in analysis.data.variants if v.name == va.variant),
+                _count(r.treatment_n) if r else "0",
+                _mean(r.treatment_mean, proportion) if r else DASH,
+                _lift(va),
+                format_p(r.p_value) if r and not r.error else DASH,
+                format_p(va.adjusted_p_value),
+            )
+        )
+    level = f"{1 - s.alpha:.0%}"
+    kind = "relative" if analysis.variants and _relative(analysis) else "absolute"
+    return Table(
+        f"Primary metric: {s.primary_metric}",
+        ("variant", "role", "n", "mean", f"lift vs champion [{level} CI]", "p", "adjusted p"),
+        tuple(rows),
+        numeric=frozenset({2, 3, 4, 5, 6}),
+        caption=f"{kind} lift; adjusted p uses the {correction_name(s.correction)} correction",
+    )
+
+
+def _relative(analysis: Analysis) -> bool:
+    return any(
+        v.primary is not None and v.primary.difference_type == "relative" for v in analysis.variants
+    )
+
+
+def _error_cell(va: VariantAnalysis, margin: float | None) -> str:
+    e = va.errors
+    rates = f"{e.treatment_mean:.2%} vs {e.control_mean:.2%}"
+    if e.error:
+        return f"{rates} (not tested: {e.message})"
+    limit = f"+{100 * margin:g} pp" if margin else "any increase"
+    delta = f"{100 * e.estimate:+.2f}".replace("-", MINUS)
+    return f"{rates} (Δ {delta} pp, limit {limit}, p = {format_p(e.p_value)})"
+
+
+def _latency_cell(va: VariantAnalysis) -> str:
+    lat = va.latency
+    if lat is None:
+        return "no latency recorded"
+    if not lat.conclusive:
+        return lat.message
+    limit = f", limit {lat.max_ratio:g}×" if lat.max_ratio is not None else ""
+    return f"{lat.treatment:.3g} vs {lat.champion:.3g} ms ({lat.ratio:.2f}×{limit})"
+
+
+def _guardrail_status(va: VariantAnalysis) -> str:
+    breached = []
+    if va.errors.significant:
+        breached.append("error rate")
+    if va.latency is not None and va.latency.worse:
+        breached.append("p99 latency")
+    if breached:
+        return "breached: " + ", ".join(breached)
+    if va.errors.error or va.latency is None or not va.latency.conclusive:
+        return "ok so far (partial data)"
+    return "ok"
+
+
+def guardrail_table(analysis: Analysis) -> Table:
+    """Error rate and p99 latency of each challenger against the champion."""
+    margin = analysis.data.settings.max_error_rate_increase
+    rows = tuple(
+        (va.variant, _error_cell(va, margin), _latency_cell(va), _guardrail_status(va))
+        for va in analysis.variants
+    )
+    return Table(
+        "Guardrails",
+        ("variant", "error rate vs champion", "p99 latency vs champion", "status"),
+        rows,
+        caption="error rate: one-sided sequential test against the allowed increase",
+    )
+
+
+def power_table(analysis: Analysis) -> Table:
+    """Samples now against the planned sample per arm, and the time to a decision."""
+    s = analysis.data.settings
+    rows = []
+    for va in analysis.variants:
+        r = va.primary
+        now = f"{_count(r.control_n)} / {_count(r.treatment_n)}" if r else DASH
+        need = _count(va.required_per_arm) if va.required_per_arm else DASH
+        progress = DASH
+        if r and va.required_per_arm:
+            progress = f"{min(1.0, min(r.control_n, r.treatment_n) / va.required_per_arm):.0%}"
+        rows.append((va.variant, now, need, progress, va.time_to_decision))
+    return Table(
+        "Power and time to a decision",
+        ("variant", "n now (champion / variant)", "needed per arm", "progress", "time to decision"),
+        tuple(rows),
+        numeric=frozenset({1, 2, 3}),
+        caption=f"planned to detect a {s.mde:.1%} relative lift (the MDE) with "
+        f"{s.power:.0%} power at α = {s.alpha:g}",
+    )
+
+
+def settings_items(analysis: Analysis) -> Sequence[tuple[str, str]]:
+    """The analysis settings as (name, value) pairs."""
+    s = analysis.data.settings
+    values = ((f.name, getattr(s, f.name)) for f in dataclasses.fields(s))
+    return tuple((name, DASH if value is None else str(value)) for name, value in values)
