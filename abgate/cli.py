@@ -298,8 +298,8 @@ def _emit(text: str, out: str | None) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     import json as json_module
 
-    from abgate.reporting import render
     from analysis.inputs import InputError, experiment_from_json
+    from analysis.report import render
 
     try:
         with open(args.file, "rb") as handle:

@@ -13,6 +13,7 @@ from typing import Any
 
 from abgate.store import Store
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
+from analysis.report import FORMATS, render
 from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats
 from experiments.config import ExperimentConfig
 from gateway.outcomes import LATENCY_BOUNDS_MS, VariantOutcomes, parse_outcome_fields
@@ -24,8 +25,6 @@ __all__ = [
     "subtract_totals",
     "write_report",
 ]
-
-FORMATS = ("json", "md", "html")
 
 
 def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> AnalysisSettings:
@@ -151,23 +150,6 @@ def _sum_windows(windows: Any) -> dict[str, VariantOutcomes]:
                 for key, amount in values.items():
                     target[key] = target.get(key, 0) + amount
     return total
-
-
-def render(data: ExperimentData, fmt: str) -> str:
-    """The report of ``data`` as JSON, Markdown or HTML text."""
-    import json
-
-    from analysis.decisions import analyze
-    from analysis.report import report_html, report_json, report_markdown
-
-    analysis = analyze(data)
-    if fmt == "json":
-        return json.dumps(report_json(analysis), indent=2) + "\n"
-    if fmt == "md":
-        return report_markdown(analysis)
-    if fmt == "html":
-        return report_html(analysis)
-    raise ValueError(f"unknown report format {fmt!r} (json, md, html)")
 
 
 def write_report(data: ExperimentData, out_dir: Path, stem: str) -> dict[str, Path]:

@@ -61,7 +61,7 @@ def fill(store_url: str) -> None:
             for value in latencies:
                 delta[f"{variant}:latency_hist:{latency_bucket(value)}"] += int(scale)
         # Counts are integers in Redis (HINCRBY): only sums stay floats.
-        for key, amount in delta.items():
+        for key, amount in list(delta.items()):
             if not key.endswith((":sum", ":ss")):
                 delta[key] = int(amount)
             correct = int(rng.binomial(n, accuracy[variant]))

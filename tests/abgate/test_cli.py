@@ -82,3 +82,23 @@ def test_worker_refuses_tampered_artifact(tmp_path) -> None:
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "does not match the registered" in lines[0]
+
+
+def test_analyze_answers_json_and_names_a_bad_field(tmp_path) -> None:
+    good = {"variants": [
+        {"name": "champion", "role": "champion", "weight": 50, "requests": 4000,
+         "metrics": {"accuracy": {"type": "proportion", "n": 4000, "sum": 3360}}},
+        {"name": "canary", "role": "canary", "weight": 50, "requests": 4000,
+         "metrics": {"accuracy": {"type": "proportion", "n": 4000, "sum": 3600}}}]}  # fmt: skip
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(good))
+    result = abgate("analyze", str(path))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert [v["action"] for v in report["verdicts"]] == ["promote"]
+    good["variants"][1]["metrics"]["accuracy"]["n"] = -1
+    path.write_text(json.dumps(good))
+    bad = abgate("analyze", str(path))
+    assert bad.returncode == 1
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and "variants.1.metrics.accuracy.n" in lines[0]
