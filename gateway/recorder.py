@@ -58,6 +58,7 @@ class Recorder:
     last_flush: float = field(init=False, default_factory=time.monotonic)
     redis_ok: bool = field(init=False, default=True)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
+    _writing: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.aggregator = OutcomeAggregator(self.window_s)
@@ -166,6 +167,13 @@ class Recorder:
                 for name, amount in delta.items():
                     totals[name] += amount
 
+    async def _write(self, batches: list[FlushBatch]) -> None:
+        assert self.store is not None
+        try:
+            await self.store.write(batches)
+        finally:
+            self._writing = False
+
     async def flush(self) -> bool:
         """Write everything pending; on failure keep it for the next try."""
         if self.store is None or not (self.aggregator or self.events or self.requests):
@@ -173,8 +181,15 @@ class Recorder:
             return True
         batches = self._take()
         self.in_flight = batches
+        self._writing = True
         try:
-            await self.store.write(batches)
+            await self._write(batches)
+        except asyncio.CancelledError:
+            # Only reached when stop() ran out of time waiting for this write:
+            # keep the batch for the final flush rather than lose it.
+            self.in_flight = []
+            self._put_back(batches)
+            raise
         except RedisUnavailable as exc:
             self.in_flight = []
             self._put_back(batches)
@@ -206,12 +221,15 @@ class Recorder:
 
     async def stop(self, deadline_s: float = 5.0) -> None:
         """Stop the flusher and write what is pending, trying until the deadline."""
+        end = time.monotonic() + deadline_s
         if self._task is not None:
+            # Never cancel a write in progress: whether it reached Redis would be unknown.
+            while self._writing and time.monotonic() < end:
+                await asyncio.sleep(0.005)
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        end = time.monotonic() + deadline_s
         while not await self.flush() and time.monotonic() < end:
             await asyncio.sleep(0.1)
 

@@ -79,3 +79,28 @@ def test_outage_buffers_then_flushes_everything(tmp_path) -> None:
         assert len(Store(again.url).events("demo", count=100)) == 10
     finally:
         again.stop()
+
+
+class SlowStore(AsyncStore):
+    """A real store whose writes take a while, so shutdown lands mid-write."""
+
+    async def write(self, batches) -> None:
+        await asyncio.sleep(0.2)
+        await super().write(batches)
+
+
+def test_stop_during_a_write_loses_and_doubles_nothing(redis_url: str) -> None:
+    async def scenario():
+        store = SlowStore(redis_url)
+        recorder = Recorder(store, flush_interval_s=0.01)
+        record(recorder, 50)
+        recorder.start()
+        while not recorder.in_flight:
+            await asyncio.sleep(0.001)
+        record(recorder, 7, start=50)  # arrives while the first batch is being written
+        await recorder.stop()
+        await store.close()
+
+    asyncio.run(scenario())
+    outcome = parse_outcome_fields(Store(redis_url).totals("demo"))["champion"]
+    assert outcome.requests == 57
