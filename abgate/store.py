@@ -360,6 +360,7 @@ class AsyncStore:
             url, socket_timeout=2, socket_connect_timeout=1, health_check_interval=5
         )
         self._flush = self.client.register_script(_FLUSH_SCRIPT)
+        self._put_config = self.client.register_script(_PUT_CONFIG_SCRIPT)
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -418,10 +419,9 @@ class AsyncStore:
     ) -> int:  # fmt: skip
         """Async twin of ``Store.put_config`` for the admin API."""
         keys = Keys(name)
-        script = self.client.register_script(_PUT_CONFIG_SCRIPT)
         try:
             version = int(
-                await script(
+                await self._put_config(
                     keys=[keys.config_version, keys.config, keys.audit],
                     args=_config_args(
                         config, paused=paused, actor=actor, action=action, reason=reason,

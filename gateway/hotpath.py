@@ -58,6 +58,16 @@ def _features_ok(features: Any) -> bool:
     return True
 
 
+def _json_object(body: bytes, not_an_object: str) -> dict[str, Any]:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON body: {exc}") from exc
+    if type(payload) is not dict:
+        raise BadRequest(not_an_object)
+    return payload
+
+
 def _same_number(label: float, prediction: str) -> bool:
     try:
         return float(prediction) == float(label)
@@ -98,12 +108,7 @@ class HotPath:
 
     @staticmethod
     def _parse(body: bytes) -> dict[str, Any]:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"malformed JSON body: {exc}") from exc
-        if type(payload) is not dict:
-            raise BadRequest("body must be a JSON object with a 'features' list")
+        payload = _json_object(body, "body must be a JSON object with a 'features' list")
         features = payload.get("features")
         if features is None:
             raise BadRequest("features: field required")
@@ -261,12 +266,7 @@ class HotPath:
             return _error(exc)
 
     async def _feedback(self, body: bytes) -> Answer:
-        try:
-            payload = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"malformed JSON body: {exc}") from exc
-        if type(payload) is not dict:
-            raise BadRequest("body must be a JSON object")
+        payload = _json_object(body, "body must be a JSON object")
         request_id = payload.get("request_id")
         if type(request_id) is not str or not valid_request_id(request_id):
             raise BadRequest("request_id: required, 1-128 characters of A-Z a-z 0-9 . _ : -")

@@ -53,8 +53,13 @@ def start_worker(
         url=f"http://127.0.0.1:{port}",
         env=env,
     )  # fmt: skip
+    return _ready(child, "/ready")
+
+
+def _ready(child: Child, path: str) -> Child:
+    """Wait until ``child`` answers ``path``; stop it (by pid) if it never does."""
     try:
-        wait_http_ok(f"{child.url}/ready", child=child, timeout=60)
+        wait_http_ok(f"{child.url}{path}", child=child, timeout=60)
     except Exception:
         child.stop()
         raise
@@ -107,10 +112,10 @@ def write_config(
     return path
 
 
-def start_gateway(config: Path | None, redis_url: str | None, **env: str) -> Child:
-    """Start ``abgate gateway`` as a real process on a free port and wait for /health."""
+def start_gateway(config: Path | None, redis_url: str | None, *extra: str, **env: str) -> Child:
+    """Start ``abgate gateway [extra...]`` as a real process on a free port; wait for /health."""
     port = free_port()
-    argv = ["gateway", "--port", str(port)]
+    argv = ["gateway", "--port", str(port), *extra]
     if config is not None:
         argv += ["--config", str(config)]
     environment = {"ABGATE_ADMIN_TOKEN": ADMIN_TOKEN, "ABGATE_LOG_LEVEL": "warning", **env}
@@ -119,12 +124,7 @@ def start_gateway(config: Path | None, redis_url: str | None, **env: str) -> Chi
     child = start_child(
         "gateway", abgate_argv(*argv), url=f"http://127.0.0.1:{port}", env=environment
     )
-    try:
-        wait_http_ok(f"{child.url}/health", child=child, timeout=60)
-    except Exception:
-        child.stop()
-        raise
-    return child
+    return _ready(child, "/health")
 
 
 @pytest.fixture(scope="session")

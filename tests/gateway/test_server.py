@@ -34,7 +34,7 @@ from gateway import server as server_module
 from gateway.app import Gateway, create_app
 from gateway.outcomes import parse_outcome_fields
 from gateway.server import _Server
-from tests.conftest import ADMIN_TOKEN, port_of, write_config
+from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 
 ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 BODY = json.dumps({"features": ROW}).encode()
@@ -295,22 +295,7 @@ def test_idle_connections_are_closed_after_the_keep_alive_timeout(
 
 def start_server(config: Path | None, redis_url: str | None, *extra: str, **env: str) -> Child:
     """``abgate gateway --server abgate`` on a free port, once /health answers."""
-    port = free_port()
-    argv = ["gateway", "--server", "abgate", "--port", str(port), *extra]
-    if config is not None:
-        argv += ["--config", str(config)]
-    environment = {"ABGATE_ADMIN_TOKEN": ADMIN_TOKEN, "ABGATE_LOG_LEVEL": "warning", **env}
-    if redis_url:
-        environment["REDIS_URL"] = redis_url
-    child = start_child(
-        "gateway", abgate_argv(*argv), url=f"http://127.0.0.1:{port}", env=environment
-    )
-    try:
-        wait_http_ok(f"{child.url}/health", child=child, timeout=60)
-    except Exception:
-        child.stop()
-        raise
-    return child
+    return start_gateway(config, redis_url, "--server", "abgate", *extra, **env)
 
 
 @pytest.fixture
