@@ -185,6 +185,7 @@ class Assigner:
     _ramp_from: int = field(init=False, repr=False, compare=False)
     _others_bucket: Callable[[str], int] = field(init=False, repr=False, compare=False)
     _others_by_bucket: tuple[Assignment, ...] = field(init=False, repr=False, compare=False)
+    _sole_other: Assignment | None = field(init=False, repr=False, compare=False)
     _forced: dict[str, Assignment] = field(init=False, repr=False, compare=False)
     _shadow_rules: tuple[tuple[str, Callable[[str], int] | None, int], ...] = field(
         init=False, repr=False, compare=False
@@ -209,6 +210,7 @@ class Assigner:
             set_(self, "_ramp", None)
             set_(self, "_ramp_from", buckets)
             set_(self, "_others_by_bucket", ())
+            set_(self, "_sole_other", None)
         else:
             ramp = self.variants.index(self.ramp_variant)
             others = [i for i in range(len(self.variants)) if i != ramp]
@@ -225,7 +227,11 @@ class Assigner:
             set_(self, "_by_bucket", ())
             set_(self, "_ramp", by_hash[ramp])
             set_(self, "_ramp_from", _first_bucket_at(buckets, 1 - self.weights[ramp] / 100))
-            set_(self, "_others_by_bucket", _table(bounds, 10000, by_other, by_hash[fallback]))
+            table = _table(bounds, 10000, by_other, by_hash[fallback])
+            set_(self, "_others_by_bucket", table)
+            # One variant beside the ramp one (champion + canary): the second
+            # hash could only name it, so it is not computed.
+            set_(self, "_sole_other", table[0] if len(set(table)) == 1 else None)
 
         rules: list[tuple[str, Callable[[str], int] | None, int]] = []
         for name, rate in self.shadows:
@@ -285,6 +291,8 @@ class Assigner:
             return self._by_bucket[bucket]
         if bucket >= self._ramp_from:
             return self._ramp
+        if self._sole_other is not None:
+            return self._sole_other
         return self._others_by_bucket[self._others_bucket(unit_id)]
 
     def hash_value(self, unit_id: str) -> float:

@@ -44,18 +44,36 @@ def latency_bucket(latency_ms: float) -> int:
     return bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)
 
 
+# Per-variant request counters kept as list slots while a window is open: a
+# request then costs a few list increments, and the hash field names
+# ("champion:requests", ...) are built once per flush, not once per request.
+_REQUESTS, _CLIENT_ERRORS, _ERRORS, _FALLBACKS, _LAT_N, _LAT_SUM, _LAT_SS = range(7)
+_SLOT_FIELDS = (
+    "requests", "client_errors", "errors", "fallbacks",
+    "latency_ms:n", "latency_ms:sum", "latency_ms:ss",
+)  # fmt: skip
+_HIST = len(_SLOT_FIELDS)  # index of the latency histogram (a list) in the slots
+
+
+def _new_slots() -> list[Any]:
+    return [0, 0, 0, 0, 0, 0.0, 0.0, [0] * (len(LATENCY_BOUNDS_MS) + 1)]
+
+
 @dataclass
 class OutcomeAggregator:
     """Counter deltas since the last drain, per experiment and window."""
 
     window_s: int = 60
-    deltas: dict[tuple[str, int], defaultdict[str, float]] = field(default_factory=dict)
+    # (experiment, window) -> variant -> slots, for requests (the hot path)
+    _requests: dict[tuple[str, int], dict[str, list[Any]]] = field(default_factory=dict)
+    # (experiment, window) -> field -> amount, for feedback metrics and shadows
+    _fields: dict[tuple[str, int], defaultdict[str, float]] = field(default_factory=dict)
 
     def _delta(self, experiment: str, ts: float) -> defaultdict[str, float]:
         key = (experiment, window_start(ts, self.window_s))
-        delta = self.deltas.get(key)
+        delta = self._fields.get(key)
         if delta is None:
-            delta = self.deltas[key] = defaultdict(int)
+            delta = self._fields[key] = defaultdict(int)
         return delta
 
     def add_request(
@@ -70,19 +88,25 @@ class OutcomeAggregator:
         ts: float,
     ) -> None:
         """One request assigned to ``variant``; ``ok`` when that variant answered it."""
-        d = self._delta(experiment, ts)
-        d[f"{variant}:requests"] += 1
+        key = (experiment, int(ts // self.window_s) * self.window_s)
+        variants = self._requests.get(key)
+        if variants is None:
+            variants = self._requests[key] = {}
+        slots = variants.get(variant)
+        if slots is None:
+            slots = variants[variant] = _new_slots()
+        slots[_REQUESTS] += 1
         if client_error:
-            d[f"{variant}:client_errors"] += 1
+            slots[_CLIENT_ERRORS] += 1
         elif not ok:
-            d[f"{variant}:errors"] += 1
+            slots[_ERRORS] += 1
         if fallback:
-            d[f"{variant}:fallbacks"] += 1
+            slots[_FALLBACKS] += 1
         if ok:
-            d[f"{variant}:latency_ms:n"] += 1
-            d[f"{variant}:latency_ms:sum"] += latency_ms
-            d[f"{variant}:latency_ms:ss"] += latency_ms * latency_ms
-            d[f"{variant}:latency_hist:{latency_bucket(latency_ms)}"] += 1
+            slots[_LAT_N] += 1
+            slots[_LAT_SUM] += latency_ms
+            slots[_LAT_SS] += latency_ms * latency_ms
+            slots[_HIST][bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
 
     def add_metric(
         self, experiment: str, variant: str, metric: str, value: float, ts: float
@@ -105,21 +129,39 @@ class OutcomeAggregator:
             d[f"{shadow}:shadow:compared"] += 1
             d[f"{shadow}:shadow:agreed"] += int(agreed)
 
+    @property
+    def deltas(self) -> dict[tuple[str, int], Delta]:
+        """Every pending delta as hash fields (a snapshot; nothing is drained)."""
+        out: dict[tuple[str, int], Delta] = {key: dict(d) for key, d in self._fields.items()}
+        for key, variants in self._requests.items():
+            delta = out.setdefault(key, {})
+            for variant, slots in variants.items():
+                for index, name in enumerate(_SLOT_FIELDS):
+                    if slots[index]:
+                        field_name = f"{variant}:{name}"
+                        delta[field_name] = delta.get(field_name, 0) + slots[index]
+                for bucket, count in enumerate(slots[_HIST]):
+                    if count:
+                        field_name = f"{variant}:latency_hist:{bucket}"
+                        delta[field_name] = delta.get(field_name, 0) + count
+        return out
+
     def drain(self) -> dict[tuple[str, int], Delta]:
         """Take every pending delta, leaving the aggregator empty."""
-        out = {key: dict(delta) for key, delta in self.deltas.items()}
-        self.deltas = {}
+        out = self.deltas
+        self._requests = {}
+        self._fields = {}
         return out
 
     def merge(self, pending: dict[tuple[str, int], Delta]) -> None:
         """Put back deltas that could not be written (Redis was down)."""
         for (experiment, window), delta in pending.items():
-            target = self.deltas.setdefault((experiment, window), defaultdict(int))
+            target = self._fields.setdefault((experiment, window), defaultdict(int))
             for name, amount in delta.items():
                 target[name] += amount
 
     def __bool__(self) -> bool:
-        return bool(self.deltas)
+        return bool(self._requests or self._fields)
 
 
 @dataclass

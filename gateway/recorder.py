@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from abgate.errors import RedisUnavailable
-from abgate.store import AsyncStore, FlushBatch
+from abgate.store import AsyncStore, Event, FlushBatch
 from gateway.outcomes import OutcomeAggregator
 
 __all__ = ["Recorder", "RecorderHealth"]
@@ -48,7 +48,7 @@ class Recorder:
     max_pending: int = 100_000
     aggregator: OutcomeAggregator = field(init=False)
     lifetime: dict[str, defaultdict[str, float]] = field(init=False, default_factory=dict)
-    events: dict[str, list[dict[str, Any]]] = field(init=False, default_factory=dict)
+    events: dict[str, list[Event]] = field(init=False, default_factory=dict)
     requests: dict[tuple[str, int], dict[str, str]] = field(init=False, default_factory=dict)
     # Mappings being written right now: feedback must still find them.
     in_flight: list[FlushBatch] = field(init=False, default_factory=list)
@@ -89,17 +89,8 @@ class Recorder:
             self.dropped += 1
             return
         self.pending += 1
-        event = {
-            "ts": round(ts, 4),
-            "rid": request_id,
-            "variant": variant,
-            "version": model_version,
-            "ok": ok,
-            "latency_ms": round(latency_ms, 3),
-            "fallback": fallback,
-        }
-        if error is not None:
-            event["error"] = error
+        # One row per request, in EVENT_FIELDS order: a tuple costs less than a dict.
+        event = (ts, request_id, variant, model_version, ok, latency_ms, fallback, error)
         bucket = self.events.get(experiment)
         if bucket is None:
             bucket = self.events[experiment] = []

@@ -130,6 +130,7 @@ class EndpointPool:
     _tls: ssl.SSLContext | None = field(init=False, default=None)
     failures: int = field(init=False, default=0)
     ejected_until: float = field(init=False, default=0.0)
+    _deadlines: _Deadlines | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -153,11 +154,15 @@ class EndpointPool:
         if self.failures >= self.eject_after:
             self.ejected_until = time.monotonic() + self.eject_for_s
 
-    async def _connect(self, loop: asyncio.AbstractEventLoop) -> _Connection:
+    async def _connect(self, loop: asyncio.AbstractEventLoop, timeout_s: float) -> _Connection:
+        """A new connection, within ``timeout_s`` (a black-holed host must not hang a call)."""
         try:
-            transport, conn = await loop.create_connection(
-                _Connection, self.host, self.port, ssl=self._tls
-            )
+            async with asyncio.timeout(timeout_s):
+                transport, conn = await loop.create_connection(
+                    _Connection, self.host, self.port, ssl=self._tls
+                )
+        except TimeoutError as exc:
+            raise UpstreamError("timeout", f"{self.url} did not connect in time") from exc
         except OSError as exc:
             raise UpstreamError("connect_error", f"cannot connect to {self.url}: {exc}") from exc
         # uvloop calls connection_made only on the next loop turn.
@@ -178,6 +183,9 @@ class EndpointPool:
         """POST ``body`` to ``path``; ``headers`` are extra pre-encoded header lines."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
+        deadlines = self._deadlines
+        if deadlines is None or deadlines.loop is not loop:
+            deadlines = self._deadlines = _Deadlines(loop)
         payload = (
             b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n%s\r\n%s" % (path, self._host_header, len(body), headers, body)
@@ -188,12 +196,10 @@ class EndpointPool:
         for attempt in (0, 1):
             reused = conn is not None
             waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
-            timer = loop.call_at(deadline, _expire, waiter, self.url, timeout_s)
+            deadlines.add(waiter, deadline, self.url, timeout_s)
             try:
                 if conn is None:
-                    conn = await self._connect(loop)
-                if waiter.done():  # the deadline passed while connecting
-                    raise UpstreamError("timeout", f"{self.url} did not connect in {timeout_s}s")
+                    conn = await self._connect(loop, max(deadline - loop.time(), 0.0))
                 conn.send(payload, waiter)
                 response = await waiter
             except UpstreamError as exc:
@@ -205,7 +211,7 @@ class EndpointPool:
                 self._record(False)
                 raise
             finally:
-                timer.cancel()
+                deadlines.discard(waiter)
             break
         assert conn is not None
         if conn.reusable and len(self._idle) < self.max_idle:
@@ -221,9 +227,47 @@ class EndpointPool:
             self._idle.pop().close()
 
 
-def _expire(waiter: asyncio.Future[UpstreamResponse], url: str, timeout_s: float) -> None:
-    if not waiter.done():
-        waiter.set_exception(UpstreamError("timeout", f"{url} did not answer in {timeout_s}s"))
+class _Deadlines:
+    """Fails the calls whose deadline has passed, checked every ``RESOLUTION_S``.
+
+    A loop timer per call (``call_at`` + ``cancel``) costs ~1.5 us with uvloop,
+    a tenth of the gateway's own work per request; a dict entry costs ~0.1 us,
+    and one sweep every few milliseconds over the calls in flight costs little.
+    A timeout fires at most ``RESOLUTION_S`` late.
+    """
+
+    RESOLUTION_S = 0.005
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._waiting: dict[asyncio.Future[UpstreamResponse], tuple[float, str, float]] = {}
+        self._armed = False
+
+    def add(
+        self, waiter: asyncio.Future[UpstreamResponse], deadline: float, url: str, timeout_s: float
+    ) -> None:
+        """Fail ``waiter`` with a timeout once ``deadline`` (loop time) has passed."""
+        self._waiting[waiter] = (deadline, url, timeout_s)
+        if not self._armed:
+            self._armed = True
+            self.loop.call_later(self.RESOLUTION_S, self._sweep)
+
+    def discard(self, waiter: asyncio.Future[UpstreamResponse]) -> None:
+        """The call ended: forget its deadline."""
+        self._waiting.pop(waiter, None)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        expired = [w for w, (deadline, _, _) in self._waiting.items() if deadline <= now]
+        for waiter in expired:
+            _, url, timeout_s = self._waiting.pop(waiter)
+            if not waiter.done():
+                message = f"{url} did not answer in {timeout_s}s"
+                waiter.set_exception(UpstreamError("timeout", message))
+        if self._waiting:
+            self.loop.call_later(self.RESOLUTION_S, self._sweep)
+        else:
+            self._armed = False
 
 
 class VariantEndpoints:

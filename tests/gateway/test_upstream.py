@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import time
 
 import pytest
@@ -105,6 +107,64 @@ def test_timeout_is_typed_and_bounded() -> None:
     kind, elapsed = run(scenario())
     assert kind == "timeout"
     assert 0.19 < elapsed < 0.6
+
+
+def test_each_call_times_out_at_its_own_deadline() -> None:
+    """Deadlines are swept, not timed one by one: concurrent calls still end on time."""
+
+    async def scenario():
+        async with ScriptedServer() as server:
+            server.mode = "hang"
+            pool = EndpointPool(server.url)
+
+            async def call(timeout_s: float) -> tuple[str, float]:
+                started = time.perf_counter()
+                try:
+                    await pool.request(b"/predict", b"{}", b"", timeout_s)
+                except UpstreamError as exc:
+                    return exc.kind, time.perf_counter() - started
+                return "answered", 0.0
+
+            results = await asyncio.gather(*(call(t) for t in (0.05, 0.1, 0.3)))
+            pool.close()
+            return results
+
+    results = run(scenario())
+    assert [kind for kind, _ in results] == ["timeout"] * 3
+    for (_, elapsed), timeout_s in zip(results, (0.05, 0.1, 0.3), strict=True):
+        assert timeout_s - 0.001 < elapsed < timeout_s + 0.25
+
+
+def test_connect_that_never_completes_times_out() -> None:
+    """A host that drops SYNs (full accept queue here) must not hang the call past its timeout."""
+
+    async def scenario():
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(4):  # fill the accept queue: later SYNs are dropped
+                filler = socket.socket()
+                filler.setblocking(False)
+                with contextlib.suppress(BlockingIOError):
+                    filler.connect(("127.0.0.1", port))
+                fillers.append(filler)
+            await asyncio.sleep(0.05)
+            pool = EndpointPool(f"http://127.0.0.1:{port}")
+            started = time.perf_counter()
+            with pytest.raises(UpstreamError) as err:
+                await pool.request(b"/predict", b"{}", b"", 0.3)
+            return err.value.kind, time.perf_counter() - started
+        finally:
+            for filler in fillers:
+                filler.close()
+            listener.close()
+
+    kind, elapsed = run(scenario())
+    assert kind == "timeout"
+    assert elapsed < 1.0
 
 
 def test_connect_error_and_ejection() -> None:
