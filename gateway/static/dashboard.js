@@ -233,7 +233,7 @@ function niceTicks(lo, hi, target) {
 function lineChart(id, data, field, format) {
   const target = document.getElementById(id);
   const width = Math.max(320, Math.round(target.clientWidth || 420));
-  const height = 190;
+  const height = 210;
   const m = { left: 48, right: 12, top: 10, bottom: 22 };
   const points = data.series;
   const names = data.split.map((a) => a.variant);
