@@ -19,6 +19,7 @@ from experiments.config import ExperimentConfig
 from gateway.outcomes import LATENCY_BOUNDS_MS, VariantOutcomes, parse_outcome_fields
 
 __all__ = [
+    "assemble_experiment_data",
     "experiment_data",
     "render",
     "settings_from_config",
@@ -88,7 +89,6 @@ def experiment_data(
     copy of the totals hash (the ramp snapshots one when a step starts)."""
     if config is None:
         config = ExperimentConfig.model_validate(store.get_config(name).config)
-    kinds = {config.metrics.primary.name: config.metrics.primary.kind}
     raw_windows = store.windows(name)
     starts = [s for s in sorted(raw_windows) if since is None or s >= since - 1e-9]
     parsed = {s: parse_outcome_fields(raw_windows[s]) for s in starts}
@@ -100,6 +100,20 @@ def experiment_data(
         totals = _sum_windows(parsed.values())
     clock = time.time() if now is None else now
     duration = clock - starts[0] if starts else None
+    return assemble_experiment_data(name, config, totals, parsed, duration_s=duration)
+
+
+def assemble_experiment_data(
+    name: str,
+    config: ExperimentConfig,
+    totals: dict[str, VariantOutcomes],
+    windows: dict[int, dict[str, VariantOutcomes]],
+    *,
+    duration_s: float | None,
+) -> ExperimentData:
+    """The engine's input from parsed stats hashes; pure, so the gateway's async
+    dashboard and the synchronous report build the same thing."""
+    kinds = {config.metrics.primary.name: config.metrics.primary.kind}
     variants = []
     for v in config.variants:
         outcome = totals.get(v.name)
@@ -117,19 +131,19 @@ def experiment_data(
                 metrics=_metrics(outcome, kinds),
             )
         )
-    windows = tuple(
+    window_data = tuple(
         WindowData(
             start=float(start),
             requests={v: o.requests for v, o in per.items()},
             metrics={v: _metrics(o, kinds) for v, o in per.items()},
         )
-        for start, per in parsed.items()
+        for start, per in windows.items()
     )
     return ExperimentData(
         name=name,
         variants=tuple(variants),
-        settings=settings_from_config(config, duration),
-        windows=windows,
+        settings=settings_from_config(config, duration_s),
+        windows=window_data,
     )
 
 

@@ -495,8 +495,45 @@ class AsyncStore:
 
     async def audit(self, name: str, count: int = 100) -> list[dict[str, Any]]:
         """The audit log of an experiment, oldest first."""
-        entries = await self.client.xrevrange(Keys(name).audit, count=count)
+        try:
+            entries = await self.client.xrevrange(Keys(name).audit, count=count)
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"cannot read the audit log of {name}: {exc}") from exc
         return _decode_audit(reversed(entries))
+
+    async def recorded(
+        self, name: str, last: int
+    ) -> tuple[dict[bytes, bytes], dict[int, dict[bytes, bytes]], int | None]:
+        """The totals hash, the ``last`` most recent window hashes (oldest first) and
+        the start of the first window ever kept, in one round trip per part.
+
+        For the live dashboard: its charts need only recent windows, but the time
+        since the first one sets the traffic rates of the time-to-decision estimate.
+        """
+        keys = Keys(name)
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.totals)
+                pipe.zrange(keys.windows, -last, -1)
+                pipe.zrange(keys.windows, 0, 0)
+                totals, recent, first = await pipe.execute()
+            starts = [int(w) for w in recent]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for start in starts:
+                    pipe.hgetall(keys.window(start))
+                hashes = await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"cannot read the statistics of {name}: {exc}") from exc
+        windows = dict(zip(starts, hashes, strict=True))
+        return totals, windows, int(first[0]) if first else None
+
+    async def ramp_state(self, name: str) -> dict[str, Any] | None:
+        """Async twin of ``Store.ramp_state`` for the dashboard."""
+        try:
+            raw = await self.client.get(Keys(name).ramp)
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"cannot read the ramp state of {name}: {exc}") from exc
+        return None if raw is None else dict(orjson.loads(raw))
 
     async def config_updates(self) -> AsyncIterator[tuple[str, int]]:
         """Yield (experiment, version) for every config change published."""

@@ -17,6 +17,7 @@ from abgate.errors import NotFound, RedisUnavailable, Unauthorized
 from abgate.http import install_error_handlers
 from abgate.settings import Settings
 from experiments import changes
+from gateway.dashboard import create_dashboard_router
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -228,4 +229,5 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
         return {"experiment": name, "entries": await store().audit(name)}
 
     app.include_router(admin)
+    app.include_router(create_dashboard_router(settings, gateway))
     return app

@@ -1,0 +1,227 @@
+"""The dashboard in a real headless Chromium while traffic flows through a real gateway.
+
+Skipped, with the reason, where no Chromium is installed (``.ci/run`` installs
+Debian's when it runs as root). Set ``ABGATE_SAVE_SCREENSHOT=1`` to copy the
+1440x900 screenshot to ``reports/dashboard.png`` for the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from abgate.loadgen import LoadResult, run_load
+from abgate.processes import Child
+from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
+
+pytestmark = pytest.mark.integration
+
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+LAPTOP = {"width": 1440, "height": 900}
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+LAUNCH_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+RAMP = """ramp:
+  steps: [5, 15, 50, 100]
+  min_duration_s: 60
+  min_samples: 200"""
+
+
+def find_chromium() -> str | None:
+    """``ABGATE_CHROMIUM``, else the first Chromium-like browser on PATH."""
+    given = os.environ.get("ABGATE_CHROMIUM")
+    if given:
+        return given if Path(given).exists() else None
+    return next((found for n in CHROMIUM_NAMES if (found := shutil.which(n))), None)
+
+
+CHROMIUM = find_chromium()
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="no Chromium: install chromium (or chromium-browser / google-chrome) on PATH "
+    "or point ABGATE_CHROMIUM at one",
+)
+
+
+class Traffic:
+    """``abgate loadgen``'s engine in a thread: labelled requests until stopped."""
+
+    def __init__(self, url: str, rate: float) -> None:
+        self.stop = threading.Event()
+        self.result: LoadResult | None = None
+        self._thread = threading.Thread(target=self._run, args=(url, rate), daemon=True)
+
+    def _run(self, url: str, rate: float) -> None:
+        self.result = asyncio.run(
+            run_load(url, rate=rate, duration_s=300, concurrency=4, seed=7, stop=self.stop)
+        )
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    def finish(self) -> LoadResult:
+        self.stop.set()
+        self._thread.join(timeout=30)
+        assert self.result is not None, "load generator did not finish"
+        return self.result
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, redis_url: str, demo_workers: dict[str, Child]) -> Iterator[Child]:
+    ports = {name: port_of(child) for name, child in demo_workers.items()}
+    config = write_config(
+        tmp_path / "demo.yaml", ports, {"champion": 80, "challenger": 10, "canary": 10},
+        tail=RAMP,
+    )  # fmt: skip
+    # 2-s windows so the charts have many points within a short test.
+    child = start_gateway(config, redis_url, ABGATE_STATS_WINDOW_S="2")
+    yield child
+    child.stop()
+
+
+def page_counts(page: Any) -> tuple[dict[str, int], float]:
+    """Requests per variant as the page shows them, and the refresh they came from."""
+    rows = page.locator("#split .split-row")
+    counts = {}
+    for i in range(rows.count()):
+        row = rows.nth(i)
+        text = row.locator('[data-field="requests"]').inner_text()
+        counts[row.get_attribute("data-variant")] = int(text.replace(",", ""))
+    stamp = page.locator("#status").get_attribute("data-generated-at")
+    return counts, float(stamp or 0)
+
+
+@needs_chromium
+def test_dashboard_in_chromium_matches_the_admin_api(
+    gateway: Child, tmp_path: Path, repo_root: Path
+) -> None:
+    change = requests.put(
+        f"{gateway.url}/admin/experiments/demo/weights", headers=AUTH, timeout=10,
+        json={"weights": {"champion": 70, "challenger": 15, "canary": 15},
+              "reason": "more traffic to the new versions"},
+    )  # fmt: skip
+    assert change.status_code == 200, change.text
+    listed = requests.get(f"{gateway.url}/admin/experiments", headers=AUTH, timeout=10).json()
+    weights = listed["experiments"][0]["weights"]
+    assert weights == {"champion": 70, "challenger": 15, "canary": 15}
+
+    with (
+        Traffic(gateway.url, rate=120) as traffic,
+        playwright_sync.sync_playwright() as p,
+    ):
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            context = browser.new_context(viewport=LAPTOP)
+            page = context.new_page()
+            page.goto(f"{gateway.url}/dashboard")
+
+            # Signed out: the login form, and a wrong token is refused with a message.
+            page.locator("#login-form").wait_for(state="visible")
+            assert page.locator("#board").is_hidden()
+            page.fill("#token", "not-the-token")
+            page.click("#login-form button")
+            page.locator("#login-error").filter(has_text="wrong admin token").wait_for()
+            page.fill("#token", ADMIN_TOKEN)
+            page.click("#login-form button")
+            page.locator("#board").wait_for(state="visible")
+
+            cookie = next(c for c in context.cookies() if c["name"] == "abgate_dashboard")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+            assert ADMIN_TOKEN not in cookie["value"]
+
+            # The configured split is the admin API's, exactly.
+            total_weight = sum(weights.values())
+            for variant, weight in weights.items():
+                shown = page.locator(
+                    f'#split .split-row[data-variant="{variant}"] [data-field="configured"]'
+                ).inner_text()
+                assert shown == f"{100 * weight / total_weight:.1f}%"
+
+            # Let a few windows fill, then check the live counts against the JSON.
+            wait_for(
+                lambda: len(
+                    requests.get(f"{gateway.url}/dashboard/data", headers=AUTH, timeout=10)
+                    .json()["series"]
+                ) >= 6,
+                timeout=60, what="six recorded windows",
+            )  # fmt: skip
+            page.wait_for_function(
+                "document.querySelectorAll('#chart-p99 path').length >= 3", timeout=15_000
+            )
+            page.wait_for_function(
+                "document.querySelectorAll('#metric svg rect').length >= 2", timeout=30_000
+            )
+            shown, shown_at = page_counts(page)
+            data = requests.get(f"{gateway.url}/dashboard/data", headers=AUTH, timeout=10).json()
+            for arm in data["split"]:
+                behind = arm["requests"] - shown[arm["variant"]]
+                # The page lags the JSON by at most the traffic of the time between the two reads.
+                allowed = 120 * (data["generated_at"] - shown_at + 1) * arm["configured_share"] + 20
+                assert 0 <= behind <= allowed, (arm, shown, shown_at, data["generated_at"])
+
+            shot = tmp_path / "dashboard.png"
+            page.screenshot(path=str(shot))
+            assert shot.stat().st_size > 20_000
+            if os.environ.get("ABGATE_SAVE_SCREENSHOT"):
+                (repo_root / "reports").mkdir(exist_ok=True)
+                shutil.copyfile(shot, repo_root / "reports" / "dashboard.png")
+
+            # Traffic stops: the page settles on exactly what the client was served.
+            result = traffic.finish()
+            assert result.ok > 300 and not result.errors, result.summary()
+            served = {v: result.by_variant.get(v, 0) for v in weights}
+            page.wait_for_function(
+                """expected => [...document.querySelectorAll('#split .split-row')].every(row =>
+                    row.querySelector('[data-field="requests"]').textContent.replace(/,/g, '')
+                    === String(expected[row.dataset.variant]))""",
+                arg=served,
+                timeout=30_000,
+            )
+            final = requests.get(f"{gateway.url}/dashboard/data", headers=AUTH, timeout=10).json()
+            assert {a["variant"]: a["requests"] for a in final["split"]} == served
+
+            # The primary metric's interval drawn per challenger, its lift as in the JSON.
+            page.wait_for_function(
+                "g => Number(document.getElementById('status').dataset.generatedAt) >= g",
+                arg=final["generated_at"],
+            )
+            assert len(final["primary"]["variants"]) == 2
+            for test in final["primary"]["variants"]:
+                assert test["difference_type"] == "relative"
+                lift = page.locator(
+                    f'#metric tr[data-variant="{test["variant"]}"] [data-field="lift"]'
+                ).inner_text()
+                assert lift == f"{100 * test['estimate']:+.2f}%".replace("-", "\u2212")
+            assert page.locator("#drift").inner_text() == "no drift data"
+            audit = page.locator("#audit").inner_text()
+            assert "set_weights" in audit and "more traffic to the new versions" in audit
+            assert "canary at 15% · not started" in page.locator("#ramp").inner_text()
+        finally:
+            browser.close()
