@@ -82,6 +82,10 @@ class ConfigSync:
         """Read every stored config and install the ones that changed."""
         assert self.store is not None
         names = set(await self.store.experiments()) | set(self.experiments.by_name)
+        if self.bootstrap is not None:
+            # Another replica may have stored it a moment ago without having
+            # indexed it yet: never start with nothing to route.
+            names.add(self.bootstrap.name)
         missing = set()
         for name in sorted(names):
             record = await self.store.get_config(name)
