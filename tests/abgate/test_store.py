@@ -172,3 +172,31 @@ async def _touch_every_key(url: str) -> None:
 def test_single_node_mode_refuses_a_cluster(cluster_url: str) -> None:
     with pytest.raises(RedisUnavailable, match="ABGATE_REDIS_CLUSTER=1"):
         Store(cluster_url).ping()
+
+
+def test_the_config_listener_moves_to_another_node_when_it_reconnects(
+    cluster_url: str, redis_cluster: EmbeddedCluster
+) -> None:
+    def listening_nodes() -> list[int]:
+        ports = []
+        for node in redis_cluster.nodes:
+            client = redis.Redis.from_url(node.url)
+            if client.pubsub_numsub("abgate:config")[0][1]:
+                ports.append(node.port)
+            client.close()
+        return ports
+
+    async def scenario() -> list[list[int]]:
+        store = AsyncStore(cluster_url, cluster=True)
+        found = []
+        for _ in range(len(redis_cluster.nodes)):  # what ConfigSync.watch does after a failure
+            updates = store.config_updates()
+            await anext(updates)  # subscribed (a heartbeat)
+            found.append(await asyncio.to_thread(listening_nodes))
+            await updates.aclose()
+        await store.close()
+        return found
+
+    found = asyncio.run(scenario())
+    assert all(len(ports) == 1 for ports in found), found
+    assert sorted(ports[0] for ports in found) == sorted(n.port for n in redis_cluster.nodes)
