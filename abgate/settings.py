@@ -7,8 +7,9 @@ a process needs to run: where Redis and the model registry are, ports, limits.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("ABGATE_REDIS_URL", "REDIS_URL"),
         description="External Redis; when unset, commands that need one start an embedded server.",
+    )
+    redis_cluster: bool = Field(
+        default=False,
+        description="REDIS_URL is a seed node of a Redis Cluster (explicit: never guessed).",
     )
     registry_dir: Path = Field(
         default=Path("models"),
@@ -54,3 +59,10 @@ class Settings(BaseSettings):
         gt=0,
         description="Raw outcomes buffered while Redis is down; more are dropped and counted.",
     )
+
+    @model_validator(mode="after")
+    def _cluster_needs_a_url(self) -> Self:
+        # The embedded server is a single node; a cluster is always an external one.
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError("ABGATE_REDIS_CLUSTER=1 needs REDIS_URL (a node of the cluster)")
+        return self

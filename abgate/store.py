@@ -5,6 +5,12 @@ tag (``abgate:{name}:...``), so an experiment's scripts and pipelines stay in
 one slot. ``Store`` is the synchronous face (CLI, analysis, ramp controller);
 ``AsyncStore`` is the gateway's, used only off the request path (the recorder's
 flusher, the config listener, feedback).
+
+Redis Cluster (``cluster=True``, from ``ABGATE_REDIS_CLUSTER``): the one global
+key (the experiments index set) and the config channel are used by single
+commands only, never inside a script or pipeline with an experiment's keys;
+PUBLISH is broadcast over the cluster bus, so the listener subscribes on any
+one node and moves to the next one when that node fails.
 """
 
 from __future__ import annotations
@@ -37,6 +43,22 @@ __all__ = [
 CONFIG_CHANNEL = "abgate:config"
 EXPERIMENTS_KEY = "abgate:experiments"
 AUDIT_MAXLEN = 10_000
+
+
+Client = redis.Redis | redis.RedisCluster
+AsyncClient = aredis.Redis | aredis.RedisCluster
+
+
+def _client(url: str, *, cluster: bool, **options: Any) -> Client:
+    if cluster:
+        return redis.RedisCluster.from_url(url, **options)
+    return redis.Redis.from_url(url, **options)
+
+
+def _async_client(url: str, *, cluster: bool, **options: Any) -> AsyncClient:
+    if cluster:
+        return aredis.RedisCluster.from_url(url, **options)
+    return aredis.Redis.from_url(url, **options)
 
 
 class Keys:
@@ -230,20 +252,28 @@ def _decode_audit(entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> list[d
 class Store:
     """Synchronous access for the CLI, analysis and the ramp controller."""
 
-    def __init__(self, url: str, *, window_ttl_s: int = 30 * 86400) -> None:
+    def __init__(self, url: str, *, cluster: bool = False, window_ttl_s: int = 30 * 86400) -> None:
         self.url = url
+        self.cluster = cluster
         self.window_ttl_s = window_ttl_s
-        self.client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self.client = _client(url, cluster=cluster, socket_timeout=5, socket_connect_timeout=2)
         self._put_config = self.client.register_script(_PUT_CONFIG_SCRIPT)
         self._refresh_lock = self.client.register_script(_REFRESH_LOCK_SCRIPT)
         self._release_lock = self.client.register_script(_RELEASE_LOCK_SCRIPT)
 
     def ping(self) -> None:
-        """Raise RedisUnavailable unless Redis answers."""
+        """Raise RedisUnavailable unless Redis answers in the mode it was configured for."""
         try:
             self.client.ping()
+            # A cluster node answers a single-node client until a key lives on
+            # another node: say so now, not with a MOVED error in the middle of a ramp.
+            misconfigured = not self.cluster and self.client.info("cluster").get("cluster_enabled")
         except redis.RedisError as exc:
             raise RedisUnavailable(f"Redis at {self.url} does not answer: {exc}") from exc
+        if misconfigured:
+            raise RedisUnavailable(
+                f"Redis at {self.url} is a Redis Cluster node: set ABGATE_REDIS_CLUSTER=1"
+            )
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -383,16 +413,18 @@ class AsyncStore:
         window_ttl_s: int = 30 * 86400,
         events_maxlen: int = 10_000,
         request_ttl_s: int = 86400,
+        cluster: bool = False,
     ) -> None:
         self.url = url
+        self.cluster = cluster
         self.window_ttl_s = window_ttl_s
         self.events_maxlen = events_maxlen
         self.request_ttl_s = request_ttl_s
-        self.client = aredis.Redis.from_url(
-            url, socket_timeout=2, socket_connect_timeout=1, health_check_interval=5
-        )
-        self._flush = self.client.register_script(_FLUSH_SCRIPT)
-        self._add_requests = self.client.register_script(_REQUESTS_SCRIPT)
+        self._options: dict[str, Any] = {
+            "socket_timeout": 2, "socket_connect_timeout": 1, "health_check_interval": 5,
+        }  # fmt: skip
+        self.client = _async_client(url, cluster=cluster, **self._options)
+        self._listen_on = 0  # which cluster node the config listener tries next
         self._put_config = self.client.register_script(_PUT_CONFIG_SCRIPT)
 
     async def close(self) -> None:
@@ -411,19 +443,25 @@ class AsyncStore:
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for batch in batches:
-                    await self._queue(pipe, batch)
+                    self._queue(pipe, batch)
                 await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             raise RedisUnavailable(f"flush failed: {exc}") from exc
 
-    async def _queue(self, pipe: Any, batch: FlushBatch) -> None:
+    def _queue(self, pipe: Any, batch: FlushBatch) -> None:
         keys = Keys(batch.experiment)
         for window, delta in batch.deltas.items():
             if delta:
-                await self._flush(
-                    keys=[keys.window(window), keys.totals, keys.windows],
-                    args=_flush_args(window, self.window_ttl_s, delta),
-                    client=pipe,
+                # EVAL, not EVALSHA: a pipeline cannot recover from NOSCRIPT (say, on a
+                # cluster node that never saw the script) without replaying the whole
+                # batch and counting it twice; the server caches the compiled script.
+                pipe.eval(
+                    _FLUSH_SCRIPT,
+                    3,
+                    keys.window(window),
+                    keys.totals,
+                    keys.windows,
+                    *_flush_args(window, self.window_ttl_s, delta),
                 )
         if batch.events:
             pipe.xadd(
@@ -433,10 +471,12 @@ class AsyncStore:
                 approximate=True,
             )
         for hour, mapping in batch.requests.items():
-            await self._add_requests(
-                keys=[keys.requests(hour)],
-                args=[orjson.dumps(mapping), self.request_ttl_s + 3600],
-                client=pipe,
+            pipe.eval(
+                _REQUESTS_SCRIPT,
+                1,
+                keys.requests(hour),
+                orjson.dumps(mapping),
+                self.request_ttl_s + 3600,
             )
 
     async def get_config(self, name: str) -> ConfigRecord | None:
@@ -537,9 +577,10 @@ class AsyncStore:
 
     async def config_updates(self) -> AsyncIterator[tuple[str, int]]:
         """Yield (experiment, version) for every config change published."""
-        pubsub = self.client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(CONFIG_CHANNEL)
+        listener = await self._listener()
+        pubsub = listener.pubsub(ignore_subscribe_messages=True)
         try:
+            await pubsub.subscribe(CONFIG_CHANNEL)
             while True:
                 message = await pubsub.get_message(timeout=1.0)
                 if message is None:
@@ -549,6 +590,23 @@ class AsyncStore:
                 yield (name, int(version or 0))
         finally:
             await pubsub.aclose()
+            if listener is not self.client:
+                await listener.aclose()
+
+    async def _listener(self) -> aredis.Redis:
+        """The connection to subscribe on: the client itself, or one cluster node.
+
+        A plain connection to one node is enough in a cluster (PUBLISH reaches
+        every node) and works with every redis-py version. Each call takes the
+        next node, so a listener whose node failed comes back on another one.
+        """
+        if not isinstance(self.client, aredis.RedisCluster):
+            return self.client
+        await self.client.initialize()
+        nodes = sorted(self.client.get_nodes(), key=lambda node: node.name)
+        node = nodes[self._listen_on % len(nodes)]
+        self._listen_on += 1
+        return aredis.Redis(host=node.host, port=node.port, **self._options)
 
     @staticmethod
     def now() -> float:

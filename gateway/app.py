@@ -209,7 +209,11 @@ def app_from_environment() -> Gateway:
     settings = Settings()
     config = os.environ.get("ABGATE_GATEWAY_CONFIG")
     bootstrap = load_experiment(config) if config else None
-    store = AsyncStore(settings.redis_url) if settings.redis_url else None
+    store = (
+        AsyncStore(settings.redis_url, cluster=settings.redis_cluster)
+        if settings.redis_url
+        else None
+    )
     return create_app(settings, store=store, bootstrap=bootstrap)
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Redis for the session, a trained registry, real workers."""
+"""Shared fixtures: a real Redis (and Redis Cluster) for the session, a registry, real workers."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ import pytest
 import redis
 
 from abgate.processes import Child, abgate_argv, start_child, wait_http_ok
-from abgate.redis_server import EmbeddedRedis, free_port, start_redis
+from abgate.redis_server import (
+    EmbeddedCluster,
+    EmbeddedRedis,
+    free_port,
+    start_redis,
+    start_redis_cluster,
+)
 from model_workers.demo_versions import ensure_demo_versions
 from model_workers.registry import ModelRegistry
 
@@ -29,6 +35,32 @@ def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
     client.flushall()
     client.close()
     yield redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[EmbeddedCluster]:
+    """A real 3-master Redis Cluster, started on first use (~2 s), every node stopped by pid."""
+    cluster = start_redis_cluster(masters=3)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: EmbeddedCluster) -> Iterator[str]:
+    """A seed node's URL of the session cluster, every master flushed before the test."""
+    for node in redis_cluster.nodes:
+        client = redis.Redis.from_url(node.url)
+        client.flushall()
+        client.close()
+    yield redis_cluster.url
+
+
+@pytest.fixture(params=["single", "cluster"])
+def store_target(request: pytest.FixtureRequest) -> tuple[str, bool]:
+    """``(url, cluster)``: the test runs once on a single Redis and once on the cluster."""
+    if request.param == "cluster":
+        return request.getfixturevalue("cluster_url"), True
+    return request.getfixturevalue("redis_url"), False
 
 
 @pytest.fixture(scope="session")

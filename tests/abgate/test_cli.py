@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -102,3 +103,28 @@ def test_analyze_answers_json_and_names_a_bad_field(tmp_path) -> None:
     assert bad.returncode == 1
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "variants.1.metrics.accuracy.n" in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"ABGATE_REDIS_CLUSTER": "1"}, "ABGATE_REDIS_CLUSTER=1 needs REDIS_URL"),
+        ({"ABGATE_MAX_BODY_BYTES": "lots"}, "ABGATE_MAX_BODY_BYTES: Input should be a valid"),
+    ],
+)
+def test_bad_settings_are_one_line(env: dict[str, str], fragment: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "ABGATE_REDIS_URL")}
+    result = abgate("status", env={**clean, **env})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"abgate status: error: {fragment}"), lines
+
+
+def test_single_node_mode_on_a_cluster_says_what_to_set(cluster_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ABGATE_REDIS_CLUSTER"}
+    refused = abgate("status", env={**env, "REDIS_URL": cluster_url})
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith("is a Redis Cluster node: set ABGATE_REDIS_CLUSTER=1")
+    assert len(refused.stderr.strip().splitlines()) == 1
+    ok = abgate("status", env={**env, "REDIS_URL": cluster_url, "ABGATE_REDIS_CLUSTER": "1"})
+    assert ok.returncode == 0, ok.stderr

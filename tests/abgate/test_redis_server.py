@@ -1,12 +1,19 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import redis
 
 from abgate.errors import RedisUnavailable
-from abgate.redis_server import EmbeddedRedis, find_redis_binary, redis_for, start_redis
+from abgate.redis_server import (
+    EmbeddedRedis,
+    find_redis_binary,
+    redis_for,
+    start_redis,
+    start_redis_cluster,
+)
 
 
 def test_binary_is_a_real_server() -> None:
@@ -68,3 +75,18 @@ def test_redis_for_starts_and_stops_embedded() -> None:
 def test_failed_start_reports_reason(tmp_path) -> None:
     with pytest.raises(RedisUnavailable, match="exited"):
         start_redis(data_dir=tmp_path, extra_args=("--no-such-option", "x"))
+
+
+def test_cluster_of_three_masters_serves_every_slot_and_stops_by_pid() -> None:
+    cluster = start_redis_cluster(masters=3)
+    try:
+        pids = [node.pid for node in cluster.nodes]
+        client = redis.Redis.from_url(cluster.url)
+        info = client.cluster("info")
+        assert info["cluster_state"] == "ok" and info["cluster_known_nodes"] == "3"
+        assert info["cluster_slots_assigned"] == "16384" and info["cluster_size"] == "3"
+        client.close()
+    finally:
+        cluster.stop()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert not cluster.root.exists()

@@ -20,9 +20,11 @@ def record(recorder: Recorder, n: int, *, variant: str = "champion", start: int 
         )  # fmt: skip
 
 
-def test_flush_writes_exact_sufficient_statistics(redis_url: str) -> None:
+def test_flush_writes_exact_sufficient_statistics(store_target: tuple[str, bool]) -> None:
+    url, cluster = store_target
+
     async def scenario():
-        store = AsyncStore(redis_url)
+        store = AsyncStore(url, cluster=cluster)
         recorder = Recorder(store)
         record(recorder, 250)
         recorder.record_metric("demo", "champion", "accuracy", 1.0, time.time())
@@ -33,7 +35,7 @@ def test_flush_writes_exact_sufficient_statistics(redis_url: str) -> None:
         return found
 
     assert asyncio.run(scenario()) == "champion|v1|1"
-    sync = Store(redis_url)
+    sync = Store(url, cluster=cluster)
     outcome = parse_outcome_fields(sync.totals("demo"))["champion"]
     assert outcome.requests == 250
     assert outcome.errors == 25
