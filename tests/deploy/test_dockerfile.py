@@ -6,11 +6,17 @@ import glob
 import json
 import re
 import shlex
+import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from abgate.processes import Child
+from abgate.redis_server import free_port
+from tests.conftest import port_of, start_gateway, write_config
 from tests.deploy._contract import REPO, parse_command, settings_env_names
 
 BUILD_TOOLS = re.compile(
@@ -163,3 +169,30 @@ def test_every_package_is_copied_into_the_build(stages: list[Stage]) -> None:
 def test_dockerignore_keeps_the_venv_and_secrets_out() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".venv", ".git", "*.env"} <= set(ignored)
+
+
+def run_healthcheck(final: Stage, port: int) -> int:
+    """Run the image's HEALTHCHECK command here, aimed at ``port`` instead of 8000."""
+    (check,) = final.all("HEALTHCHECK")
+    command = exec_form(check[check.index("CMD") + 3 :].strip())
+    assert command[:2] == ["python", "-c"]
+    code = command[2].replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=30).returncode
+
+
+@pytest.mark.integration
+def test_healthcheck_passes_for_a_gateway_and_fails_without_one(
+    final: Stage, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "x.yaml", {"champion": free_port()}, {"champion": 100})
+    gateway = start_gateway(config, None)
+    try:
+        assert run_healthcheck(final, port_of(gateway)) == 0
+    finally:
+        gateway.stop()
+    assert run_healthcheck(final, free_port()) != 0
+
+
+@pytest.mark.integration
+def test_healthcheck_passes_for_a_worker(final: Stage, worker_v1: Child) -> None:
+    assert run_healthcheck(final, port_of(worker_v1)) == 0
