@@ -168,7 +168,7 @@ def test_every_package_is_copied_into_the_build(stages: list[Stage]) -> None:
 
 def test_dockerignore_keeps_the_venv_and_secrets_out() -> None:
     ignored = (REPO / ".dockerignore").read_text().split()
-    assert {".venv", ".git", "*.env"} <= set(ignored)
+    assert {".venv", ".git", "**/*.env"} <= set(ignored)
 
 
 def run_healthcheck(final: Stage, port: int) -> int:
