@@ -6,7 +6,10 @@ import sys
 
 import pytest
 
+from abgate.redis_server import free_port
+from abgate.store import Store
 from model_workers.registry import ARTIFACT_NAME, ModelRegistry
+from tests.conftest import write_config
 
 
 def abgate(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -102,3 +105,20 @@ def test_analyze_answers_json_and_names_a_bad_field(tmp_path) -> None:
     assert bad.returncode == 1
     lines = bad.stderr.strip().splitlines()
     assert len(lines) == 1 and "variants.1.metrics.accuracy.n" in lines[0]
+
+
+def test_apply_if_absent_keeps_a_stored_config(tmp_path, redis_url) -> None:
+    ports = {"champion": free_port(), "canary": free_port()}
+    first = write_config(tmp_path / "first.yaml", ports, {"champion": 90, "canary": 10})
+    changed = write_config(tmp_path / "changed.yaml", ports, {"champion": 50, "canary": 50})
+    env = {"REDIS_URL": redis_url}
+    stored = abgate("apply", str(first), "--if-absent", env=env)
+    assert stored.returncode == 0, stored.stderr
+    assert "stored as version 1" in stored.stdout
+    assert abgate("apply", str(changed), env=env).returncode == 0
+    kept = abgate("apply", str(first), "--if-absent", env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert "demo: version 2 is already stored; left as it is" in kept.stdout
+    record = Store(redis_url).get_config("demo")
+    assert record.version == 2
+    assert [v["weight"] for v in record.config["variants"]] == [50, 50]

@@ -8,6 +8,8 @@ experiment loader and training presets.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
+from abgate.store import Store
 from experiments.loader import load_experiment
 from model_workers.training import DEMO_VERSIONS, TrainingParams
 from tests.deploy._contract import (
@@ -209,3 +212,33 @@ def test_redis_url_names_the_redis_service(services: dict[str, dict[str, Any]]) 
     for name in ("gateway", "apply"):
         host, port = host_and_port(environment(services[name])["ABGATE_REDIS_URL"])
         assert host == "redis" and port == 6379, name
+
+
+@pytest.mark.integration
+def test_apply_service_stores_once_and_keeps_later_changes(
+    services: dict[str, dict[str, Any]], redis_url: str
+) -> None:
+    """Run the apply service's exact command (working dir = the image's /app layout)."""
+
+    def run(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "abgate", *argv],
+            cwd=REPO,
+            env={"ABGATE_REDIS_URL": redis_url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    command = services["apply"]["command"]
+    first = run(*command)
+    assert first.returncode == 0, first.stderr
+    assert "demo: stored as version 1" in first.stdout
+    rolled_back = run("rollback", "demo", "--reason", "a ramp gate failed")
+    assert rolled_back.returncode == 0, rolled_back.stderr
+    again = run(*command)  # `docker compose up` once more
+    assert again.returncode == 0, again.stderr
+    record = Store(redis_url).get_config("demo")
+    assert record.version == 2
+    weights = {v["name"]: v["weight"] for v in record.config["variants"]}
+    assert weights == {"champion": 100, "challenger": 0, "canary": 0}
