@@ -175,10 +175,19 @@ def _actor() -> str:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from abgate.errors import NotFound
     from experiments.loader import load_experiment
 
     config = load_experiment(args.file)
     store = _store(_settings())
+    if args.if_absent:
+        try:
+            current = store.get_config(config.name)
+        except NotFound:
+            pass
+        else:
+            print(f"{config.name}: version {current.version} is already stored; left as it is")
+            return 0
     version = store.put_config(
         config.name,
         config.model_dump(mode="json"),
@@ -534,6 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
     apply = sub.add_parser("apply", help="store an experiment config; running gateways follow")
     apply.add_argument("file", metavar="FILE")
     apply.add_argument("--reason", default=None, help="why (goes to the audit log)")
+    apply.add_argument(
+        "--if-absent",
+        action="store_true",
+        help="store only if Redis holds no config of this experiment yet (one-shot start-up "
+        "jobs: a restart must not undo weights a ramp or an operator has changed)",
+    )
     apply.set_defaults(handler=cmd_apply)
 
     status = sub.add_parser("status", help="weights, traffic, errors and config version")

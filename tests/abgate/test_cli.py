@@ -7,7 +7,10 @@ import sys
 
 import pytest
 
+from abgate.redis_server import free_port
+from abgate.store import Store
 from model_workers.registry import ARTIFACT_NAME, ModelRegistry
+from tests.conftest import write_config
 
 
 def abgate(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -128,3 +131,20 @@ def test_single_node_mode_on_a_cluster_says_what_to_set(cluster_url: str) -> Non
     assert len(refused.stderr.strip().splitlines()) == 1
     ok = abgate("status", env={**env, "REDIS_URL": cluster_url, "ABGATE_REDIS_CLUSTER": "1"})
     assert ok.returncode == 0, ok.stderr
+
+
+def test_apply_if_absent_keeps_a_stored_config(tmp_path, redis_url) -> None:
+    ports = {"champion": free_port(), "canary": free_port()}
+    first = write_config(tmp_path / "first.yaml", ports, {"champion": 90, "canary": 10})
+    changed = write_config(tmp_path / "changed.yaml", ports, {"champion": 50, "canary": 50})
+    env = {"REDIS_URL": redis_url}
+    stored = abgate("apply", str(first), "--if-absent", env=env)
+    assert stored.returncode == 0, stored.stderr
+    assert "stored as version 1" in stored.stdout
+    assert abgate("apply", str(changed), env=env).returncode == 0
+    kept = abgate("apply", str(first), "--if-absent", env=env)
+    assert kept.returncode == 0, kept.stderr
+    assert "demo: version 2 is already stored; left as it is" in kept.stdout
+    record = Store(redis_url).get_config("demo")
+    assert record.version == 2
+    assert [v["weight"] for v in record.config["variants"]] == [50, 50]
