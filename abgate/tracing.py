@@ -78,12 +78,17 @@ class Trace:
 
 
 def _span_id() -> str:
-    return "%016x" % (getrandbits(64) or 1)
+    return f"{getrandbits(64) or 1:016x}"
 
 
 def continue_trace(incoming: str | bytes | None, sampled: bool) -> Trace:
     """Continue the trace in a valid ``incoming`` header, else start a new one."""
     parent = parse_traceparent(incoming) if incoming is not None else None
-    if parent is None:
-        return Trace("%032x" % (getrandbits(128) or 1), _span_id(), None, sampled)
-    return Trace(parent.trace_id, _span_id(), parent.parent_id, sampled)
+    if parent is not None:
+        return Trace(parent.trace_id, _span_id(), parent.parent_id, sampled)
+    # One draw for both ids: this runs on every request without a trace.
+    ids = f"{getrandbits(192):048x}"
+    trace_id, span_id = ids[:32], ids[32:]
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:  # never, in practice; invalid if so
+        return continue_trace(None, sampled)
+    return Trace(trace_id, span_id, None, sampled)
