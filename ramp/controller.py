@@ -231,9 +231,7 @@ class RampController:
         """Every decision, with the evidence it rests on (WARNING for a rollback)."""
         log.log(
             logging.WARNING if decision.action == "rollback" else logging.INFO,
-            "ramp decision: %s (%s)",
-            decision.action,
-            decision.reason,
+            "ramp decision",
             extra=fields(
                 experiment=self.name,
                 variant=self.variant,
