@@ -111,9 +111,10 @@ class HotPath:
             if raw_id is None:
                 request_id = os.urandom(12).hex()
             else:
-                if not valid_request_id(raw_id.decode("latin-1")):
+                given = raw_id.decode("latin-1")
+                if not valid_request_id(given):  # not echoed, not logged
                     raise BadRequest("X-Request-ID must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-                request_id = raw_id.decode("latin-1")
+                request_id = given
             live = self.experiments.for_model(model)
             payload = self._parse(body)
             return await self._route(live, payload, body, headers, request_id, trace)
