@@ -37,12 +37,14 @@ COPY experiments/*.yaml /app/experiments/
 
 # OMP_NUM_THREADS=1: one request is one row, and OpenMP spin-waits between
 # model workers sharing cores turn sub-millisecond predictions into timeouts.
+# ABGATE_LOG_FORMAT=json: one JSON object per log line for the log collector.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     OMP_NUM_THREADS=1 \
     ABGATE_HOST=0.0.0.0 \
-    ABGATE_REGISTRY_DIR=/models
+    ABGATE_REGISTRY_DIR=/models \
+    ABGATE_LOG_FORMAT=json
 
 WORKDIR /app
 USER 10001:10001

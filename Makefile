@@ -44,6 +44,7 @@ format: $(STAMP)
 # Needs wrk (and nginx for the comparison row); each part says so and skips without them.
 bench: $(STAMP)
 	$(BIN)/python -m bench.worker_latency
+	$(BIN)/python -m bench.access_log_cost
 	$(BIN)/python -m bench.gateway_vs_nginx
 
 clean:

@@ -28,18 +28,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _settings() -> Any:
+def _settings(process: str = "cli") -> Any:
+    """The process's settings, built here; logging is configured from them at the same time."""
     from pydantic import ValidationError
 
+    from abgate.logs import configure_logging
     from abgate.settings import Settings
 
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:  # a bad ABGATE_* variable: one line, not a traceback
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
         raise AbgateError(f"ABGATE_{where.upper()}: {message}" if where else message) from exc
+    configure_logging(settings, process)
+    return settings
 
 
 # --- models -----------------------------------------------------------------
@@ -116,18 +120,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import uvicorn
 
     from model_workers.registry import ModelRegistry
-    from model_workers.runtime import SklearnRuntime
+    from model_workers.runtime import load_runtime
     from model_workers.server import create_worker_app
 
-    settings = _settings()
+    settings = _settings("worker")
     registry = ModelRegistry(args.registry or settings.registry_dir)
-    runtime = SklearnRuntime(registry.load(args.model, args.version))
+    runtime = load_runtime(registry, args.model, args.version)
     app = create_worker_app(settings, runtime)
     uvicorn.run(
         app,
         host=args.host or settings.host,
         port=args.port,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's records go through abgate's logging (abgate/logs.py)
         access_log=False,
         timeout_graceful_shutdown=5,
     )
@@ -214,7 +219,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from experiments.loader import load_experiment
     from gateway.app import app_from_environment, create_app
 
-    settings = _settings()
+    settings = _settings("gateway")
     bootstrap = load_experiment(args.config) if args.config else None  # fail fast, one line
     if not settings.redis_url and bootstrap is None:
         raise AbgateError("nothing to route: give --config FILE or set REDIS_URL")
@@ -256,6 +261,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         http="httptools",
         lifespan="on",
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's records go through abgate's logging (abgate/logs.py)
         access_log=False,
         timeout_graceful_shutdown=10,
         backlog=2048,
@@ -268,7 +274,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     from abgate.up import run_up
 
-    return run_up(_settings(), Path(args.config), args.port)
+    return run_up(_settings("up"), Path(args.config), args.port)
 
 
 def _parse_shift(values: list[str]) -> dict[int, float]:
@@ -362,7 +368,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
     config = load_experiment(args.file)
     if config.ramp is None:
         raise AbgateError(f"{args.file}: no `ramp:` section to run")
-    settings = _settings()
+    settings = _settings("ramp")
     registry = ModelRegistry(settings.registry_dir)
     if args.dry_run:
         store = None
@@ -469,7 +475,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from abgate.demo import run_demo
 
-    return run_demo(_settings(), registry_dir=args.registry)
+    return run_demo(_settings("demo"), registry_dir=args.registry)
 
 
 # --- parser -----------------------------------------------------------------
@@ -644,7 +650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except AbgateError as exc:
-        print(f"abgate {args.command}: error: {exc.message}", file=sys.stderr)
+        from abgate.logs import report_failure
+
+        report_failure(f"abgate {args.command}: error: {exc.message}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"abgate {args.command}: interrupted", file=sys.stderr)

@@ -52,9 +52,11 @@ class Child:
 
 
 def _prefix_lines(name: str, stream: IO[bytes], sink: IO[str]) -> None:
-    for raw in iter(stream.readline, b""):
-        sink.write(f"{name:>12} | {raw.decode(errors='replace').rstrip()}\n")
-        sink.flush()
+    """Copy the child's output line by line, each prefixed by its name (``abgate up``)."""
+    with stream:  # closed at the child's end of output, not left to the garbage collector
+        for raw in iter(stream.readline, b""):
+            sink.write(f"{name:>12} | {raw.decode(errors='replace').rstrip()}\n")
+            sink.flush()
 
 
 def start_child(

@@ -7,7 +7,7 @@ a process needs to run: where Redis and the model registry are, ports, limits.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +48,23 @@ class Settings(BaseSettings):
         default=None, description="Bearer token for /admin; admin endpoints are off without it."
     )
     log_level: str = Field(default="info", description="Log level for every process.")
+    log_format: Literal["console", "json"] = Field(
+        default="console",
+        description="`json`: one JSON object per line (containers); `console`: lines for people.",
+    )
+    access_log_rate: float = Field(
+        default=0.01,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Share of requests that get an access-log record (0 turns it off); failed requests "
+            "are always logged. 1 % keeps the cost far below 1 % of throughput (make bench)."
+        ),
+    )
+    log_payloads: bool = Field(
+        default=False,
+        description="Debugging only: put request features into access records (off: never).",
+    )
     stats_window_s: int = Field(
         default=60, gt=0, description="Width of the time windows statistics are kept in."
     )

@@ -1,6 +1,7 @@
 """Gateway against nginx against no router at all, with wrk and a constant-time worker.
 
     python -m bench.gateway_vs_nginx [--duration 5] [--repeat 3] [--pin none] [--json out.json]
+                                     [--log-rates default,0]
     python -m bench.gateway_vs_nginx --gateway-cmd "my-gateway --port {port} --config {config}"
 
 Two constant workers (``bench.constant_worker``: champion v1, canary v2) answer
@@ -16,6 +17,13 @@ a different ``X-User-ID`` per request) at each connection count, after a
   ``--gateway-cmd`` with ``{port}`` and ``{config}`` placeholders, given an
   experiment YAML for the same two workers (``write_experiment``) and
   ``REDIS_URL`` of a fresh embedded Redis; measured once ``/health`` answers 200.
+- GATEWAY, ACCESS LOG ON/OFF (``--log-rates``): one gateway per
+  ``ABGATE_ACCESS_LOG_RATE`` (``default``: the settings' default, 0: off), all
+  running at once and measured in turn (on, off, on, off, ...), so a load
+  change on the machine hits both rows alike. The row ``gateway`` is the
+  default rate; the cost of the access log is its throughput over the ``log 0``
+  row's at the highest connection count (budget: >= 0.95). Records go to a
+  file, as a container's stderr would go to its log pipe.
 
 Targets: gateway/nginx throughput at the highest connection count >= 0.5, and
 gateway p50 minus direct p50 at the lowest <= 0.3 ms. Without wrk nothing can
@@ -78,6 +86,7 @@ Measure = Callable[[str], Runs]
 Medians = dict[str, dict[int, WrkResult]]  # by target, then connection count
 MIN_THROUGHPUT = 0.5  # gateway/nginx requests/s at the highest connection count
 MAX_ADDED_P50_MS = 0.3  # gateway p50 minus direct p50 at the lowest connection count
+MIN_LOG_ON_OVER_OFF = 0.95  # access log at its default rate: at most 5 % of throughput
 
 
 def gateway_command(port: int, config_path: Path) -> list[str]:
@@ -128,10 +137,25 @@ def measure(
     wrk_cpus: set[int] | None = None,
 ) -> Runs:
     """Warm ``url`` up for a second, then ``repeat`` wrk runs per connection count."""
-    run_wrk(url, max(connections), 1, cpus=wrk_cpus)
-    return {
-        c: [run_wrk(url, c, duration, cpus=wrk_cpus) for _ in range(repeat)] for c in connections
-    }
+    return measure_alternating({url: url}, connections, duration, repeat, wrk_cpus)[url]
+
+
+def measure_alternating(
+    urls: dict[str, str],
+    connections: Sequence[int],
+    duration: float,
+    repeat: int,
+    wrk_cpus: set[int] | None = None,
+) -> dict[str, Runs]:
+    """Like ``measure`` for several targets at once, their runs taken in turn."""
+    for url in urls.values():
+        run_wrk(url, max(connections), 1, cpus=wrk_cpus)
+    runs: dict[str, Runs] = {name: {c: [] for c in connections} for name in urls}
+    for _ in range(repeat):
+        for c in connections:
+            for name, url in urls.items():
+                runs[name][c].append(run_wrk(url, c, duration, cpus=wrk_cpus))
+    return runs
 
 
 def _start_worker(version: str) -> Child:
@@ -170,46 +194,62 @@ def _bench_nginx(workers: Sequence[Child], measure_at: Measure) -> Runs | None:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-def _bench_gateway(
+def _gateway_rows(log_rates: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Row name -> environment of one gateway per access-log rate ("default": unset)."""
+    rows = {}
+    for rate in log_rates:
+        if rate == "default":
+            rows["gateway"] = {}
+        else:
+            rows[f"gateway log {float(rate):g}"] = {"ABGATE_ACCESS_LOG_RATE": rate}
+    return rows
+
+
+def _bench_gateways(
     command: GatewayCommand,
     workers: Sequence[Child],
-    measure_at: Measure,
-) -> Runs | None:
-    with tempfile.TemporaryDirectory(prefix="abgate-bench-") as tmp:
+    rows: dict[str, dict[str, str]],
+    measure_all: Callable[[dict[str, str]], dict[str, Runs]],
+) -> dict[str, Runs]:
+    """Start one gateway per row (each with its environment), measure them in turn."""
+    with (
+        tempfile.TemporaryDirectory(prefix="abgate-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         ports = [urlsplit(w.url).port or 80 for w in workers]
         config = write_experiment(Path(tmp) / "bench.yaml", ports[0], ports[1])
-        port = free_port()
-        argv = command(port, config)
-        log_path = Path(tmp) / "gateway.log"
         redis = start_redis()
-        try:
-            with log_path.open("wb") as log:
-                process = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "REDIS_URL": redis.url},
-                )
-            child = Child("gateway", process, f"http://127.0.0.1:{port}")
+        stack.callback(redis.stop)
+        urls = {}
+        for index, (name, env) in enumerate(rows.items()):
+            port = free_port()
+            argv = command(port, config)
+            log_path = Path(tmp) / f"gateway-{index}.log"
             try:
+                with log_path.open("wb") as log:
+                    process = subprocess.Popen(
+                        argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env={**os.environ, "REDIS_URL": redis.url, **env},
+                    )
+                child = Child(name, process, f"http://127.0.0.1:{port}")
+                stack.callback(child.stop)
                 wait_http_ok(f"{child.url}/health", child=child, timeout=60)
-                return measure_at(f"{child.url}/predict")
-            finally:
-                child.stop()
-        except (OSError, RuntimeError, TimeoutError) as exc:
-            print(f"gateway failed: {exc}\n  command: {shlex.join(argv)}\n{_tail(log_path)}")
-            return None
-        finally:
-            redis.stop()
+            except (OSError, RuntimeError, TimeoutError) as exc:
+                print(f"{name} failed: {exc}\n  command: {shlex.join(argv)}\n{_tail(log_path)}")
+                continue
+            urls[name] = f"{child.url}/predict"
+        return measure_all(urls) if urls else {}
 
 
 def _print_table(results: Medians) -> None:
-    print(f"{'target':<8} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'target':<16} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for target, rows in results.items():
         for c, r in rows.items():
             print(
-                f"{target:<8} {c:>5} {r.requests_per_s:>10,.0f} {r.p50_ms:>8.3f} "
+                f"{target:<16} {c:>5} {r.requests_per_s:>10,.0f} {r.p50_ms:>8.3f} "
                 f"{r.p99_ms:>8.3f} {r.errors:>7}"
             )
 
@@ -220,17 +260,28 @@ def _ratios(results: Medians, low: int, high: int) -> dict[str, float | None]:
         gateway[high].requests_per_s / nginx[high].requests_per_s if gateway and nginx else None
     )
     added = gateway[low].p50_ms - direct[low].p50_ms if gateway and direct else None
+    off = results.get("gateway log 0")
+    log_cost = gateway[high].requests_per_s / off[high].requests_per_s if gateway and off else None
     return {
         "gateway_over_nginx_rps": None if throughput is None else round(throughput, 4),
         "gateway_added_p50_ms": None if added is None else round(added, 4),
+        "access_log_on_over_off_rps": None if log_cost is None else round(log_cost, 4),
     }
 
 
 def _print_ratios(ratios: dict[str, float | None], low: int, high: int) -> None:
     throughput, added = ratios["gateway_over_nginx_rps"], ratios["gateway_added_p50_ms"]
+    log_cost = ratios["access_log_on_over_off_rps"]
     checks = (
         (f"gateway/nginx throughput at {high} conns", throughput, "{:.2f}x", MIN_THROUGHPUT, 1),
         (f"gateway p50 - direct p50 at {low} conns", added, "{:+.3f} ms", MAX_ADDED_P50_MS, -1),
+        (
+            f"gateway throughput, access log default/off at {high} conns",
+            log_cost,
+            "{:.3f}x",
+            MIN_LOG_ON_OVER_OFF,
+            1,
+        ),
     )
     for label, value, shown, target, sign in checks:
         bound = f"{'>=' if sign > 0 else '<='} {shown.format(target).lstrip('+')}"
@@ -251,6 +302,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gateway-workers", type=int, default=1, help="gateway processes")
     parser.add_argument("--pin", choices=("none", "split"), default="none", help="see module doc")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument(
+        "--log-rates",
+        default="default,0",
+        help="gateway rows by ABGATE_ACCESS_LOG_RATE, measured in turn (default: default,0)",
+    )
     args = parser.parse_args(argv)
     connections = sorted({int(c) for c in args.connections.split(",")})
     low, high = connections[0], connections[-1]
@@ -273,6 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def measure_at(url: str) -> Runs:
         return measure(url, connections, args.duration, args.repeat, wrk_cpus)
 
+    def measure_all(urls: dict[str, str]) -> dict[str, Runs]:
+        return measure_alternating(urls, connections, args.duration, args.repeat, wrk_cpus)
+
     runs: dict[str, Runs] = {}
     with contextlib.ExitStack() as stack:
         workers = []
@@ -282,8 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers.append(worker)
         runs["direct"] = measure_at(f"{workers[0].url}/predict")
         nginx = _bench_nginx(workers, measure_at)
-        gateway = None if args.no_gateway else _bench_gateway(command, workers, measure_at)
-    runs.update({t: rows for t, rows in (("nginx", nginx), ("gateway", gateway)) if rows})
+        if nginx:
+            runs["nginx"] = nginx
+        if not args.no_gateway:
+            rows = _gateway_rows(args.log_rates.split(","))
+            runs.update(_bench_gateways(command, workers, rows, measure_all))
     results = {t: {c: _median(r) for c, r in rows.items()} for t, rows in runs.items()}
 
     print(f"\nmedians of {args.repeat} run(s) of {args.duration:g} s, --pin {args.pin}")

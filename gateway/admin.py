@@ -7,6 +7,7 @@ over pub/sub. The bearer token is compared in constant time and never logged.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from abgate.errors import NotFound, RedisUnavailable, Unauthorized
 from abgate.http import install_error_handlers
+from abgate.logs import fields
 from abgate.settings import Settings
 from experiments import changes
 from gateway.dashboard import create_dashboard_router
@@ -23,6 +25,8 @@ if TYPE_CHECKING:
     from gateway.app import Gateway
 
 __all__ = ["create_admin_app"]
+
+log = logging.getLogger("abgate.admin")
 
 
 class WeightsChange(BaseModel):
@@ -125,6 +129,7 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
     _public_routes(app)
 
     def actor(
+        request: Request,
         authorization: str | None = Header(default=None),
         x_abgate_actor: str | None = Header(default=None),
     ) -> str:
@@ -135,6 +140,12 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
         if scheme.lower() != "bearer" or not secrets.compare_digest(
             given.strip().encode(), token.encode()
         ):
+            # Who tried and where; never what they sent.
+            client = request.client.host if request.client else None
+            log.warning(
+                "admin request refused: missing or wrong bearer token",
+                extra=fields(method=request.method, path=request.url.path, client=client),
+            )
             raise Unauthorized("missing or wrong bearer token")
         return (x_abgate_actor or "admin")[:64]
 

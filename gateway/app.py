@@ -19,6 +19,7 @@ import orjson
 from abgate.settings import Settings
 from abgate.store import AsyncStore
 from experiments.config import ExperimentConfig
+from gateway.access_log import AccessLog
 from gateway.config_sync import ConfigSync
 from gateway.hotpath import Answer, HotPath
 from gateway.live import LiveExperiments
@@ -204,9 +205,11 @@ def app_from_environment() -> Gateway:
     """Factory for ``--workers N``: every process builds its gateway from the environment."""
     import os
 
+    from abgate.logs import configure_logging
     from experiments.loader import load_experiment
 
     settings = Settings()
+    configure_logging(settings, "gateway")  # uvicorn's worker processes start unconfigured
     config = os.environ.get("ABGATE_GATEWAY_CONFIG")
     bootstrap = load_experiment(config) if config else None
     store = (
@@ -235,7 +238,8 @@ def create_app(
         max_pending=settings.max_pending_outcomes,
     )
     sync = ConfigSync(store, experiments, bootstrap)
-    hotpath = HotPath(experiments, recorder, store)
+    access = AccessLog(settings.access_log_rate, payloads=settings.log_payloads)
+    hotpath = HotPath(experiments, recorder, store, access)
     gateway = Gateway(settings, store, experiments, recorder, sync, hotpath)
     gateway.admin = create_admin_app(settings, gateway)
     return gateway

@@ -9,15 +9,19 @@ the recorder's in-process buffer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import time
 from dataclasses import dataclass
+from random import random
 from typing import Any
 
 import orjson
 
 from abgate.errors import AbgateError, BadRequest, Conflict, NotFound, UpstreamUnavailable
+from abgate.tracing import Trace, continue_trace
+from gateway.access_log import AccessLog
 from gateway.live import LiveExperiment, LiveExperiments, Target
 from gateway.recorder import Recorder
 from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
@@ -27,6 +31,8 @@ __all__ = ["Answer", "HotPath", "valid_request_id"]
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _PREDICT_PATH = b"/predict"
 _MAX_SHADOW_INFLIGHT = 256
+
+log = logging.getLogger("abgate.gateway")
 
 
 def valid_request_id(value: str) -> bool:
@@ -78,10 +84,17 @@ def _same_number(label: float, prediction: str) -> bool:
 class HotPath:
     """Predict, feedback and shadow mirroring for the live experiments."""
 
-    def __init__(self, experiments: LiveExperiments, recorder: Recorder, store: Any) -> None:
+    def __init__(
+        self,
+        experiments: LiveExperiments,
+        recorder: Recorder,
+        store: Any,
+        access: AccessLog | None = None,
+    ) -> None:
         self.experiments = experiments
         self.recorder = recorder
         self.store = store
+        self.access = access or AccessLog(0.0)
         self.shadow_inflight = 0
         self.shadow_dropped = 0
         self._background: set[asyncio.Task[None]] = set()
@@ -90,20 +103,24 @@ class HotPath:
 
     async def predict(self, body: bytes, headers: dict[bytes, bytes], model: str | None) -> Answer:
         """Answer one predict request (never raises)."""
+        # One random draw decides the access-log sample; the trace carries it on.
+        trace = continue_trace(headers.get(b"traceparent"), self.access.rate > random())
         raw_id = headers.get(b"x-request-id")
-        if raw_id is None:
-            request_id = os.urandom(12).hex()
-        else:
-            request_id = raw_id.decode("latin-1")
-            if not valid_request_id(request_id):
-                return _error(
-                    BadRequest("X-Request-ID must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-                )
+        request_id: str | None = None
         try:
+            if raw_id is None:
+                request_id = os.urandom(12).hex()
+            else:
+                given = raw_id.decode("latin-1")
+                if not valid_request_id(given):  # not echoed, not logged
+                    raise BadRequest("X-Request-ID must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+                request_id = given
             live = self.experiments.for_model(model)
             payload = self._parse(body)
-            return await self._route(live, payload, body, headers, request_id)
+            return await self._route(live, payload, body, headers, request_id, trace)
         except AbgateError as exc:
+            if trace.sampled or exc.status_code >= 500:
+                self.access.rejected(trace, request_id, exc.status_code, exc.message, body)
             return _error(exc, request_id)
 
     @staticmethod
@@ -134,6 +151,7 @@ class HotPath:
         body: bytes,
         headers: dict[bytes, bytes],
         request_id: str,
+        trace: Trace,
     ) -> Answer:
         unit = self._unit(live, payload, headers, request_id)
         if live.paused:
@@ -144,14 +162,18 @@ class HotPath:
                 raw = headers.get(live.override_header.encode())
                 forced = raw.decode("latin-1") if raw else None
             chosen = live.targets[live.assigner.assign(unit, forced).name]
-        forward_headers = b"X-Request-ID: %s\r\n" % request_id.encode()
+        forward_headers = b"X-Request-ID: %s\r\ntraceparent: %s\r\n" % (
+            request_id.encode(),
+            trace.header,
+        )
         started = time.perf_counter()
         now = time.time()
         served_by = chosen
         fallback = False
         error: str | None = None
+        pool = chosen.endpoints.pick()
         try:
-            response = await self._call(chosen, body, forward_headers)
+            response = await self._call(pool, chosen, body, forward_headers)
         except UpstreamError as exc:
             error = exc.kind
             response = None
@@ -164,8 +186,9 @@ class HotPath:
         if response is None and chosen is not live.champion and error in live.fallback_on:
             fallback = True
             served_by = live.champion
+            pool = live.champion.endpoints.pick()
             try:
-                response = await self._call(live.champion, body, forward_headers)
+                response = await self._call(pool, live.champion, body, forward_headers)
                 if response.status >= 500:
                     response = None
             except UpstreamError:
@@ -200,12 +223,18 @@ class HotPath:
             answer = _error(exc, request_id)
             if error == "timeout":
                 answer.status = 504
+            self._access(trace, request_id, live, chosen, served_by, pool, answer.status,
+                         latency_ms, fallback, error, None, payload)  # fmt: skip
             return answer
         answer_body["variant"] = served_by.name
         answer_body["model_version"] = served_by.model_version
         answer_body["request_id"] = request_id
+        shadows = None
         if live.shadows and not client_error:
-            self._mirror(live, unit, body, forward_headers, prediction)
+            shadows = self._mirror(live, unit, body, forward_headers, prediction, trace, request_id)
+        if trace.sampled or error is not None:
+            self._access(trace, request_id, live, chosen, served_by, pool, response.status,
+                         latency_ms, fallback, error, shadows, payload)  # fmt: skip
         return Answer(
             response.status,
             orjson.dumps(answer_body),
@@ -216,45 +245,102 @@ class HotPath:
             ],
         )
 
+    def _access(
+        self,
+        trace: Trace,
+        request_id: str,
+        live: LiveExperiment,
+        chosen: Target,
+        served_by: Target,
+        pool: EndpointPool,
+        status: int,
+        latency_ms: float,
+        fallback: bool,
+        error: str | None,
+        shadows: dict[str, str] | None,
+        payload: dict[str, Any],
+    ) -> None:
+        self.access.request(
+            trace, request_id, experiment=live.name, variant=served_by.name,
+            assigned=chosen.name, model_version=served_by.model_version, endpoint=pool.url,
+            status=status, latency_ms=latency_ms, fallback=fallback, error=error,
+            shadows=shadows, features=payload.get("features"),
+        )  # fmt: skip
+
     @staticmethod
-    async def _call(target: Target, body: bytes, headers: bytes) -> UpstreamResponse:
-        pool: EndpointPool = target.endpoints.pick()
+    async def _call(
+        pool: EndpointPool, target: Target, body: bytes, headers: bytes
+    ) -> UpstreamResponse:
         return await pool.request(_PREDICT_PATH, body, headers, target.timeout_s)
 
     # --- shadows ------------------------------------------------------------------
 
     def _mirror(
-        self, live: LiveExperiment, unit: str, body: bytes, headers: bytes, live_prediction: Any
-    ) -> None:
+        self,
+        live: LiveExperiment,
+        unit: str,
+        body: bytes,
+        headers: bytes,
+        live_prediction: Any,
+        trace: Trace,
+        request_id: str,
+    ) -> dict[str, str]:
+        """Start the shadow calls; what happened to each (mirrored or dropped), for the log."""
+        outcomes: dict[str, str] = {}
         for name in live.assigner.shadows_for(unit):
             shadow = live.shadows.get(name)
             if shadow is None:
                 continue
             if self.shadow_inflight >= _MAX_SHADOW_INFLIGHT:
                 self.shadow_dropped += 1
+                outcomes[name] = "dropped"
                 continue
             self.shadow_inflight += 1
             task = asyncio.get_running_loop().create_task(
-                self._shadow_call(live.name, shadow, body, headers, live_prediction)
+                self._shadow_call(
+                    live.name, shadow, body, headers, live_prediction, trace, request_id
+                )
             )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+            outcomes[name] = "mirrored"
+        return outcomes
 
     async def _shadow_call(
-        self, experiment: str, shadow: Target, body: bytes, headers: bytes, live_prediction: Any
+        self,
+        experiment: str,
+        shadow: Target,
+        body: bytes,
+        headers: bytes,
+        live_prediction: Any,
+        trace: Trace,
+        request_id: str,
     ) -> None:
+        pool = shadow.endpoints.pick()
+        started = time.perf_counter()
+        error: str | None = None
+        agreed = None
         try:
-            response = await self._call(shadow, body, headers)
+            response = await self._call(pool, shadow, body, headers)
             ok = response.status < 400
-            agreed = None
             if ok:
                 answer = orjson.loads(response.body)
                 agreed = answer.get("prediction") == live_prediction
-        except (UpstreamError, orjson.JSONDecodeError, AttributeError):
-            ok, agreed = False, None
+            else:
+                error = f"status {response.status}"
+        except UpstreamError as exc:
+            ok, error = False, exc.kind
+        except (orjson.JSONDecodeError, AttributeError):
+            ok, error = False, "protocol"
         finally:
             self.shadow_inflight -= 1
         self.recorder.record_shadow(experiment, shadow.name, ok=ok, agreed=agreed)
+        if trace.sampled or not ok:
+            self.access.shadow(
+                trace, request_id, experiment=experiment, shadow=shadow.name, endpoint=pool.url,
+                ok=ok, agreed=agreed, latency_ms=(time.perf_counter() - started) * 1000.0,
+                error=error,
+            )  # fmt: skip
 
     # --- feedback -----------------------------------------------------------------
 
@@ -263,6 +349,8 @@ class HotPath:
         try:
             return await self._feedback(body)
         except AbgateError as exc:
+            if exc.status_code >= 500:
+                log.error("feedback not recorded: %s", exc.message)
             return _error(exc)
 
     async def _feedback(self, body: bytes) -> Answer:

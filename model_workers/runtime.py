@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
-from model_workers.registry import LoadedModel
+from abgate.logs import fields
+from model_workers.registry import LoadedModel, ModelRegistry
 
-__all__ = ["ModelRuntime", "Prediction", "SklearnRuntime"]
+__all__ = ["ModelRuntime", "Prediction", "SklearnRuntime", "load_runtime"]
+
+log = logging.getLogger("abgate.worker")
 
 
 @dataclass(frozen=True)
@@ -52,3 +57,20 @@ class SklearnRuntime:
             Prediction(self._classes[int(i)], [float(p) for p in row])
             for i, row in zip(best, proba, strict=True)
         ]
+
+
+def load_runtime(registry: ModelRegistry, model: str, version: str) -> SklearnRuntime:
+    """Load a version from the registry (integrity checks included) and log what was loaded."""
+    started = time.perf_counter()
+    runtime = SklearnRuntime(registry.load(model, version))
+    log.info(
+        "model loaded",
+        extra=fields(
+            model=model,
+            model_version=version,
+            sha256=runtime.metadata.get("sha256"),
+            estimator=runtime.metadata.get("estimator"),
+            load_ms=round((time.perf_counter() - started) * 1000.0, 1),
+        ),
+    )
+    return runtime

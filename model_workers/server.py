@@ -4,11 +4,18 @@
 "probability": [...], "status": "success", "model_version": ...}``. Bad input
 gets a 4xx with ``{"status": "error", "error": ...}``; the model is loaded
 once, before the app is built.
+
+Each predict request is logged with the trace id and request id the gateway
+sent (``traceparent``, ``X-Request-ID``): every request the gateway sampled
+(the sampled flag), every 5xx, and ``ABGATE_ACCESS_LOG_RATE`` of the direct
+calls that carry no trace.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from random import random
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request, Response
@@ -23,12 +30,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from abgate.errors import BadRequest
 from abgate.http import BodySizeLimit, install_error_handlers
+from abgate.logs import fields
 from abgate.settings import Settings
+from abgate.tracing import parse_traceparent
 from model_workers.runtime import ModelRuntime
 
 __all__ = ["create_worker_app"]
 
 Feature = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+log = logging.getLogger("abgate.worker")
 
 
 class PredictRequest(BaseModel):
@@ -106,13 +117,35 @@ def create_worker_app(settings: Settings, runtime: ModelRuntime) -> FastAPI:
     )
     labels = {"model": runtime.model, "version": runtime.version}
 
+    def log_request(request: Request, status: int, started: float) -> None:
+        trace = parse_traceparent(request.headers.get("traceparent"))
+        sampled = trace.sampled if trace is not None else settings.access_log_rate > random()
+        if not sampled and status < 500:
+            return
+        log.log(
+            logging.ERROR if status >= 500 else logging.INFO,
+            "predict",
+            extra=fields(
+                request_id=(request.headers.get("x-request-id") or "")[:128] or None,
+                trace_id=trace.trace_id if trace else None,
+                parent_id=trace.parent_id if trace else None,
+                model=runtime.model,
+                model_version=runtime.version,
+                path=request.url.path,
+                status=status,
+                latency_ms=round((time.perf_counter() - started) * 1000.0, 3),
+            ),
+        )
+
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
         response: Response = await call_next(request)
         path = request.url.path
         if path.startswith("/predict"):
             outcome = "success" if response.status_code < 400 else str(response.status_code)
             requests_total.labels(**labels, endpoint=path, status=outcome).inc()
+            log_request(request, response.status_code, started)
         request_id = request.headers.get("x-request-id")
         if request_id is not None:
             response.headers["X-Request-ID"] = request_id

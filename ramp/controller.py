@@ -10,6 +10,7 @@ evidence in the audit log.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from abgate.errors import AbgateError, Conflict
+from abgate.logs import fields
 from abgate.reporting import experiment_data, write_report
 from abgate.store import Store
 from experiments import changes
@@ -31,6 +33,8 @@ EXIT_PROMOTED = 0
 EXIT_ROLLED_BACK = 3
 ACTOR = "ramp-controller"
 LOCK_TTL_S = 30.0
+
+log = logging.getLogger("abgate.ramp")
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,7 @@ class RampController:
             self.store.refresh_ramp_lock(self.name, self.owner, LOCK_TTL_S)
             obs = self._observe(ramp_base, step_base)
             decision = decide(self.plan, state, obs)
+            self._log_decision(state, decision)
             self._progress(state, obs, decision)
             if decision.action == "advance":
                 assert decision.weight is not None
@@ -221,6 +226,25 @@ class RampController:
         for fmt, path in reports.items():
             self.out.write(f"  report ({fmt}): {path}\n")
         return RampOutcome(action, decision.reason, reports)
+
+    def _log_decision(self, state: RampState, decision: Decision) -> None:
+        """Every decision, with the evidence it rests on (WARNING for a rollback)."""
+        log.log(
+            logging.WARNING if decision.action == "rollback" else logging.INFO,
+            "ramp decision",
+            extra=fields(
+                experiment=self.name,
+                variant=self.variant,
+                step=state.step + 1,
+                steps=len(self.plan.steps),
+                weight=self.plan.steps[state.step],
+                action=decision.action,
+                rule=decision.rule,
+                reason=decision.reason,
+                next_weight=decision.weight,
+                evidence=decision.evidence,
+            ),
+        )
 
     def _progress(self, state: RampState, obs: Observation, decision: Decision) -> None:
         step = f"step {state.step + 1}/{len(self.plan.steps)} at {self.plan.steps[state.step]:g} %"

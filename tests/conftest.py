@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 import redis
@@ -72,9 +73,16 @@ def demo_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
 
 
 def start_worker(
-    registry: ModelRegistry, version: str, *, env: dict[str, str] | None = None
+    registry: ModelRegistry,
+    version: str,
+    *,
+    env: dict[str, str] | None = None,
+    log: IO[str] | None = None,
 ) -> Child:
-    """Start ``abgate worker`` as a real process on a free port and wait until ready."""
+    """Start ``abgate worker`` as a real process on a free port and wait until ready.
+
+    With ``log``, its output is copied there, each line prefixed by its name.
+    """
     port = free_port()
     child = start_child(
         f"worker-{version}",
@@ -84,6 +92,7 @@ def start_worker(
         ),
         url=f"http://127.0.0.1:{port}",
         env=env,
+        log=log,
     )  # fmt: skip
     return _ready(child, "/ready")
 
@@ -144,8 +153,17 @@ def write_config(
     return path
 
 
-def start_gateway(config: Path | None, redis_url: str | None, *extra: str, **env: str) -> Child:
-    """Start ``abgate gateway [extra...]`` as a real process on a free port; wait for /health."""
+def start_gateway(
+    config: Path | None,
+    redis_url: str | None,
+    *extra: str,
+    log: IO[str] | None = None,
+    **env: str,
+) -> Child:
+    """Start ``abgate gateway [extra...]`` as a real process on a free port; wait for /health.
+
+    With ``log``, its output is copied there, each line prefixed by its name.
+    """
     port = free_port()
     argv = ["gateway", "--port", str(port), *extra]
     if config is not None:
@@ -154,7 +172,7 @@ def start_gateway(config: Path | None, redis_url: str | None, *extra: str, **env
     if redis_url:
         environment["REDIS_URL"] = redis_url
     child = start_child(
-        "gateway", abgate_argv(*argv), url=f"http://127.0.0.1:{port}", env=environment
+        "gateway", abgate_argv(*argv), url=f"http://127.0.0.1:{port}", env=environment, log=log
     )
     return _ready(child, "/health")
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
 import pytest
 
 from abgate.loadgen import run_load
@@ -56,13 +57,15 @@ def traffic(url: str, rate: float = 250) -> Iterator[None]:
         thread.join(timeout=30)
 
 
-def ramp(config, redis_url: str, out, timeout: float = 150) -> subprocess.CompletedProcess[str]:
+def ramp(
+    config, redis_url: str, out, timeout: float = 150, **env: str
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "abgate", "ramp", str(config), "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, "REDIS_URL": redis_url},
+        env={**os.environ, "REDIS_URL": redis_url, **env},
     )
 
 
@@ -120,13 +123,22 @@ def test_failing_canary_is_rolled_back_at_the_first_check(setup, redis_url, tmp_
     config, gateway = setup(canary_port=free_port(), min_duration=1, min_samples=20)
     with traffic(gateway.url):
         started = time.monotonic()
-        result = ramp(config, redis_url, tmp_path / "out")
+        result = ramp(config, redis_url, tmp_path / "out", ABGATE_LOG_FORMAT="json")
         elapsed = time.monotonic() - started
     assert result.returncode == 3, result.stdout + result.stderr
     assert (
         Store(redis_url).audit("demo", count=100)[-1]["evidence"]["rule"] == "guardrail:error_rate"
     )
     assert elapsed < 30
+    # Every decision is logged (JSON lines on stderr) with its evidence; the rollback last.
+    records = [orjson.loads(line) for line in result.stderr.splitlines()]
+    decisions = [r for r in records if r["msg"] == "ramp decision"]
+    assert decisions
+    assert all(r["process"] == "ramp" and r["experiment"] == "demo" for r in decisions)
+    last = decisions[-1]
+    assert (last["action"], last["rule"], last["level"]) == ("rollback", "guardrail:error_rate",
+                                                             "warning")  # fmt: skip
+    assert last["evidence"] and last["weight"] == 10
 
 
 def test_better_model_is_promoted(setup, redis_url, tmp_path, demo_registry) -> None:
