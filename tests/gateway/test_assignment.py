@@ -213,7 +213,8 @@ def ramp_assigner(seed: str, relative: list[float], ramp_weight: float) -> Assig
     """The canary at ``ramp_weight``; the others share the rest by ``relative``."""
     total = sum(relative)
     names = (*(f"other{i}" for i in range(len(relative))), "canary")
-    weights = (*((100 - ramp_weight) * w / total for w in relative), ramp_weight)
+    # w / total first: (100 - r) * w can round a subnormal w to 0 before the division.
+    weights = (*((100 - ramp_weight) * (w / total) for w in relative), ramp_weight)
     return Assigner(seed, names, weights, ramp_variant="canary")
 
 
