@@ -191,7 +191,17 @@ class EndpointPool:
             timer = loop.call_at(deadline, _expire, waiter, self.url, timeout_s)
             try:
                 if conn is None:
-                    conn = await self._connect(loop)
+                    # A worker whose accept queue is full drops the SYN and the
+                    # kernel retries for minutes: the deadline covers connecting too.
+                    try:
+                        conn = await asyncio.wait_for(
+                            self._connect(loop), max(deadline - loop.time(), 0.0)
+                        )
+                    except TimeoutError:
+                        waiter.cancel()
+                        raise UpstreamError(
+                            "timeout", f"{self.url} did not connect in {timeout_s}s"
+                        ) from None
                 if waiter.done():  # the deadline passed while connecting
                     raise UpstreamError("timeout", f"{self.url} did not connect in {timeout_s}s")
                 conn.send(payload, waiter)

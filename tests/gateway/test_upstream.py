@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
 import pytest
@@ -164,3 +165,37 @@ def test_only_http_urls() -> None:
     with pytest.raises(ValueError):
         EndpointPool("ftp://127.0.0.1:1")
     assert EndpointPool("https://models.internal").port == 443
+
+
+def test_connect_to_a_full_accept_queue_times_out_on_the_deadline() -> None:
+    # A worker that stopped accepting: once its accept queue is full the kernel
+    # drops SYNs and a client's connect would retry for minutes.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+
+    async def scenario():
+        pool = EndpointPool(f"http://127.0.0.1:{port}")
+        started = time.perf_counter()
+        kinds = []
+        for _ in range(3):
+            with pytest.raises(UpstreamError) as err:
+                await pool.request(b"/predict", b"{}", b"", 0.2)
+            kinds.append(err.value.kind)
+        pool.close()
+        return kinds, time.perf_counter() - started
+
+    try:
+        kinds, elapsed = run(scenario())
+    finally:
+        for sock in [*fillers, listener]:
+            sock.close()
+    assert kinds == ["timeout"] * 3
+    assert elapsed < 3 * 0.2 + 1.0  # without the bound a dropped SYN waits 1 s, then 3 s, ...
