@@ -11,6 +11,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from abgate.errors import NotFound, RedisUnavailable, Unauthorized
@@ -44,10 +45,15 @@ class Promotion(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
+_REQUEST_ID = r"^[A-Za-z0-9._:\-]{1,128}$"
+
+
 class PredictBody(BaseModel):
     """The classic predict request."""
 
-    features: list[float] = Field(description="Feature values in the model's order.")
+    features: list[float] = Field(
+        min_length=1, description="Feature values in the model's order (as many as it takes)."
+    )
 
 
 class PredictAnswer(BaseModel):
@@ -64,7 +70,7 @@ class PredictAnswer(BaseModel):
 class FeedbackBody(BaseModel):
     """A delayed outcome for a served request: exactly one of label, reward, value."""
 
-    request_id: str
+    request_id: str = Field(pattern=_REQUEST_ID, description="The id a predict answer gave.")
     label: float | None = None
     reward: float | None = None
     value: float | None = None
@@ -78,13 +84,17 @@ class ErrorAnswer(BaseModel):
     error: str
 
 
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    # 422 included: the one error handler answers validation errors in this
+    # shape too, not in FastAPI's default HTTPValidationError one.
+    return {code: {"model": ErrorAnswer} for code in (*codes, 422)}
+
+
 def _public_routes(app: FastAPI) -> None:
     # The hot path answers these before FastAPI sees them; they are declared
     # here only so that /openapi.json and /docs describe the whole gateway.
     public = APIRouter(tags=["public"])
-    errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorAnswer} for code in (400, 404, 413, 503, 504)
-    }
+    errors = _errors(400, 404, 413, 503, 504)
 
     @public.post("/predict", response_model=PredictAnswer, responses=errors)
     async def predict(body: PredictBody) -> Any:
@@ -94,7 +104,7 @@ def _public_routes(app: FastAPI) -> None:
     async def predict_model(model: str, body: PredictBody) -> Any:
         """Route one prediction of ``model`` when several models are served."""
 
-    @public.post("/feedback", responses={**errors, 409: {"model": ErrorAnswer}})
+    @public.post("/feedback", responses={**errors, **_errors(409)})
     async def feedback(body: FeedbackBody) -> Any:
         """Join a delayed outcome to the variant that served the request."""
 
@@ -102,11 +112,11 @@ def _public_routes(app: FastAPI) -> None:
     async def health() -> Any:
         """Liveness."""
 
-    @public.get("/ready")
+    @public.get("/ready", responses={503: {"description": "Not ready; the same body says why."}})
     async def ready() -> Any:
         """Readiness: configs, champion reachability, Redis and recording state."""
 
-    @public.get("/metrics")
+    @public.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Any:
         """Prometheus text format."""
 
@@ -137,7 +147,9 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
             raise Unauthorized("missing or wrong bearer token")
         return (x_abgate_actor or "admin")[:64]
 
-    admin = APIRouter(prefix="/admin", tags=["admin"])
+    admin = APIRouter(
+        prefix="/admin", tags=["admin"], responses=_errors(400, 401, 403, 404, 409, 413, 503)
+    )
 
     def store() -> Any:
         if gateway.store is None:

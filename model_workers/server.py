@@ -12,6 +12,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -169,7 +170,7 @@ def create_worker_app(settings: Settings, runtime: ModelRuntime) -> FastAPI:
         """The registry metadata of the served version."""
         return runtime.metadata
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         """Prometheus text format."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
