@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -195,6 +196,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     from abgate.store import AsyncStore
     from experiments.loader import load_experiment
+    from gateway.admin import admin_exposure_warning
     from gateway.app import app_from_environment, create_app
 
     settings = _settings()
@@ -202,6 +204,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     if not settings.redis_url and bootstrap is None:
         raise AbgateError("nothing to route: give --config FILE or set REDIS_URL")
     host = args.host or settings.host
+    warning = admin_exposure_warning(settings, host)
+    if warning is not None:
+        logging.getLogger("abgate.gateway").warning(warning)
     if args.workers > 1:
         # Separate processes share nothing but Redis: each builds its own app.
         os.environ["ABGATE_GATEWAY_CONFIG"] = str(args.config or "")

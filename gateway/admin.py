@@ -7,6 +7,7 @@ over pub/sub. The bearer token is compared in constant time and never logged.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from abgate.errors import NotFound, RedisUnavailable, Unauthorized
+from abgate.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
 from abgate.http import install_error_handlers
 from abgate.settings import Settings
 from experiments import changes
@@ -22,7 +23,7 @@ from experiments import changes
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["create_admin_app"]
+__all__ = ["admin_exposure_warning", "create_admin_app"]
 
 
 class WeightsChange(BaseModel):
@@ -84,6 +85,28 @@ class ErrorAnswer(BaseModel):
     error: str
 
 
+def admin_exposure_warning(settings: Settings, host: str) -> str | None:
+    """What to warn about at start-up when the admin API is off on a reachable address.
+
+    Without a token the admin API answers 403 on every address; the gateway
+    still starts, because routing must work behind a Kubernetes Service (bound
+    to 0.0.0.0) whether or not anyone administers it there. The warning makes
+    the switched-off admin API visible instead of a surprise.
+    """
+    if settings.admin_token:
+        return None
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback:
+        return None
+    return (
+        f"bound to {host} without ABGATE_ADMIN_TOKEN: the admin API is off (403); "
+        "set ABGATE_ADMIN_TOKEN to turn it on"
+    )
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     # 422 included: the one error handler answers validation errors in this
     # shape too, not in FastAPI's default HTTPValidationError one.
@@ -139,7 +162,7 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
     ) -> str:
         token = settings.admin_token
         if not token:
-            raise Unauthorized("admin API is disabled: set ABGATE_ADMIN_TOKEN")
+            raise Forbidden("admin API is disabled: set ABGATE_ADMIN_TOKEN to turn it on")
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(
             given.strip().encode(), token.encode()
