@@ -196,20 +196,22 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     from abgate.store import AsyncStore
     from experiments.loader import load_experiment
-    from gateway.admin import admin_exposure_warning
     from gateway.app import app_from_environment, create_app
+    from gateway.exposure import exposure_warning
 
     settings = _settings()
     bootstrap = load_experiment(args.config) if args.config else None  # fail fast, one line
     if not settings.redis_url and bootstrap is None:
         raise AbgateError("nothing to route: give --config FILE or set REDIS_URL")
     host = args.host or settings.host
-    warning = admin_exposure_warning(settings, host)
+    settings = settings.model_copy(update={"host": host})  # what the gateway is bound to
+    warning = exposure_warning(settings)
     if warning is not None:
         logging.getLogger("abgate.gateway").warning(warning)
     if args.workers > 1:
         # Separate processes share nothing but Redis: each builds its own app.
         os.environ["ABGATE_GATEWAY_CONFIG"] = str(args.config or "")
+        os.environ["ABGATE_HOST"] = host
 
     def build() -> Any:
         store = AsyncStore(settings.redis_url) if settings.redis_url else None

@@ -7,7 +7,6 @@ over pub/sub. The bearer token is compared in constant time and never logged.
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from typing import TYPE_CHECKING, Any
 
@@ -16,14 +15,14 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from abgate.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
-from abgate.http import install_error_handlers
+from abgate.http import error_responses, install_error_handlers
 from abgate.settings import Settings
 from experiments import changes
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
 
-__all__ = ["admin_exposure_warning", "create_admin_app"]
+__all__ = ["create_admin_app"]
 
 
 class WeightsChange(BaseModel):
@@ -78,46 +77,11 @@ class FeedbackBody(BaseModel):
     experiment: str | None = None
 
 
-class ErrorAnswer(BaseModel):
-    """Every error answer."""
-
-    status: str = "error"
-    error: str
-
-
-def admin_exposure_warning(settings: Settings, host: str) -> str | None:
-    """What to warn about at start-up when the admin API is off on a reachable address.
-
-    Without a token the admin API answers 403 on every address; the gateway
-    still starts, because routing must work behind a Kubernetes Service (bound
-    to 0.0.0.0) whether or not anyone administers it there. The warning makes
-    the switched-off admin API visible instead of a surprise.
-    """
-    if settings.admin_token:
-        return None
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = host == "localhost"
-    if loopback:
-        return None
-    return (
-        f"bound to {host} without ABGATE_ADMIN_TOKEN: the admin API is off (403); "
-        "set ABGATE_ADMIN_TOKEN to turn it on"
-    )
-
-
-def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    # 422 included: the one error handler answers validation errors in this
-    # shape too, not in FastAPI's default HTTPValidationError one.
-    return {code: {"model": ErrorAnswer} for code in (*codes, 422)}
-
-
 def _public_routes(app: FastAPI) -> None:
     # The hot path answers these before FastAPI sees them; they are declared
     # here only so that /openapi.json and /docs describe the whole gateway.
     public = APIRouter(tags=["public"])
-    errors = _errors(400, 404, 413, 503, 504)
+    errors = error_responses(400, 404, 413, 503, 504)
 
     @public.post("/predict", response_model=PredictAnswer, responses=errors)
     async def predict(body: PredictBody) -> Any:
@@ -127,7 +91,7 @@ def _public_routes(app: FastAPI) -> None:
     async def predict_model(model: str, body: PredictBody) -> Any:
         """Route one prediction of ``model`` when several models are served."""
 
-    @public.post("/feedback", responses={**errors, **_errors(409)})
+    @public.post("/feedback", responses={**errors, **error_responses(409)})
     async def feedback(body: FeedbackBody) -> Any:
         """Join a delayed outcome to the variant that served the request."""
 
@@ -171,7 +135,9 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
         return (x_abgate_actor or "admin")[:64]
 
     admin = APIRouter(
-        prefix="/admin", tags=["admin"], responses=_errors(400, 401, 403, 404, 409, 413, 503)
+        prefix="/admin",
+        tags=["admin"],
+        responses=error_responses(400, 401, 403, 404, 409, 413, 503),
     )
 
     def store() -> Any:

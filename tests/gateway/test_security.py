@@ -17,7 +17,7 @@ import requests
 
 from abgate.processes import Child, abgate_argv, start_child, wait_http_ok
 from abgate.redis_server import free_port
-from gateway.admin import admin_exposure_warning
+from gateway.exposure import exposure_warning
 from model_workers.registry import ModelRegistry
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 
@@ -96,6 +96,9 @@ def test_no_token_on_a_public_address_turns_admin_off_and_warns(
             answer = requests.get(gateway.url + "/admin/experiments", headers=headers, timeout=10)
             assert answer.status_code == 403
             assert "ABGATE_ADMIN_TOKEN" in answer.json()["error"]
+        # Nothing else that shows recorded data is open without a token on this address.
+        for path in ("/dashboard/data", "/dashboard/data?experiment=demo"):
+            assert requests.get(gateway.url + path, timeout=10).status_code in (401, 403, 404)
         routed = requests.post(gateway.url + "/predict", json={"features": ROW}, timeout=10)
         assert routed.status_code == 200  # routing itself is on
     assert "bound to 0.0.0.0 without ABGATE_ADMIN_TOKEN: the admin API is off" in log.read_text()
@@ -117,7 +120,7 @@ def test_no_token_on_a_public_address_turns_admin_off_and_warns(
 def test_admin_exposure_warning(host: str, token: str | None, warns: bool) -> None:
     from abgate.settings import Settings
 
-    warning = admin_exposure_warning(Settings(admin_token=token), host)
+    warning = exposure_warning(Settings(admin_token=token, host=host))
     assert (warning is not None) == warns
     if warning is not None:
         assert host in warning and "ABGATE_ADMIN_TOKEN" in warning
