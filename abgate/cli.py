@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -218,15 +219,21 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from abgate.store import AsyncStore
     from experiments.loader import load_experiment
     from gateway.app import app_from_environment, create_app
+    from gateway.exposure import exposure_warning
 
     settings = _settings("gateway")
     bootstrap = load_experiment(args.config) if args.config else None  # fail fast, one line
     if not settings.redis_url and bootstrap is None:
         raise AbgateError("nothing to route: give --config FILE or set REDIS_URL")
     host = args.host or settings.host
+    settings = settings.model_copy(update={"host": host})  # what the gateway is bound to
+    warning = exposure_warning(settings)
+    if warning is not None:
+        logging.getLogger("abgate.gateway").warning(warning)
     if args.workers > 1:
         # Separate processes share nothing but Redis: each builds its own app.
         os.environ["ABGATE_GATEWAY_CONFIG"] = str(args.config or "")
+        os.environ["ABGATE_HOST"] = host
 
     def build() -> Any:
         store = (

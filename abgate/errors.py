@@ -13,6 +13,7 @@ __all__ = [
     "BadRequest",
     "ConfigError",
     "Conflict",
+    "Forbidden",
     "NotFound",
     "PayloadTooLarge",
     "RedisUnavailable",
@@ -41,6 +42,12 @@ class Unauthorized(AbgateError):
     """Missing or wrong admin token."""
 
     status_code = 401
+
+
+class Forbidden(AbgateError):
+    """The endpoint is switched off here; no token would help."""
+
+    status_code = 403
 
 
 class NotFound(AbgateError):

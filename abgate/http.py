@@ -12,12 +12,20 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
 from abgate.errors import AbgateError
 
-__all__ = ["BodySizeLimit", "describe_validation_errors", "error_body", "install_error_handlers"]
+__all__ = [
+    "BodySizeLimit",
+    "ErrorAnswer",
+    "describe_validation_errors",
+    "error_body",
+    "error_responses",
+    "install_error_handlers",
+]
 
 log = logging.getLogger("abgate.http")
 
@@ -31,6 +39,22 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def error_body(message: str) -> dict[str, str]:
     """The JSON body of every error answer."""
     return {"status": "error", "error": message}
+
+
+class ErrorAnswer(BaseModel):
+    """Every error answer."""
+
+    status: str = "error"
+    error: str
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses of a route or router, always with 422.
+
+    422 is listed because the one handler answers validation errors in this
+    shape too, not in FastAPI's default ``HTTPValidationError`` one.
+    """
+    return {code: {"model": ErrorAnswer} for code in (*codes, 422)}
 
 
 def describe_validation_errors(errors: list[Any]) -> tuple[int, str]:

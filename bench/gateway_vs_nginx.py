@@ -76,6 +76,7 @@ __all__ = [
     "command_from_template",
     "gateway_command",
     "measure",
+    "start_constant_worker",
     "write_experiment",
 ]
 
@@ -158,7 +159,8 @@ def measure_alternating(
     return runs
 
 
-def _start_worker(version: str) -> Child:
+def start_constant_worker(version: str) -> Child:
+    """A ``bench.constant_worker`` answering as ``version``, started on a free port."""
     port = free_port()
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     argv = [sys.executable, "-m", "bench.constant_worker", "--port", str(port)]
@@ -336,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         workers = []
         for version in ("v1", "v2"):
-            worker = _start_worker(version)
+            worker = start_constant_worker(version)
             stack.callback(worker.stop)
             workers.append(worker)
         runs["direct"] = measure_at(f"{workers[0].url}/predict")

@@ -12,10 +12,11 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from abgate.errors import NotFound, RedisUnavailable, Unauthorized
-from abgate.http import install_error_handlers
+from abgate.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
+from abgate.http import error_responses, install_error_handlers
 from abgate.logs import fields
 from abgate.settings import Settings
 from experiments import changes
@@ -49,10 +50,15 @@ class Promotion(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
+_REQUEST_ID = r"^[A-Za-z0-9._:\-]{1,128}$"
+
+
 class PredictBody(BaseModel):
     """The classic predict request."""
 
-    features: list[float] = Field(description="Feature values in the model's order.")
+    features: list[float] = Field(
+        min_length=1, description="Feature values in the model's order (as many as it takes)."
+    )
 
 
 class PredictAnswer(BaseModel):
@@ -69,27 +75,18 @@ class PredictAnswer(BaseModel):
 class FeedbackBody(BaseModel):
     """A delayed outcome for a served request: exactly one of label, reward, value."""
 
-    request_id: str
+    request_id: str = Field(pattern=_REQUEST_ID, description="The id a predict answer gave.")
     label: float | None = None
     reward: float | None = None
     value: float | None = None
     experiment: str | None = None
 
 
-class ErrorAnswer(BaseModel):
-    """Every error answer."""
-
-    status: str = "error"
-    error: str
-
-
 def _public_routes(app: FastAPI) -> None:
     # The hot path answers these before FastAPI sees them; they are declared
     # here only so that /openapi.json and /docs describe the whole gateway.
     public = APIRouter(tags=["public"])
-    errors: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorAnswer} for code in (400, 404, 413, 503, 504)
-    }
+    errors = error_responses(400, 404, 413, 503, 504)
 
     @public.post("/predict", response_model=PredictAnswer, responses=errors)
     async def predict(body: PredictBody) -> Any:
@@ -99,7 +96,7 @@ def _public_routes(app: FastAPI) -> None:
     async def predict_model(model: str, body: PredictBody) -> Any:
         """Route one prediction of ``model`` when several models are served."""
 
-    @public.post("/feedback", responses={**errors, 409: {"model": ErrorAnswer}})
+    @public.post("/feedback", responses={**errors, **error_responses(409)})
     async def feedback(body: FeedbackBody) -> Any:
         """Join a delayed outcome to the variant that served the request."""
 
@@ -107,11 +104,11 @@ def _public_routes(app: FastAPI) -> None:
     async def health() -> Any:
         """Liveness."""
 
-    @public.get("/ready")
+    @public.get("/ready", responses={503: {"description": "Not ready; the same body says why."}})
     async def ready() -> Any:
         """Readiness: configs, champion reachability, Redis and recording state."""
 
-    @public.get("/metrics")
+    @public.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Any:
         """Prometheus text format."""
 
@@ -135,7 +132,7 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
     ) -> str:
         token = settings.admin_token
         if not token:
-            raise Unauthorized("admin API is disabled: set ABGATE_ADMIN_TOKEN")
+            raise Forbidden("admin API is disabled: set ABGATE_ADMIN_TOKEN to turn it on")
         scheme, _, given = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not secrets.compare_digest(
             given.strip().encode(), token.encode()
@@ -149,7 +146,11 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
             raise Unauthorized("missing or wrong bearer token")
         return (x_abgate_actor or "admin")[:64]
 
-    admin = APIRouter(prefix="/admin", tags=["admin"])
+    admin = APIRouter(
+        prefix="/admin",
+        tags=["admin"],
+        responses=error_responses(400, 401, 403, 404, 409, 413, 503),
+    )
 
     def store() -> Any:
         if gateway.store is None:

@@ -22,9 +22,11 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from abgate.errors import BadRequest, NotFound, RedisUnavailable, Unauthorized
+from abgate.errors import BadRequest, Forbidden, NotFound, RedisUnavailable, Unauthorized
+from abgate.http import error_responses
 from abgate.settings import Settings
 from gateway.dashboard_data import AUDIT_ROWS, CHART_WINDOWS, dashboard_payload
+from gateway.exposure import is_loopback
 from gateway.outcomes import parse_outcome_fields
 
 if TYPE_CHECKING:
@@ -62,14 +64,14 @@ def _same(given: str, expected: str) -> bool:
 
 def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
     """Routes of the dashboard: the page, its two assets, login/logout and the data."""
-    router = APIRouter(tags=["dashboard"])
+    router = APIRouter(tags=["dashboard"], responses=error_responses(400, 401, 403, 404, 503))
     page = _asset("dashboard.html")
     assets = {name: _asset(name) for name in _ASSETS}
 
     def signed_in(request: Request) -> bool:
         token = settings.admin_token
         if not token:
-            return True
+            return is_loopback(settings.host)  # open without a token on loopback only
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie and _same(cookie, _session_value(token)):
             return True
@@ -132,6 +134,10 @@ def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
     async def data(request: Request, experiment: str | None = None) -> Any:
         """Everything the page draws for one experiment (default: the first by name)."""
         if not signed_in(request):
+            if not settings.admin_token:
+                raise Forbidden(
+                    f"the dashboard is off on {settings.host} without ABGATE_ADMIN_TOKEN: set it"
+                )
             raise Unauthorized("log in with the admin token (form, ?token= or bearer)")
         if gateway.store is None:
             raise RedisUnavailable("this gateway runs without Redis: nothing is recorded")

@@ -140,7 +140,8 @@ class Recorder:
                 )
             )
         self.requests = {}
-        self.pending = 0
+        # ``pending`` keeps counting the events in flight: outcomes that arrive
+        # during a write that then fails must not push the buffer past its bound.
         return batches
 
     def _put_back(self, batches: list[FlushBatch]) -> None:
@@ -149,7 +150,6 @@ class Recorder:
             for hour, mapping in batch.requests.items():
                 self.requests.setdefault((batch.experiment, hour), {}).update(mapping)
             self.events.setdefault(batch.experiment, [])[:0] = batch.events
-            self.pending += len(batch.events)
 
     def _count_lifetime(self, batches: list[FlushBatch]) -> None:
         for batch in batches:
@@ -190,6 +190,7 @@ class Recorder:
             self.redis_ok = False
             return False
         self.in_flight = []
+        self.pending -= sum(len(batch.events) for batch in batches)
         if not self.redis_ok:
             log.warning("recording resumed")
         self.redis_ok = True

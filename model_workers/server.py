@@ -19,6 +19,7 @@ from random import random
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -202,7 +203,7 @@ def create_worker_app(settings: Settings, runtime: ModelRuntime) -> FastAPI:
         """The registry metadata of the served version."""
         return runtime.metadata
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     async def metrics() -> Response:
         """Prometheus text format."""
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from abgate.redis_server import start_redis
+from abgate.redis_server import free_port, start_redis
 from abgate.store import AsyncStore, Store
 from gateway.outcomes import parse_outcome_fields
 from gateway.recorder import Recorder
@@ -106,3 +106,24 @@ def test_stop_during_a_write_loses_and_doubles_nothing(redis_url: str) -> None:
     asyncio.run(scenario())
     outcome = parse_outcome_fields(Store(redis_url).totals("demo"))["champion"]
     assert outcome.requests == 57
+
+
+def test_buffer_bound_holds_while_a_failing_write_is_in_flight() -> None:
+    # Redis is gone (nothing listens on the port) and each write takes a while to
+    # fail: outcomes that arrive meanwhile must count against the same bound.
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+
+    async def scenario():
+        store = SlowStore(dead)
+        recorder = Recorder(store, max_pending=10)
+        record(recorder, 10)
+        flushing = asyncio.ensure_future(recorder.flush())
+        while not recorder.in_flight:
+            await asyncio.sleep(0.001)
+        record(recorder, 5, start=10)  # the buffer is full: all five are dropped
+        assert not await flushing
+        await store.close()
+        return recorder.health()
+
+    health = asyncio.run(scenario())
+    assert (health.pending_events, health.dropped_events) == (10, 5)
