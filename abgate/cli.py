@@ -93,7 +93,8 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     registry = ModelRegistry(args.registry or _settings().registry_dir)
     meta = registry.metadata(args.model, args.version)
     if not args.full:
-        meta = {k: v for k, v in meta.items() if k != "reference_distribution"}
+        hidden = ("reference_distribution", "reference_predictions")
+        meta = {k: v for k, v in meta.items() if k not in hidden}
     print(json.dumps(meta, indent=2, sort_keys=True))
     return 0
 
@@ -167,10 +168,16 @@ def _actor() -> str:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from abgate.drift import store_drift_references
     from experiments.loader import load_experiment
+    from model_workers.registry import ModelRegistry
 
     config = load_experiment(args.file)
-    store = _store(_settings())
+    settings = _settings()
+    store = _store(settings)
+    registry = ModelRegistry(args.registry or settings.registry_dir)
+    for missing in store_drift_references(store, config, registry):
+        print(f"note: no drift checks for it: {missing}", file=sys.stderr)
     version = store.put_config(
         config.name,
         config.model_dump(mode="json"),
@@ -503,7 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = models_sub.add_parser("show", help="the metadata of one version")
     show.add_argument("model")
     show.add_argument("version")
-    show.add_argument("--full", action="store_true", help="include the reference distribution")
+    show.add_argument(
+        "--full", action="store_true", help="include the reference distributions (drift checks)"
+    )
     _registry_flag(show)
     show.set_defaults(handler=cmd_models_show)
 
@@ -522,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     apply = sub.add_parser("apply", help="store an experiment config; running gateways follow")
     apply.add_argument("file", metavar="FILE")
     apply.add_argument("--reason", default=None, help="why (goes to the audit log)")
+    _registry_flag(apply)
     apply.set_defaults(handler=cmd_apply)
 
     status = sub.add_parser("status", help="weights, traffic, errors and config version")

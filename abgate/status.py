@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from abgate.drift import drift_from_stats
 from abgate.store import Store
+from analysis.drift import ExperimentDrift
+from experiments.config import ExperimentConfig
 from gateway.outcomes import LATENCY_BOUNDS_MS, parse_outcome_fields
 
-__all__ = ["experiment_status", "render_status"]
+__all__ = ["drift_lines", "experiment_status", "render_status"]
 
 
 def _p99(hist: list[int]) -> float | None:
@@ -27,7 +30,8 @@ def _p99(hist: list[int]) -> float | None:
 def experiment_status(store: Store, name: str) -> dict[str, Any]:
     """Config version, weights and recorded traffic of one experiment."""
     record = store.get_config(name)
-    outcomes = parse_outcome_fields(store.totals(name))
+    totals = store.totals(name)
+    outcomes = parse_outcome_fields(totals)
     variants = record.config["variants"]
     total = sum(outcomes[v["name"]].requests for v in variants if v["name"] in outcomes)
     rows = []
@@ -60,7 +64,32 @@ def experiment_status(store: Store, name: str) -> dict[str, Any]:
         "updated_by": record.actor,
         "requests": total,
         "variants": rows,
+        "drift": drift_from_stats(
+            ExperimentConfig.model_validate(record.config), totals, store.drift_reference(name)
+        ).as_dict(),
     }
+
+
+def drift_lines(drift: ExperimentDrift | dict[str, Any]) -> list[str]:
+    """The drift verdict in a few lines: each alert with its PSI, or why there is none."""
+    d = drift.as_dict() if isinstance(drift, ExperimentDrift) else drift
+    rule = f"PSI > {d['psi_threshold']:g} on >= {d['min_samples']} samples"
+    if not d["variants"]:
+        return ["drift: not checked (no training reference stored; `abgate apply` stores it)"]
+    if not d["alert"]:
+        samples = ", ".join(f"{v['variant']} {v['samples']}" for v in d["variants"])
+        return [f"drift: none ({rule}; samples: {samples})"]
+    out = [f"DRIFT ({rule}):"]
+    for v in d["variants"]:
+        for check in [*v["features"], *v["predictions"]]:
+            if check["alert"]:
+                p = check["p_value"]
+                p_text = "p < 1e-10" if p < 1e-10 else f"p = {p:.2g}"
+                out.append(
+                    f"  {v['variant']} ({v['model_version']}): {check['name']} "
+                    f"PSI {check['psi']:.3f}, chi-square {p_text}, n = {check['n']}"
+                )
+    return out
 
 
 def render_status(store: Store, name: str | None, *, as_json: bool = False) -> str:
@@ -97,4 +126,5 @@ def render_status(store: Store, name: str | None, *, as_json: bool = False) -> s
                 f"  {r['variant']:<14} {r['model_version']:<8} {r['weight']:>6g}% {observed:>9} "
                 f"{r['requests']:>9} {err:>9} {r['fallbacks']:>9} {p99:>8}  {metrics}"
             )
+        out += ["  " + line for line in drift_lines(s["drift"])]
     return "\n".join(out)

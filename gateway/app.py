@@ -231,7 +231,7 @@ def create_app(
         max_pending=settings.max_pending_outcomes,
     )
     sync = ConfigSync(store, experiments, bootstrap)
-    hotpath = HotPath(experiments, recorder, store)
+    hotpath = HotPath(experiments, recorder, store, drift_sample_rate=settings.drift_sample_rate)
     gateway = Gateway(settings, store, experiments, recorder, sync, hotpath)
     gateway.admin = create_admin_app(settings, gateway)
     return gateway

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from abgate.errors import AbgateError, BadRequest, Conflict, NotFound, UpstreamUnavailable
+from gateway.drift_sampling import sample_every
 from gateway.live import LiveExperiment, LiveExperiments, Target
 from gateway.recorder import Recorder
 from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
@@ -78,10 +79,19 @@ def _same_number(label: float, prediction: str) -> bool:
 class HotPath:
     """Predict, feedback and shadow mirroring for the live experiments."""
 
-    def __init__(self, experiments: LiveExperiments, recorder: Recorder, store: Any) -> None:
+    def __init__(
+        self,
+        experiments: LiveExperiments,
+        recorder: Recorder,
+        store: Any,
+        *,
+        drift_sample_rate: float = 0.0,
+    ) -> None:
         self.experiments = experiments
         self.recorder = recorder
         self.store = store
+        self.drift_every = sample_every(drift_sample_rate)
+        self._drift_countdown = self.drift_every
         self.shadow_inflight = 0
         self.shadow_dropped = 0
         self._background: set[asyncio.Task[None]] = set()
@@ -191,6 +201,14 @@ class HotPath:
             client_error=client_error, latency_ms=latency_ms, fallback=fallback,
             request_id=request_id, prediction=prediction, error=error, ts=now,
         )  # fmt: skip
+        if ok and not client_error and live.drift is not None and self.drift_every:
+            self._drift_countdown -= 1
+            if self._drift_countdown <= 0:
+                self._drift_countdown = self.drift_every
+                bins = live.drift.get(chosen.name)
+                if bins is not None and answer_body is not None:
+                    fields = bins.fields_for(payload["features"], answer_body)
+                    self.recorder.record_drift(live.name, fields, now)
         if response is None or answer_body is None:
             if error == "timeout":
                 message = f"variant {served_by.name} did not answer in time"

@@ -82,8 +82,8 @@ def test_metrics_move_with_traffic(tmp_path, redis_url, demo_workers) -> None:
                     if name == "abgate_request_duration_seconds_count")  # fmt: skip
         assert count == 40
         weights = {dict(labels)["variant"]: v for (name, labels), v in after.items()
-                   if name == "abgate_variant_weight_percent"}  # fmt: skip
-        assert weights == {"champion": 50, "challenger": 50}
+                   if name == "abgate_variant_weight_ratio"}  # fmt: skip
+        assert weights == {"champion": 0.5, "challenger": 0.5}
         assert after[("abgate_dropped_outcomes_total", ())] == 0
     finally:
         gw.stop()

@@ -1,0 +1,90 @@
+"""The I/O edge of drift checks: training references into Redis, live counts out of it.
+
+The references (per model version: feature quantile bins from the training
+data, predicted-class shares and score bins from the holdout predictions) live
+in the model registry. ``abgate apply`` and ``abgate up`` copy the ones an
+experiment routes into Redis next to its config, because gateway replicas and
+the CLI may run where the registry is not (containers, another host), and a
+gateway reads them together with each new config version in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from abgate.errors import AbgateError
+from abgate.store import Store
+from analysis.drift import ExperimentDrift, VariantReference, experiment_drift
+from experiments.config import ExperimentConfig
+from gateway.outcomes import parse_drift_fields
+
+__all__ = [
+    "drift_from_stats",
+    "load_experiment_drift",
+    "references_from_registry",
+    "store_drift_references",
+]
+
+
+def references_from_registry(
+    config: ExperimentConfig, registry: Any
+) -> tuple[dict[str, Any], list[str]]:
+    """Model version -> stored reference for every variant and shadow; plus what was missing."""
+    versions = sorted(
+        {v.model_version for v in config.variants} | {s.model_version for s in config.shadows}
+    )
+    references: dict[str, Any] = {}
+    missing = []
+    for version in versions:
+        try:
+            meta = registry.metadata(config.model, version)
+        except AbgateError:
+            missing.append(f"{config.model} {version} is not in the registry at {registry.root}")
+            continue
+        if not meta.get("reference_distribution"):
+            missing.append(f"{config.model} {version} has no reference distribution (retrain it)")
+            continue
+        references[version] = {
+            "features": meta["reference_distribution"],
+            "predictions": meta.get("reference_predictions"),
+        }
+    return references, missing
+
+
+def store_drift_references(store: Store, config: ExperimentConfig, registry: Any) -> list[str]:
+    """Copy the experiment's references from the registry to Redis; return what was missing.
+
+    Call before storing the config: gateways read the references when the new
+    config version reaches them.
+    """
+    references, missing = references_from_registry(config, registry)
+    store.put_drift_reference(config.name, references)
+    return missing
+
+
+def drift_from_stats(
+    config: ExperimentConfig, totals: Mapping[Any, Any], stored: Mapping[str, Any]
+) -> ExperimentDrift:
+    """Drift of every variant from a stats hash and the stored references (pure)."""
+    references = {
+        v.name: VariantReference.from_json(v.model_version, stored[v.model_version])
+        for v in config.variants
+        if stored.get(v.model_version)
+    }
+    return experiment_drift(
+        config.name,
+        references,
+        parse_drift_fields(dict(totals)),
+        threshold=config.statistics.drift_psi_threshold,
+        min_samples=config.statistics.drift_min_samples,
+    )
+
+
+def load_experiment_drift(
+    store: Store, name: str, config: ExperimentConfig | None = None
+) -> ExperimentDrift:
+    """Per-variant, per-feature PSI, chi-square p-value and alert of a recorded experiment."""
+    if config is None:
+        config = ExperimentConfig.model_validate(store.get_config(name).config)
+    return drift_from_stats(config, store.totals(name), store.drift_reference(name))
