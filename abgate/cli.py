@@ -258,13 +258,25 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _parse_shift(values: list[str]) -> dict[int, float]:
-    shift = {}
+    from model_workers.training import N_FEATURES
+
+    names = [f"f{i}" for i in range(N_FEATURES)]
+    shift: dict[int, float] = {}
     for value in values:
         feature, _, delta = value.partition(":")
+        index = names.index(feature) if feature in names else None
+        if index is None and feature.isdigit() and int(feature) < N_FEATURES:
+            index = int(feature)
         try:
-            shift[int(feature.lstrip("f"))] = float(delta)
-        except ValueError as exc:
-            raise AbgateError(f"--shift takes FEATURE:DELTA such as 3:1.5, not {value!r}") from exc
+            amount = float(delta)
+        except ValueError:
+            index = None
+        if index is None:
+            raise AbgateError(
+                f"--shift takes FEATURE:DELTA with FEATURE one of 0-{N_FEATURES - 1} or "
+                f"f0-f{N_FEATURES - 1} (e.g. f3:1.5), not {value!r}"
+            )
+        shift[index] = shift.get(index, 0.0) + amount
     return shift
 
 
@@ -283,6 +295,7 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
             shift=_parse_shift(args.shift),
             seed=args.seed,
             model=args.model,
+            max_requests=args.requests,
         )
     )
     print(result.summary())
@@ -561,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
     loadgen.add_argument("--url", default="http://127.0.0.1:8000", help="gateway URL")
     loadgen.add_argument("--rate", type=float, default=200.0, help="requests/s (0: unthrottled)")
     loadgen.add_argument("--duration", type=float, default=10.0, help="seconds")
+    loadgen.add_argument(
+        "--requests", type=int, default=None, help="stop after this many requests (at most)"
+    )
     loadgen.add_argument("--concurrency", type=int, default=16)
     loadgen.add_argument("--feedback", type=float, default=1.0, help="share of answers labelled")
     loadgen.add_argument(
@@ -568,7 +584,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="F:DELTA",
-        help="add DELTA to feature F (drift demos); repeatable",
+        help="add DELTA to feature F, an index or a name such as f3 (drift demos); repeatable",
     )
     loadgen.add_argument("--seed", type=int, default=0)
     loadgen.add_argument("--model", default=None, help="route /v1/MODEL/predict")
