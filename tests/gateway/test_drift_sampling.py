@@ -1,0 +1,100 @@
+"""Drift sampling on the hot path: 1-in-N, bisect into the reference bins, fields that parse back."""
+
+from __future__ import annotations
+
+import pytest
+
+from experiments.config import ExperimentConfig
+from gateway.drift_sampling import VariantBins, sample_every, variant_bins
+from gateway.outcomes import OutcomeAggregator, parse_drift_fields
+
+REFERENCE = {
+    "features": [
+        {"feature": "f0", "edges": [-1.0, 0.0, 1.0], "proportions": [0.25, 0.25, 0.25, 0.25]},
+        {"feature": "f1", "edges": [10.0], "proportions": [0.5, 0.5]},
+    ],
+    "predictions": {
+        "classes": [0, 1],
+        "class_proportions": [0.6, 0.4],
+        "score_edges": [0.2, 0.5, 0.8],
+        "score_proportions": [0.25, 0.25, 0.25, 0.25],
+    },
+}
+
+
+def config(versions: dict[str, str]) -> ExperimentConfig:
+    weights = {"champion": 90, "canary": 10}
+    ports = {"champion": 9001, "canary": 9002}
+    return ExperimentConfig.model_validate(
+        {
+            "name": "demo",
+            "model": "demo",
+            "variants": [
+                {"name": name, "role": name, "model_version": version,
+                 "endpoints": [f"http://127.0.0.1:{ports[name]}"], "weight": weights[name]}  # fmt: skip
+                for name, version in versions.items()
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("rate", "every"), [(0.0, 0), (0.05, 20), (0.1, 10), (0.3, 3), (1.0, 1), (0.0001, 10000)]
+)
+def test_rate_becomes_one_in_n(rate: float, every: int) -> None:
+    assert sample_every(rate) == every
+
+
+def bins() -> VariantBins:
+    found = variant_bins(config({"champion": "v1", "canary": "v2"}), {"v1": REFERENCE})
+    assert found is not None and set(found) == {"champion"}  # v2 has no reference
+    return found["champion"]
+
+
+def test_values_fall_in_the_bins_bisect_right_gives() -> None:
+    b = bins()
+    # -1.0 sits on an edge: bisect_right puts it above, like numpy.searchsorted(side="right")
+    fields = b.fields_for([-1.0, 12.5], {"prediction": 1, "probability": [0.25, 0.75]})
+    assert fields == [
+        "champion:drift:x:0:1",
+        "champion:drift:x:1:1",
+        "champion:drift:class:1",
+        "champion:drift:score:2",
+    ]
+    assert b.fields_for([-5.0, 0.0], {"prediction": 0, "probability": [0.9, 0.1]}) == [
+        "champion:drift:x:0:0",
+        "champion:drift:x:1:0",
+        "champion:drift:class:0",
+        "champion:drift:score:0",
+    ]
+
+
+def test_unknown_classes_and_odd_answers_add_no_field() -> None:
+    b = bins()
+    assert b.fields_for([0.5, 1.0], {"prediction": 7, "probability": "high"}) == [
+        "champion:drift:x:0:2",
+        "champion:drift:x:1:0",
+    ]
+    assert b.fields_for([0.5], {"prediction": True}) == ["champion:drift:x:0:2"]
+
+
+def test_no_reference_no_sampling() -> None:
+    assert variant_bins(config({"champion": "v1", "canary": "v2"}), {}) is None
+
+
+def test_sampled_fields_parse_back_into_counts() -> None:
+    b = bins()
+    aggregator = OutcomeAggregator(60)
+    rows = [[-2.0, 0.0], [-0.5, 11.0], [0.5, 11.0], [3.0, 11.0], [3.5, 9.0]]
+    for row in rows:
+        fields = b.fields_for(row, {"prediction": 1, "probability": [0.4, 0.6]})
+        delta = aggregator.delta("demo", 120.0)
+        for name in fields:
+            delta[name] += 1
+    (stats,) = aggregator.drain().values()
+    stats["champion:requests"] = 5  # other fields in the same hash are left alone
+    counts = parse_drift_fields(stats)["champion"]
+    assert counts.features == {0: [1, 1, 1, 2], 1: [2, 3]}
+    assert counts.classes == {1: 5}
+    assert counts.scores == {2: 5}
+    assert counts.samples == 5
