@@ -1,4 +1,4 @@
-"""Drift sampling on the hot path: 1-in-N, bisect into the reference bins, fields that parse back."""
+"""Drift sampling on the hot path: 1-in-N, bisect into reference bins, fields that parse back."""
 
 from __future__ import annotations
 
@@ -30,8 +30,13 @@ def config(versions: dict[str, str]) -> ExperimentConfig:
             "name": "demo",
             "model": "demo",
             "variants": [
-                {"name": name, "role": name, "model_version": version,
-                 "endpoints": [f"http://127.0.0.1:{ports[name]}"], "weight": weights[name]}  # fmt: skip
+                {
+                    "name": name,
+                    "role": name,
+                    "model_version": version,
+                    "endpoints": [f"http://127.0.0.1:{ports[name]}"],
+                    "weight": weights[name],
+                }
                 for name, version in versions.items()
             ],
         }
