@@ -214,13 +214,17 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
         "gauge",
         "Index (from 0) of the ramp step in progress or last reached, as stored in Redis.",
     )
+    ramps = [
+        (name, state)
+        for name in sorted(experiments.by_name)
+        if isinstance((state := experiments.ramp_states.get(name, {})).get("step"), int)
+    ]
+    for name, state in ramps:
+        lines.append(f"abgate_ramp_step{_labels(experiment=name)} {state['step']}")
     family("abgate_ramp_running", "gauge", "1 while a canary ramp is in progress, else 0.")
-    for name in sorted(experiments.by_name):
-        state = experiments.ramp_states.get(name)
-        if state is not None and isinstance(state.get("step"), int):
-            running = int(state.get("status") == "running")
-            lines.append(f"abgate_ramp_step{_labels(experiment=name)} {state['step']}")
-            lines.append(f"abgate_ramp_running{_labels(experiment=name)} {running}")
+    for name, state in ramps:
+        running = int(state.get("status") == "running")
+        lines.append(f"abgate_ramp_running{_labels(experiment=name)} {running}")
 
     _drift_families(lines, family, experiments, raw)
 
