@@ -45,6 +45,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.worker_latency
 	$(BIN)/python -m bench.gateway_vs_nginx
+	$(BIN)/python -m bench.drift_sampling
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import ValidationError
+
 from abgate.drift import drift_from_stats
 from abgate.store import Store
 from analysis.drift import ExperimentDrift
@@ -64,14 +66,22 @@ def experiment_status(store: Store, name: str) -> dict[str, Any]:
         "updated_by": record.actor,
         "requests": total,
         "variants": rows,
-        "drift": drift_from_stats(
-            ExperimentConfig.model_validate(record.config), totals, store.drift_reference(name)
-        ).as_dict(),
+        "drift": _drift(record.config, totals, store.drift_reference(name)),
     }
 
 
-def drift_lines(drift: ExperimentDrift | dict[str, Any]) -> list[str]:
+def _drift(config: dict[str, Any], totals: Any, reference: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        parsed = ExperimentConfig.model_validate(config)
+    except ValidationError:  # a hand-edited stored config: the rest of the status still shows
+        return None
+    return drift_from_stats(parsed, totals, reference).as_dict()
+
+
+def drift_lines(drift: ExperimentDrift | dict[str, Any] | None) -> list[str]:
     """The drift verdict in a few lines: each alert with its PSI, or why there is none."""
+    if drift is None:
+        return ["drift: not checked (the stored config does not validate)"]
     d = drift.as_dict() if isinstance(drift, ExperimentDrift) else drift
     rule = f"PSI > {d['psi_threshold']:g} on >= {d['min_samples']} samples"
     if not d["variants"]:

@@ -16,6 +16,11 @@ a different ``X-User-ID`` per request) at each connection count, after a
   ``--gateway-cmd`` with ``{port}`` and ``{config}`` placeholders, given an
   experiment YAML for the same two workers (``write_experiment``) and
   ``REDIS_URL`` of a fresh embedded Redis; measured once ``/health`` answers 200.
+  Drift sampling runs at the default rate (``ABGATE_DRIFT_SAMPLE_RATE``) against
+  the demo task's training reference, stored in Redis as ``abgate apply`` would.
+- GW-NODRIFT (``--drift both``, the default): the same gateway with drift
+  sampling off (``ABGATE_DRIFT_SAMPLE_RATE=0``), to show what sampling costs;
+  both gateways run side by side and their repeats alternate.
 
 Targets: gateway/nginx throughput at the highest connection count >= 0.5, and
 gateway p50 minus direct p50 at the lowest <= 0.3 ms. Without wrk nothing can
@@ -53,13 +58,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from abgate.processes import Child, start_child, wait_http_ok
 from abgate.redis_server import free_port, start_redis
+from abgate.store import Store
 from bench.nginx import Upstream, nginx_available, start_nginx
 from bench.wrk import WrkResult, run_wrk, wrk_available
 
@@ -78,6 +84,7 @@ Measure = Callable[[str], Runs]
 Medians = dict[str, dict[int, WrkResult]]  # by target, then connection count
 MIN_THROUGHPUT = 0.5  # gateway/nginx requests/s at the highest connection count
 MAX_ADDED_P50_MS = 0.3  # gateway p50 minus direct p50 at the lowest connection count
+MAX_DRIFT_COST = 0.05  # throughput lost to drift sampling at the default rate
 
 
 def gateway_command(port: int, config_path: Path) -> list[str]:
@@ -170,46 +177,97 @@ def _bench_nginx(workers: Sequence[Child], measure_at: Measure) -> Runs | None:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-def _bench_gateway(
+def drift_references() -> dict[str, object]:
+    """What ``abgate apply`` would store for v1 and v2: the demo task's feature deciles and a
+    predictions reference (the constant workers answer class 1 with score 0.7)."""
+    from model_workers.training import demo_dataset, reference_distribution
+
+    reference = {
+        "features": reference_distribution(demo_dataset().x_train),
+        "predictions": {
+            "classes": [0, 1],
+            "class_proportions": [0.5, 0.5],
+            "score_edges": [round(0.1 * i, 1) for i in range(1, 10)],
+            "score_proportions": [0.1] * 10,
+        },
+    }
+    return {"v1": reference, "v2": reference}
+
+
+@contextlib.contextmanager
+def _gateway(
+    command: GatewayCommand, workers: Sequence[Child], tmp: Path, *, drift: bool
+) -> Iterator[str | None]:
+    """A running gateway (and its own Redis) in front of ``workers``; its URL, or None."""
+    ports = [urlsplit(w.url).port or 80 for w in workers]
+    config = write_experiment(tmp / "bench.yaml", ports[0], ports[1])
+    port = free_port()
+    argv = command(port, config)
+    log_path = tmp / f"gateway-{'drift' if drift else 'nodrift'}.log"
+    redis = start_redis()
+    env = {**os.environ, "REDIS_URL": redis.url}
+    if drift:
+        store = Store(redis.url)
+        store.put_drift_reference("bench", drift_references())
+        store.close()
+    else:
+        env["ABGATE_DRIFT_SAMPLE_RATE"] = "0"
+    child = None
+    try:
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        child = Child("gateway", process, f"http://127.0.0.1:{port}")
+        wait_http_ok(f"{child.url}/health", child=child, timeout=60)
+    except (OSError, RuntimeError, TimeoutError) as exc:
+        print(f"gateway failed: {exc}\n  command: {shlex.join(argv)}\n{_tail(log_path)}")
+        child = None
+    try:
+        yield None if child is None else f"{child.url}/predict"
+    finally:
+        if child is not None:
+            child.stop()
+        redis.stop()
+
+
+def _bench_gateways(
     command: GatewayCommand,
     workers: Sequence[Child],
-    measure_at: Measure,
-) -> Runs | None:
-    with tempfile.TemporaryDirectory(prefix="abgate-bench-") as tmp:
-        ports = [urlsplit(w.url).port or 80 for w in workers]
-        config = write_experiment(Path(tmp) / "bench.yaml", ports[0], ports[1])
-        port = free_port()
-        argv = command(port, config)
-        log_path = Path(tmp) / "gateway.log"
-        redis = start_redis()
-        try:
-            with log_path.open("wb") as log:
-                process = subprocess.Popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env={**os.environ, "REDIS_URL": redis.url},
-                )
-            child = Child("gateway", process, f"http://127.0.0.1:{port}")
-            try:
-                wait_http_ok(f"{child.url}/health", child=child, timeout=60)
-                return measure_at(f"{child.url}/predict")
-            finally:
-                child.stop()
-        except (OSError, RuntimeError, TimeoutError) as exc:
-            print(f"gateway failed: {exc}\n  command: {shlex.join(argv)}\n{_tail(log_path)}")
-            return None
-        finally:
-            redis.stop()
+    measure_at: Callable[[str, int], Runs],
+    repeat: int,
+    *,
+    both: bool,
+) -> tuple[Runs | None, Runs | None]:
+    """Gateway runs with drift sampling on and (``both``) off.
+
+    With both, the two gateways run side by side and the repeats alternate
+    between them (on, off, off, on, ...), so a neighbour's load on a shared
+    machine hits both alike.
+    """
+    with tempfile.TemporaryDirectory(prefix="abgate-bench-") as tmp, contextlib.ExitStack() as st:
+        for name in ("on", "off"):
+            (Path(tmp) / name).mkdir()
+        on = st.enter_context(_gateway(command, workers, Path(tmp) / "on", drift=True))
+        off = None
+        if both:
+            off = st.enter_context(_gateway(command, workers, Path(tmp) / "off", drift=False))
+        if on is None or off is None:
+            return (None if on is None else measure_at(on, repeat)), None
+        runs: dict[str, Runs] = {on: {}, off: {}}
+        for index in range(repeat):
+            for url in (on, off) if index % 2 == 0 else (off, on):
+                for connections, results in measure_at(url, 1).items():
+                    runs[url].setdefault(connections, []).extend(results)
+        return runs[on], runs[off]
 
 
 def _print_table(results: Medians) -> None:
-    print(f"{'target':<8} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'target':<10} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for target, rows in results.items():
         for c, r in rows.items():
             print(
-                f"{target:<8} {c:>5} {r.requests_per_s:>10,.0f} {r.p50_ms:>8.3f} "
+                f"{target:<10} {c:>5} {r.requests_per_s:>10,.0f} {r.p50_ms:>8.3f} "
                 f"{r.p99_ms:>8.3f} {r.errors:>7}"
             )
 
@@ -220,9 +278,16 @@ def _ratios(results: Medians, low: int, high: int) -> dict[str, float | None]:
         gateway[high].requests_per_s / nginx[high].requests_per_s if gateway and nginx else None
     )
     added = gateway[low].p50_ms - direct[low].p50_ms if gateway and direct else None
+    no_drift = results.get("gw-nodrift")
+    drift_ratio = (
+        gateway[high].requests_per_s / no_drift[high].requests_per_s
+        if gateway and no_drift
+        else None
+    )
     return {
         "gateway_over_nginx_rps": None if throughput is None else round(throughput, 4),
         "gateway_added_p50_ms": None if added is None else round(added, 4),
+        "drift_on_over_off_rps": None if drift_ratio is None else round(drift_ratio, 4),
     }
 
 
@@ -232,6 +297,14 @@ def _print_ratios(ratios: dict[str, float | None], low: int, high: int) -> None:
         (f"gateway/nginx throughput at {high} conns", throughput, "{:.2f}x", MIN_THROUGHPUT, 1),
         (f"gateway p50 - direct p50 at {low} conns", added, "{:+.3f} ms", MAX_ADDED_P50_MS, -1),
     )
+    drift = ratios.get("drift_on_over_off_rps")
+    if drift is not None:
+        cost = 1 - drift
+        verdict = "ok" if cost < MAX_DRIFT_COST else "MISSES TARGET"
+        print(
+            f"drift sampling cost at {high} conns: {cost:+.1%} of throughput "
+            f"(on/off {drift:.3f}; target < {MAX_DRIFT_COST:.0%}) {verdict}"
+        )
     for label, value, shown, target, sign in checks:
         bound = f"{'>=' if sign > 0 else '<='} {shown.format(target).lstrip('+')}"
         if value is None:
@@ -249,6 +322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--gateway-cmd", default=None, help="template with {port} and {config}")
     parser.add_argument("--no-gateway", action="store_true", help="measure direct and nginx only")
     parser.add_argument("--gateway-workers", type=int, default=1, help="gateway processes")
+    parser.add_argument(
+        "--drift",
+        choices=("on", "both"),
+        default="both",
+        help="gateway with drift sampling at the default rate; both: also a row with it off",
+    )
     parser.add_argument("--pin", choices=("none", "split"), default="none", help="see module doc")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
@@ -270,8 +349,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         def command(port: int, config: Path) -> list[str]:
             return [*gateway_command(port, config), "--workers", str(args.gateway_workers)]
 
-    def measure_at(url: str) -> Runs:
-        return measure(url, connections, args.duration, args.repeat, wrk_cpus)
+    def measure_at(url: str, repeat: int = args.repeat) -> Runs:
+        return measure(url, connections, args.duration, repeat, wrk_cpus)
 
     runs: dict[str, Runs] = {}
     with contextlib.ExitStack() as stack:
@@ -282,8 +361,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             workers.append(worker)
         runs["direct"] = measure_at(f"{workers[0].url}/predict")
         nginx = _bench_nginx(workers, measure_at)
-        gateway = None if args.no_gateway else _bench_gateway(command, workers, measure_at)
-    runs.update({t: rows for t, rows in (("nginx", nginx), ("gateway", gateway)) if rows})
+        gateway = no_drift = None
+        if not args.no_gateway:
+            gateway, no_drift = _bench_gateways(
+                command, workers, measure_at, args.repeat, both=args.drift == "both"
+            )
+    measured = (("nginx", nginx), ("gateway", gateway), ("gw-nodrift", no_drift))
+    runs.update({t: rows for t, rows in measured if rows})
     results = {t: {c: _median(r) for c, r in rows.items()} for t, rows in runs.items()}
 
     print(f"\nmedians of {args.repeat} run(s) of {args.duration:g} s, --pin {args.pin}")
