@@ -10,7 +10,8 @@ gateway reads them together with each new config version in one round trip.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from abgate.errors import AbgateError
@@ -21,6 +22,7 @@ from gateway.outcomes import parse_drift_fields
 
 __all__ = [
     "drift_from_stats",
+    "drift_since",
     "load_experiment_drift",
     "references_from_registry",
     "store_drift_references",
@@ -64,9 +66,10 @@ def store_drift_references(store: Store, config: ExperimentConfig, registry: Any
 
 
 def drift_from_stats(
-    config: ExperimentConfig, totals: Mapping[Any, Any], stored: Mapping[str, Any]
+    config: ExperimentConfig, windows: Sequence[Mapping[Any, Any]], stored: Mapping[str, Any]
 ) -> ExperimentDrift:
-    """Drift of every variant from a stats hash and the stored references (pure)."""
+    """Drift of every variant from the stats hashes of the lookback period and the stored
+    references (pure)."""
     references = {
         v.name: VariantReference.from_json(v.model_version, stored[v.model_version])
         for v in config.variants
@@ -75,16 +78,24 @@ def drift_from_stats(
     return experiment_drift(
         config.name,
         references,
-        parse_drift_fields(dict(totals)),
+        parse_drift_fields(*(dict(w) for w in windows)),
         threshold=config.statistics.drift_psi_threshold,
         min_samples=config.statistics.drift_min_samples,
+        lookback_s=config.statistics.drift_lookback_s,
     )
+
+
+def drift_since(config: ExperimentConfig, now: float | None = None) -> float:
+    """Start of the lookback period drift is judged on."""
+    return (time.time() if now is None else now) - config.statistics.drift_lookback_s
 
 
 def load_experiment_drift(
     store: Store, name: str, config: ExperimentConfig | None = None
 ) -> ExperimentDrift:
-    """Per-variant, per-feature PSI, chi-square p-value and alert of a recorded experiment."""
+    """Per-variant, per-feature PSI, chi-square p-value and alert of a recorded experiment,
+    over its lookback period."""
     if config is None:
         config = ExperimentConfig.model_validate(store.get_config(name).config)
-    return drift_from_stats(config, store.totals(name), store.drift_reference(name))
+    windows = store.windows_since(name, drift_since(config))
+    return drift_from_stats(config, windows, store.drift_reference(name))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from abgate.drift import drift_from_stats
+from abgate.drift import drift_from_stats, drift_since
 from abgate.store import Store
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
 from analysis.report import FORMATS, render
@@ -131,9 +131,13 @@ def experiment_data(
         variants=tuple(variants),
         settings=settings_from_config(config, duration),
         windows=windows,
-        # Drift over everything recorded: an input shift is about the traffic,
-        # not about one ramp step.
-        drift=drift_from_stats(config, store.totals(name), store.drift_reference(name)),
+        # Drift over the config's lookback period up to ``now``, whatever
+        # ``since``/``baseline`` say: an input shift is about the traffic now.
+        drift=drift_from_stats(
+            config,
+            store.windows_since(name, drift_since(config, now)),
+            store.drift_reference(name),
+        ),
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from abgate.drift import drift_from_stats
+from abgate.drift import load_experiment_drift
 from abgate.store import Store
 from analysis.drift import ExperimentDrift
 from experiments.config import ExperimentConfig
@@ -32,8 +32,7 @@ def _p99(hist: list[int]) -> float | None:
 def experiment_status(store: Store, name: str) -> dict[str, Any]:
     """Config version, weights and recorded traffic of one experiment."""
     record = store.get_config(name)
-    totals = store.totals(name)
-    outcomes = parse_outcome_fields(totals)
+    outcomes = parse_outcome_fields(store.totals(name))
     variants = record.config["variants"]
     total = sum(outcomes[v["name"]].requests for v in variants if v["name"] in outcomes)
     rows = []
@@ -66,16 +65,16 @@ def experiment_status(store: Store, name: str) -> dict[str, Any]:
         "updated_by": record.actor,
         "requests": total,
         "variants": rows,
-        "drift": _drift(record.config, totals, store.drift_reference(name)),
+        "drift": _drift(store, name, record.config),
     }
 
 
-def _drift(config: dict[str, Any], totals: Any, reference: dict[str, Any]) -> dict[str, Any] | None:
+def _drift(store: Store, name: str, config: dict[str, Any]) -> dict[str, Any] | None:
     try:
         parsed = ExperimentConfig.model_validate(config)
     except ValidationError:  # a hand-edited stored config: the rest of the status still shows
         return None
-    return drift_from_stats(parsed, totals, reference).as_dict()
+    return load_experiment_drift(store, name, parsed).as_dict()
 
 
 def drift_lines(drift: ExperimentDrift | dict[str, Any] | None) -> list[str]:
@@ -83,7 +82,8 @@ def drift_lines(drift: ExperimentDrift | dict[str, Any] | None) -> list[str]:
     if drift is None:
         return ["drift: not checked (the stored config does not validate)"]
     d = drift.as_dict() if isinstance(drift, ExperimentDrift) else drift
-    rule = f"PSI > {d['psi_threshold']:g} on >= {d['min_samples']} samples"
+    period = f", last {d['lookback_s']:g} s" if d.get("lookback_s") else ""
+    rule = f"PSI > {d['psi_threshold']:g} on >= {d['min_samples']} samples{period}"
     if not d["variants"]:
         return ["drift: not checked (no training reference stored; `abgate apply` stores it)"]
     if not d["alert"]:

@@ -292,6 +292,18 @@ class Store:
         raw = self.client.get(Keys(name).drift_reference)
         return {} if raw is None else dict(orjson.loads(raw))
 
+    def windows_since(self, name: str, since: float) -> list[dict[bytes, bytes]]:
+        """Stats hashes of the windows that started at ``since`` or later, oldest first."""
+        keys = Keys(name)
+        try:
+            starts = [int(w) for w in self.client.zrangebyscore(keys.windows, since, "+inf")]
+            pipe = self.client.pipeline(transaction=False)
+            for start in starts:
+                pipe.hgetall(keys.window(start))
+            return list(pipe.execute())
+        except redis.RedisError as exc:
+            raise RedisUnavailable(f"cannot read the stats of {name}: {exc}") from exc
+
     def events(self, name: str, count: int = 100) -> list[dict[str, Any]]:
         """The most recent raw events (newest last)."""
         batches = self.client.xrevrange(Keys(name).events, count=count)
@@ -435,10 +447,15 @@ class AsyncStore:
             None if ramp is None else dict(orjson.loads(ramp)),
         )
 
-    async def totals(self, name: str) -> dict[bytes, bytes]:
-        """The all-time stats hash of an experiment (the admin API's drift view)."""
+    async def windows_since(self, name: str, since: float) -> list[dict[bytes, bytes]]:
+        """Async twin of ``Store.windows_since`` (the admin API's drift view)."""
+        keys = Keys(name)
         try:
-            return dict(await self.client.hgetall(Keys(name).totals))
+            starts = [int(w) for w in await self.client.zrangebyscore(keys.windows, since, "+inf")]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for start in starts:
+                    pipe.hgetall(keys.window(start))
+                return list(await pipe.execute())
         except (redis.RedisError, OSError) as exc:
             raise RedisUnavailable(f"cannot read the stats of {name}: {exc}") from exc
 

@@ -190,6 +190,7 @@ class ExperimentDrift:
     threshold: float
     min_samples: int
     variants: tuple[VariantDrift, ...]
+    lookback_s: float | None = None  # the period the samples come from (None: not stated)
 
     @property
     def alerts(self) -> tuple[tuple[str, DriftResult], ...]:
@@ -202,6 +203,7 @@ class ExperimentDrift:
             "experiment": self.experiment,
             "psi_threshold": self.threshold,
             "min_samples": self.min_samples,
+            "lookback_s": self.lookback_s,
             "alert": bool(self.alerts),
             "alerts": [
                 {"variant": v, "name": r.name, "kind": r.kind, "psi": round(r.psi, 6)}
@@ -322,6 +324,7 @@ def experiment_drift(
     *,
     threshold: float = DEFAULT_PSI_THRESHOLD,
     min_samples: int = DEFAULT_MIN_SAMPLES,
+    lookback_s: float | None = None,
 ) -> ExperimentDrift:
     """Drift of each variant that has a reference (variant name -> its version's reference)."""
     if not math.isfinite(threshold) or threshold <= 0:
@@ -330,4 +333,4 @@ def experiment_drift(
         _variant_drift(name, ref, counts.get(name, DriftCounts()), threshold, min_samples)
         for name, ref in references.items()
     )
-    return ExperimentDrift(experiment, threshold, min_samples, variants)
+    return ExperimentDrift(experiment, threshold, min_samples, variants, lookback_s)

@@ -422,6 +422,15 @@ class Statistics(_Model):
         strict=True,
         description="Sampled requests per variant before a drift alert can fire.",
     )
+    drift_lookback_s: int = Field(
+        default=3600,
+        ge=1,
+        strict=True,
+        description=(
+            "Drift is judged on the stats windows that started in the last this many seconds, "
+            "so an alert follows the traffic of now, not the experiment's whole history."
+        ),
+    )
 
 
 class Ramp(_Model):

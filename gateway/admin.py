@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from pydantic import BaseModel, Field
 
-from abgate.drift import drift_from_stats
+from abgate.drift import drift_from_stats, drift_since
 from abgate.errors import NotFound, RedisUnavailable, Unauthorized
 from abgate.http import install_error_handlers
 from abgate.settings import Settings
@@ -179,9 +179,9 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
     async def drift(name: str) -> dict[str, Any]:
         e = live(name)
         source = store()
-        totals = await source.totals(name)
+        windows = await source.windows_since(name, drift_since(e.config))
         reference = await source.drift_reference(name)
-        return drift_from_stats(e.config, totals, reference).as_dict()
+        return drift_from_stats(e.config, windows, reference).as_dict()
 
     @admin.get("/experiments/{name}")
     async def get_experiment(name: str, who: str = Depends(actor)) -> dict[str, Any]:

@@ -171,10 +171,10 @@ def drift_score_field(variant: str, bin_index: int) -> str:
     return f"{variant}:drift:score:{bin_index}"
 
 
-def parse_drift_fields(fields: dict[Any, Any]) -> dict[str, DriftCounts]:
-    """The drift counts in a stats hash, per variant (other fields are skipped)."""
+def parse_drift_fields(*hashes: dict[Any, Any]) -> dict[str, DriftCounts]:
+    """The drift counts in stats hashes (summed), per variant; other fields are skipped."""
     out: dict[str, DriftCounts] = {}
-    for raw_name, raw_value in fields.items():
+    for raw_name, raw_value in (item for fields in hashes for item in fields.items()):
         name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
         variant, _, rest = name.partition(":")
         parts = rest.split(":")

@@ -138,6 +138,8 @@ def drift_status(analysis: Analysis) -> str | None:
     if drift is None or not drift.variants:
         return None
     rule = f"PSI > {drift.threshold:g} with at least {drift.min_samples:,} sampled requests"
+    if drift.lookback_s:
+        rule += f" in the last {drift.lookback_s:g} s"
     if not drift.alerts:
         return f"No data drift ({rule})."
     named = "; ".join(

@@ -33,3 +33,32 @@ def test_reference_and_ramp_state_read_back(redis_url: str) -> None:
     assert reference == REFERENCE
     assert ramp == {"step": 2, "status": "running"}
     assert other == ({}, None)
+
+
+def test_windows_since_reads_only_the_lookback_period(redis_url: str) -> None:
+    from abgate.store import FlushBatch
+
+    old, recent = 1_000_000_000, 1_000_003_600
+    batch = FlushBatch(
+        "demo",
+        {old: {"champion:drift:x:0:1": 5}, recent: {"champion:drift:x:0:2": 7}},
+        [],
+        {},
+    )
+
+    async def write_and_read() -> list[dict[bytes, bytes]]:
+        gateway = AsyncStore(redis_url)
+        try:
+            await gateway.write([batch])
+            return await gateway.windows_since("demo", recent - 60)
+        finally:
+            await gateway.close()
+
+    assert asyncio.run(write_and_read()) == [{b"champion:drift:x:0:2": b"7"}]
+    store = Store(redis_url)
+    try:
+        assert store.windows_since("demo", recent) == [{b"champion:drift:x:0:2": b"7"}]
+        assert len(store.windows_since("demo", old)) == 2
+        assert store.windows_since("demo", recent + 1) == []
+    finally:
+        store.close()
