@@ -75,21 +75,23 @@ def _drift_families(
     family(
         "abgate_feature_drift_psi",
         "gauge",
-        "Population stability index of a feature's sampled values against the training data.",
+        "PSI of a feature's sampled values against the training data "
+        "(once the variant has the experiment's drift_min_samples).",
     )
     for name, drift in checked:
         for v in drift.variants:
-            for check in v.features:
+            for check in v.features if v.samples >= drift.min_samples else ():
                 labels = _labels(experiment=name, variant=v.variant, feature=check.name)
                 lines.append(f"abgate_feature_drift_psi{labels} {check.psi:.6f}")
     family(
         "abgate_prediction_drift_psi",
         "gauge",
-        "Population stability index of predicted classes or scores against the holdout ones.",
+        "PSI of predicted classes or scores against the holdout predictions "
+        "(once the variant has the experiment's drift_min_samples).",
     )
     for name, drift in checked:
         for v in drift.variants:
-            for check in v.predictions:
+            for check in v.predictions if v.samples >= drift.min_samples else ():
                 labels = _labels(experiment=name, variant=v.variant, prediction=check.name)
                 lines.append(f"abgate_prediction_drift_psi{labels} {check.psi:.6f}")
     family(

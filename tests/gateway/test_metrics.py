@@ -45,6 +45,7 @@ def test_every_family_is_typed_and_ramp_and_weights_show() -> None:
 def test_drift_scores_move_as_sampled_requests_come_in() -> None:
     experiments, recorder, _ = gateway_state()
     live = experiments.by_name["demo"]
+    assert live.config.statistics.drift_min_samples == 200
     assert live.drift is not None and set(live.drift) == {"champion"}  # v2 has no reference
     bins = live.drift["champion"]
     psi = ("abgate_feature_drift_psi",
@@ -52,6 +53,13 @@ def test_drift_scores_move_as_sampled_requests_come_in() -> None:
     samples = ("abgate_drift_samples_total", (("experiment", "demo"), ("variant", "champion")))
     alert = ("abgate_drift_alert",
              (("check", "f0"), ("experiment", "demo"), ("variant", "champion")))  # fmt: skip
+    # fewer samples than drift_min_samples: counted, but no PSI (a few samples are noise)
+    for _ in range(10):
+        recorder.record_drift("demo", bins.fields_for([3.0, 0.0], {"prediction": 0}), 100.0)
+    _, values = scrape(experiments, recorder)
+    assert values[samples] == 10
+    assert psi not in values and values[alert] == 0
+    recorder.aggregator.drain()  # start again from nothing
     # one value per f0 quartile, f1 split evenly: matches the reference, PSI 0
     for f0, f1 in [(-2.0, 0.0), (-0.5, 20.0), (0.5, 0.0), (2.0, 20.0)] * 60:
         recorder.record_drift("demo", bins.fields_for([f0, f1], {"prediction": 0}), 100.0)
