@@ -78,7 +78,11 @@ def running_stack(
             references.close()
         children: list[Child] = []
         stack.callback(lambda: [c.stop() for c in reversed(children)])
-        env = {"REDIS_URL": redis_url, "ABGATE_ADMIN_TOKEN": token}
+        env = {
+            "REDIS_URL": redis_url,
+            "ABGATE_ADMIN_TOKEN": token,
+            "ABGATE_DRIFT_SAMPLE_RATE": str(settings.drift_sample_rate),
+        }
         for variant in [*config.variants, *config.shadows]:
             for url in variant.endpoints:
                 port = _local_port(url)
