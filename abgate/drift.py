@@ -16,11 +16,12 @@ from typing import Any
 
 from abgate.errors import AbgateError
 from abgate.store import Store
-from analysis.drift import ExperimentDrift, VariantReference, experiment_drift
+from analysis.drift import DriftCounts, ExperimentDrift, VariantReference, experiment_drift
 from experiments.config import ExperimentConfig
 from gateway.outcomes import parse_drift_fields
 
 __all__ = [
+    "current_counts",
     "drift_from_stats",
     "drift_since",
     "load_experiment_drift",
@@ -78,11 +79,23 @@ def drift_from_stats(
     return experiment_drift(
         config.name,
         references,
-        parse_drift_fields(*(dict(w) for w in windows)),
+        current_counts(config, parse_drift_fields(*(dict(w) for w in windows))),
         threshold=config.statistics.drift_psi_threshold,
         min_samples=config.statistics.drift_min_samples,
         lookback_s=config.statistics.drift_lookback_s,
     )
+
+
+def current_counts(
+    config: ExperimentConfig, counts: Mapping[tuple[str, str], DriftCounts]
+) -> dict[str, DriftCounts]:
+    """Each variant's counts for the model version it serves now (older versions' are left
+    out: they were judged against another reference)."""
+    return {
+        v.name: counts[(v.name, v.model_version)]
+        for v in config.variants
+        if (v.name, v.model_version) in counts
+    }
 
 
 def drift_since(config: ExperimentConfig, now: float | None = None) -> float:

@@ -57,10 +57,10 @@ class VariantBins:
         return out
 
 
-def _bins(variant: str, reference: Mapping[str, Any]) -> VariantBins:
+def _bins(variant: str, version: str, reference: Mapping[str, Any]) -> VariantBins:
     edges = tuple(tuple(float(e) for e in f["edges"]) for f in reference.get("features") or ())
     feature_fields = tuple(
-        tuple(drift_feature_field(variant, i, b) for b in range(len(e) + 1))
+        tuple(drift_feature_field(variant, version, i, b) for b in range(len(e) + 1))
         for i, e in enumerate(edges)
     )
     predictions = reference.get("predictions") or {}
@@ -70,10 +70,13 @@ def _bins(variant: str, reference: Mapping[str, Any]) -> VariantBins:
         edges=edges,
         feature_fields=feature_fields,
         class_fields={
-            int(c): drift_class_field(variant, int(c)) for c in predictions.get("classes", ())
+            int(c): drift_class_field(variant, version, int(c))
+            for c in predictions.get("classes", ())
         },
         score_edges=score,
-        score_fields=tuple(drift_score_field(variant, b) for b in range(len(score or ()) + 1)),
+        score_fields=tuple(
+            drift_score_field(variant, version, b) for b in range(len(score or ()) + 1)
+        ),
     )
 
 
@@ -85,5 +88,5 @@ def variant_bins(
     for variant in config.variants:
         reference = references.get(variant.model_version)
         if reference:
-            out[variant.name] = _bins(variant.name, reference)
+            out[variant.name] = _bins(variant.name, variant.model_version, reference)
     return out or None

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from abgate.drift import current_counts
 from analysis.drift import VariantReference, experiment_drift
 from gateway.hotpath import HotPath
 from gateway.live import LiveExperiment, LiveExperiments
@@ -58,7 +59,7 @@ def _drift_families(
             drift = experiment_drift(
                 name,
                 references,
-                parse_drift_fields(raw.get(name, {})),
+                current_counts(live.config, parse_drift_fields(raw.get(name, {}))),
                 threshold=stats.drift_psi_threshold,
                 min_samples=stats.drift_min_samples,
             )

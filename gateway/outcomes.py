@@ -156,43 +156,50 @@ class VariantOutcomes:
         }
 
 
-def drift_feature_field(variant: str, feature: int, bin_index: int) -> str:
+# Drift fields carry the model version as well as the variant: a promotion
+# gives a variant another version (and another reference), and its samples
+# must not mix with the old version's.
+
+
+def drift_feature_field(variant: str, version: str, feature: int, bin_index: int) -> str:
     """Stats field counting sampled values of feature ``feature`` in bin ``bin_index``."""
-    return f"{variant}:drift:x:{feature}:{bin_index}"
+    return f"{variant}:drift:{version}:x:{feature}:{bin_index}"
 
 
-def drift_class_field(variant: str, label: int) -> str:
+def drift_class_field(variant: str, version: str, label: int) -> str:
     """Stats field counting sampled answers that predicted class ``label``."""
-    return f"{variant}:drift:class:{label}"
+    return f"{variant}:drift:{version}:class:{label}"
 
 
-def drift_score_field(variant: str, bin_index: int) -> str:
+def drift_score_field(variant: str, version: str, bin_index: int) -> str:
     """Stats field counting sampled answers whose score fell in bin ``bin_index``."""
-    return f"{variant}:drift:score:{bin_index}"
+    return f"{variant}:drift:{version}:score:{bin_index}"
 
 
-def parse_drift_fields(*hashes: dict[Any, Any]) -> dict[str, DriftCounts]:
-    """The drift counts in stats hashes (summed), per variant; other fields are skipped."""
-    out: dict[str, DriftCounts] = {}
+def parse_drift_fields(*hashes: dict[Any, Any]) -> dict[tuple[str, str], DriftCounts]:
+    """The drift counts in stats hashes (summed) by (variant, model version); other fields
+    are skipped."""
+    out: dict[tuple[str, str], DriftCounts] = {}
     for raw_name, raw_value in (item for fields in hashes for item in fields.items()):
         name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
         variant, _, rest = name.partition(":")
         parts = rest.split(":")
-        if parts[0] != "drift" or len(parts) < 3:
+        if parts[0] != "drift" or len(parts) < 4:
             continue
+        version, kind = parts[1], parts[2]
         try:
-            numbers = [int(p) for p in parts[2:]]
+            numbers = [int(p) for p in parts[3:]]
             value = int(_number(raw_value))
         except ValueError:
             continue
-        counts = out.setdefault(variant, DriftCounts())
-        if parts[1] == "x" and len(numbers) == 2 and 0 <= numbers[1] < 1000:
+        counts = out.setdefault((variant, version), DriftCounts())
+        if kind == "x" and len(numbers) == 2 and 0 <= numbers[1] < 1000:
             bins = counts.features.setdefault(numbers[0], [])
             bins += [0] * (numbers[1] + 1 - len(bins))
             bins[numbers[1]] += value
-        elif parts[1] == "class" and len(numbers) == 1:
+        elif kind == "class" and len(numbers) == 1:
             counts.classes[numbers[0]] = counts.classes.get(numbers[0], 0) + value
-        elif parts[1] == "score" and len(numbers) == 1:
+        elif kind == "score" and len(numbers) == 1:
             counts.scores[numbers[0]] = counts.scores.get(numbers[0], 0) + value
     return out
 

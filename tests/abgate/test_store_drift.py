@@ -41,7 +41,7 @@ def test_windows_since_reads_only_the_lookback_period(redis_url: str) -> None:
     old, recent = 1_000_000_000, 1_000_003_600
     batch = FlushBatch(
         "demo",
-        {old: {"champion:drift:x:0:1": 5}, recent: {"champion:drift:x:0:2": 7}},
+        {old: {"champion:drift:v1:x:0:1": 5}, recent: {"champion:drift:v1:x:0:2": 7}},
         [],
         {},
     )
@@ -54,10 +54,10 @@ def test_windows_since_reads_only_the_lookback_period(redis_url: str) -> None:
         finally:
             await gateway.close()
 
-    assert asyncio.run(write_and_read()) == [{b"champion:drift:x:0:2": b"7"}]
+    assert asyncio.run(write_and_read()) == [{b"champion:drift:v1:x:0:2": b"7"}]
     store = Store(redis_url)
     try:
-        assert store.windows_since("demo", recent) == [{b"champion:drift:x:0:2": b"7"}]
+        assert store.windows_since("demo", recent) == [{b"champion:drift:v1:x:0:2": b"7"}]
         assert len(store.windows_since("demo", old)) == 2
         assert store.windows_since("demo", recent + 1) == []
     finally:

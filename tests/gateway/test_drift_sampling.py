@@ -61,26 +61,26 @@ def test_values_fall_in_the_bins_bisect_right_gives() -> None:
     # -1.0 sits on an edge: bisect_right puts it above, like numpy.searchsorted(side="right")
     fields = b.fields_for([-1.0, 12.5], {"prediction": 1, "probability": [0.25, 0.75]})
     assert fields == [
-        "champion:drift:x:0:1",
-        "champion:drift:x:1:1",
-        "champion:drift:class:1",
-        "champion:drift:score:2",
+        "champion:drift:v1:x:0:1",
+        "champion:drift:v1:x:1:1",
+        "champion:drift:v1:class:1",
+        "champion:drift:v1:score:2",
     ]
     assert b.fields_for([-5.0, 0.0], {"prediction": 0, "probability": [0.9, 0.1]}) == [
-        "champion:drift:x:0:0",
-        "champion:drift:x:1:0",
-        "champion:drift:class:0",
-        "champion:drift:score:0",
+        "champion:drift:v1:x:0:0",
+        "champion:drift:v1:x:1:0",
+        "champion:drift:v1:class:0",
+        "champion:drift:v1:score:0",
     ]
 
 
 def test_unknown_classes_and_odd_answers_add_no_field() -> None:
     b = bins()
     assert b.fields_for([0.5, 1.0], {"prediction": 7, "probability": "high"}) == [
-        "champion:drift:x:0:2",
-        "champion:drift:x:1:0",
+        "champion:drift:v1:x:0:2",
+        "champion:drift:v1:x:1:0",
     ]
-    assert b.fields_for([0.5], {"prediction": True}) == ["champion:drift:x:0:2"]
+    assert b.fields_for([0.5], {"prediction": True}) == ["champion:drift:v1:x:0:2"]
 
 
 def test_no_reference_no_sampling() -> None:
@@ -98,8 +98,24 @@ def test_sampled_fields_parse_back_into_counts() -> None:
             delta[name] += 1
     (stats,) = aggregator.drain().values()
     stats["champion:requests"] = 5  # other fields in the same hash are left alone
-    counts = parse_drift_fields(stats)["champion"]
+    counts = parse_drift_fields(stats)[("champion", "v1")]
     assert counts.features == {0: [1, 1, 1, 2], 1: [2, 3]}
     assert counts.classes == {1: 5}
     assert counts.scores == {2: 5}
     assert counts.samples == 5
+
+
+def test_a_promoted_variant_is_judged_on_its_new_versions_samples_only() -> None:
+    from abgate.drift import current_counts
+
+    stats = {
+        "champion:drift:v1:x:0:0": 40,  # served by v1 before the promotion
+        "champion:drift:v2:x:0:3": 7,
+        "canary:drift:v2:x:0:1": 5,
+    }
+    parsed = parse_drift_fields(stats)
+    assert set(parsed) == {("champion", "v1"), ("champion", "v2"), ("canary", "v2")}
+    promoted = config({"champion": "v2", "canary": "v3"})
+    current = current_counts(promoted, parsed)
+    assert set(current) == {"champion"}  # the canary now serves v3: nothing sampled yet
+    assert current["champion"].features == {0: [0, 0, 0, 7]}
