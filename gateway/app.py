@@ -172,6 +172,8 @@ class Gateway:
                 "champion_reachable": champion_up,
                 "config_in_redis": name not in self.sync.missing,
                 "stored_config_rejected": name in self.sync.rejected,
+                # False: no training reference in Redis (`abgate apply` stores it)
+                "drift_checks": live.drift is not None and self.hotpath.drift_every > 0,
             }
         body = {
             "status": "ready" if ready else "not ready",

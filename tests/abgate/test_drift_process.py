@@ -81,6 +81,9 @@ def test_shifted_feature_is_named_with_its_psi_and_unshifted_load_shows_none(
     assert set(store.drift_reference("demo")) == {"v1", "v2"}
     gw = start_gateway(None, redis_url, ABGATE_DRIFT_SAMPLE_RATE="1")
     try:
+        assert requests.get(gw.url + "/ready", timeout=10).json()["experiments"]["demo"][
+            "drift_checks"
+        ]
         # --- unshifted traffic: same distribution as the training data, no alert
         sent = _load(gw.url, 600, env)
         _wait_sampled(store, sent)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from abgate.processes import Child
 from experiments.config import ExperimentConfig
 from gateway.drift_sampling import VariantBins, sample_every, variant_bins
 from gateway.outcomes import OutcomeAggregator, parse_drift_fields
+from model_workers.registry import ModelRegistry
 
 REFERENCE = {
     "features": [
@@ -119,3 +123,49 @@ def test_a_promoted_variant_is_judged_on_its_new_versions_samples_only() -> None
     current = current_counts(promoted, parsed)
     assert set(current) == {"champion"}  # the canary now serves v3: nothing sampled yet
     assert current["champion"].features == {0: [0, 0, 0, 7]}
+
+
+@pytest.mark.integration
+def test_the_hot_path_samples_one_request_in_n(
+    tmp_path: Path, worker_v1: Child, demo_registry: ModelRegistry
+) -> None:
+    import asyncio
+
+    import orjson
+
+    from abgate.drift import references_from_registry
+    from experiments.loader import load_experiment
+    from gateway.hotpath import HotPath
+    from gateway.live import LiveExperiments
+    from gateway.recorder import Recorder
+    from tests.conftest import port_of, write_config
+
+    path = write_config(tmp_path / "sampling.yaml", {"champion": port_of(worker_v1)},
+                        {"champion": 100})  # fmt: skip
+    experiment = load_experiment(path)
+    references, missing = references_from_registry(experiment, demo_registry)
+    assert not missing
+    experiments = LiveExperiments()
+    experiments.drift_references["demo"] = references
+    experiments.install(experiment, 1)
+    recorder = Recorder(None)
+    hotpath = HotPath(experiments, recorder, None, drift_sample_rate=0.25)
+    rows = [[float(i % 7) - 3.0] * 10 for i in range(40)]
+
+    async def send() -> list[int]:
+        try:
+            answers = [
+                await hotpath.predict(orjson.dumps({"features": row}), {}, None) for row in rows
+            ]
+            bad = await hotpath.predict(b'{"features": [1.0]}', {}, None)  # 400: never sampled
+            return [a.status for a in [*answers, bad]]
+        finally:
+            for pool in experiments.pools.values():
+                pool.close()
+
+    statuses = asyncio.run(send())
+    assert statuses == [200] * 40 + [400]
+    counts = parse_drift_fields(*(dict(d) for d in recorder.aggregator.drain().values()))
+    sampled = counts[("champion", "v1")]
+    assert sampled.samples == 10  # 1 in round(1 / 0.25) = 4 of the 40 answered
+    assert sum(sampled.classes.values()) == 10 and sum(sampled.scores.values()) == 10
