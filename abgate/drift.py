@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from abgate.errors import AbgateError
 from abgate.store import Store
 from analysis.drift import DriftCounts, ExperimentDrift, VariantReference, experiment_drift
 from experiments.config import ExperimentConfig
 from gateway.outcomes import parse_drift_fields
+
+if TYPE_CHECKING:
+    from model_workers.registry import ModelRegistry
 
 __all__ = [
     "current_counts",
@@ -31,22 +34,22 @@ __all__ = [
 
 
 def references_from_registry(
-    config: ExperimentConfig, registry: Any
-) -> tuple[dict[str, Any], list[str]]:
-    """Model version -> stored reference for every variant and shadow; plus what was missing."""
+    config: ExperimentConfig, registry: ModelRegistry
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Model version -> reference for every variant and shadow; plus version -> why missing."""
     versions = sorted(
         {v.model_version for v in config.variants} | {s.model_version for s in config.shadows}
     )
     references: dict[str, Any] = {}
-    missing = []
+    missing = {}
     for version in versions:
         try:
             meta = registry.metadata(config.model, version)
         except AbgateError:
-            missing.append(f"{config.model} {version} is not in the registry at {registry.root}")
+            missing[version] = f"{config.model} {version} is not in the registry at {registry.root}"
             continue
         if not meta.get("reference_distribution"):
-            missing.append(f"{config.model} {version} has no reference distribution (retrain it)")
+            missing[version] = f"{config.model} {version} has no reference distribution (retrain)"
             continue
         references[version] = {
             "features": meta["reference_distribution"],
@@ -55,15 +58,24 @@ def references_from_registry(
     return references, missing
 
 
-def store_drift_references(store: Store, config: ExperimentConfig, registry: Any) -> list[str]:
-    """Copy the experiment's references from the registry to Redis; return what was missing.
+def store_drift_references(
+    store: Store, config: ExperimentConfig, registry: ModelRegistry
+) -> list[str]:
+    """Copy the experiment's references from the registry to Redis; return what is missing.
 
-    Call before storing the config: gateways read the references when the new
-    config version reaches them.
+    A version this registry lacks keeps the reference stored before (applying a
+    weight change from a machine without the registry must not turn drift
+    checks off). Call before storing the config: gateways read the references
+    when the new config version reaches them.
     """
     references, missing = references_from_registry(config, registry)
+    stored = store.drift_reference(config.name)
+    for version in list(missing):
+        if stored.get(version):
+            references[version] = stored[version]
+            del missing[version]
     store.put_drift_reference(config.name, references)
-    return missing
+    return list(missing.values())
 
 
 def drift_from_stats(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from abgate.store import AsyncStore, Store
+from abgate.store import AsyncStore, Keys, Store
+from model_workers.registry import ModelRegistry
 
 REFERENCE = {"v1": {"features": [{"feature": "f0", "edges": [0.0], "proportions": [0.5, 0.5]}],
                     "predictions": None}}  # fmt: skip
@@ -60,5 +62,31 @@ def test_windows_since_reads_only_the_lookback_period(redis_url: str) -> None:
         assert store.windows_since("demo", recent) == [{b"champion:drift:v1:x:0:2": b"7"}]
         assert len(store.windows_since("demo", old)) == 2
         assert store.windows_since("demo", recent + 1) == []
+    finally:
+        store.close()
+
+
+def test_apply_without_the_registry_keeps_the_stored_references(
+    tmp_path: Path, redis_url: str, demo_registry: ModelRegistry
+) -> None:
+    from abgate.drift import store_drift_references
+    from experiments.loader import load_experiment
+    from tests.conftest import write_config
+
+    ports, weights = {"champion": 9001, "canary": 9003}, {"champion": 90, "canary": 10}
+    config = load_experiment(write_config(tmp_path / "d.yaml", ports, weights))
+    store = Store(redis_url)
+    try:
+        assert store_drift_references(store, config, demo_registry) == []
+        stored = store.drift_reference("demo")
+        assert set(stored) == {"v1", "v3"}
+        assert len(stored["v1"]["features"]) == 10 and stored["v3"]["predictions"]["classes"]
+        elsewhere = ModelRegistry(tmp_path / "empty")
+        assert store_drift_references(store, config, elsewhere) == []  # kept, nothing missing
+        assert store.drift_reference("demo") == stored
+        store.client.delete(Keys("demo").drift_reference)
+        missing = store_drift_references(store, config, elsewhere)
+        assert len(missing) == 2 and "demo v1 is not in the registry" in missing[0]
+        assert store.drift_reference("demo") == {}
     finally:
         store.close()
