@@ -285,6 +285,8 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
 
     from abgate.loadgen import run_load
 
+    if args.requests is not None and args.requests < 1:
+        raise AbgateError(f"--requests must be at least 1, got {args.requests}")
     result = asyncio.run(
         run_load(
             args.url.rstrip("/"),
