@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.worker_latency
 	$(BIN)/python -m bench.access_log_cost
 	$(BIN)/python -m bench.gateway_vs_nginx
+	$(BIN)/python -m bench.drift_sampling
 
 # 100,000 requests with feedback on half: zero lost outcomes, no error, flat gateway memory.
 soak: $(STAMP)

@@ -106,7 +106,8 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     registry = ModelRegistry(args.registry or _settings().registry_dir)
     meta = registry.metadata(args.model, args.version)
     if not args.full:
-        meta = {k: v for k, v in meta.items() if k != "reference_distribution"}
+        hidden = ("reference_distribution", "reference_predictions")
+        meta = {k: v for k, v in meta.items() if k not in hidden}
     print(json.dumps(meta, indent=2, sort_keys=True))
     return 0
 
@@ -181,11 +182,14 @@ def _actor() -> str:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
+    from abgate.drift import store_drift_references
     from abgate.errors import NotFound
     from experiments.loader import load_experiment
+    from model_workers.registry import ModelRegistry
 
     config = load_experiment(args.file)
-    store = _store(_settings())
+    settings = _settings()
+    store = _store(settings)
     if args.if_absent:
         try:
             current = store.get_config(config.name)
@@ -194,6 +198,9 @@ def cmd_apply(args: argparse.Namespace) -> int:
         else:
             print(f"{config.name}: version {current.version} is already stored; left as it is")
             return 0
+    registry = ModelRegistry(args.registry or settings.registry_dir)
+    for missing in store_drift_references(store, config, registry):
+        print(f"note: no drift checks for it: {missing}", file=sys.stderr)
     version = store.put_config(
         config.name,
         config.model_dump(mode="json"),
@@ -285,13 +292,25 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _parse_shift(values: list[str]) -> dict[int, float]:
-    shift = {}
+    from model_workers.training import N_FEATURES
+
+    names = [f"f{i}" for i in range(N_FEATURES)]
+    shift: dict[int, float] = {}
     for value in values:
         feature, _, delta = value.partition(":")
+        index = names.index(feature) if feature in names else None
+        if index is None and feature.isdigit() and int(feature) < N_FEATURES:
+            index = int(feature)
         try:
-            shift[int(feature.lstrip("f"))] = float(delta)
-        except ValueError as exc:
-            raise AbgateError(f"--shift takes FEATURE:DELTA such as 3:1.5, not {value!r}") from exc
+            amount = float(delta)
+        except ValueError:
+            index = None
+        if index is None:
+            raise AbgateError(
+                f"--shift takes FEATURE:DELTA with FEATURE one of 0-{N_FEATURES - 1} or "
+                f"f0-f{N_FEATURES - 1} (e.g. f3:1.5), not {value!r}"
+            )
+        shift[index] = shift.get(index, 0.0) + amount
     return shift
 
 
@@ -300,6 +319,8 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
 
     from abgate.loadgen import run_load
 
+    if args.requests is not None and args.requests < 1:
+        raise AbgateError(f"--requests must be at least 1, got {args.requests}")
     result = asyncio.run(
         run_load(
             args.url.rstrip("/"),
@@ -310,6 +331,7 @@ def cmd_loadgen(args: argparse.Namespace) -> int:
             shift=_parse_shift(args.shift),
             seed=args.seed,
             model=args.model,
+            max_requests=args.requests,
         )
     )
     print(result.summary())
@@ -537,7 +559,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = models_sub.add_parser("show", help="the metadata of one version")
     show.add_argument("model")
     show.add_argument("version")
-    show.add_argument("--full", action="store_true", help="include the reference distribution")
+    show.add_argument(
+        "--full", action="store_true", help="include the reference distributions (drift checks)"
+    )
     _registry_flag(show)
     show.set_defaults(handler=cmd_models_show)
 
@@ -562,6 +586,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="store only if Redis holds no config of this experiment yet (one-shot start-up "
         "jobs: a restart must not undo weights a ramp or an operator has changed)",
     )
+    _registry_flag(apply)
     apply.set_defaults(handler=cmd_apply)
 
     status = sub.add_parser("status", help="weights, traffic, errors and config version")
@@ -591,6 +616,9 @@ def build_parser() -> argparse.ArgumentParser:
     loadgen.add_argument("--url", default="http://127.0.0.1:8000", help="gateway URL")
     loadgen.add_argument("--rate", type=float, default=200.0, help="requests/s (0: unthrottled)")
     loadgen.add_argument("--duration", type=float, default=10.0, help="seconds")
+    loadgen.add_argument(
+        "--requests", type=int, default=None, help="stop after this many requests (at most)"
+    )
     loadgen.add_argument("--concurrency", type=int, default=16)
     loadgen.add_argument("--feedback", type=float, default=1.0, help="share of answers labelled")
     loadgen.add_argument(
@@ -598,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="F:DELTA",
-        help="add DELTA to feature F (drift demos); repeatable",
+        help="add DELTA to feature F, an index or a name such as f3 (drift demos); repeatable",
     )
     loadgen.add_argument("--seed", type=int, default=0)
     loadgen.add_argument("--model", default=None, help="route /v1/MODEL/predict")

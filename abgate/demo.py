@@ -6,7 +6,9 @@
 2. Sends the classic client request through the gateway, then 10 s of traffic
    with the true label posted back for every answer; prints what was recorded
    and writes the significance report (Markdown, HTML, JSON).
-3. Ramps the better model as a canary (promoted) and then the worse one
+3. Sends 10 s more with feature f3 shifted (``abgate loadgen --shift f3:2.5``)
+   and prints the data-drift verdict, which names f3 with its PSI.
+4. Ramps the better model as a canary (promoted) and then the worse one
    (rolled back), with traffic flowing, and prints each verdict and report.
 """
 
@@ -110,9 +112,10 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
     """Run the demo; return the exit code."""
     import httpx
 
+    from abgate.drift import load_experiment_drift
     from abgate.loadgen import run_load
     from abgate.reporting import experiment_data, write_report
-    from abgate.status import render_status
+    from abgate.status import drift_lines, render_status
     from abgate.store import Store
     from abgate.up import running_stack
     from analysis.decisions import analyze
@@ -133,7 +136,11 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="abgate-demo-") as tmp:
         config_path = _config_on_free_ports(DEMO_CONFIG, Path(tmp) / "demo.yaml")
-        demo_settings = settings.model_copy(update={"state_dir": Path(tmp) / "state"})
+        # Half the requests are sampled for drift (default 5 %), so that 10-s phases
+        # give every variant the samples a drift verdict needs.
+        demo_settings = settings.model_copy(
+            update={"state_dir": Path(tmp) / "state", "drift_sample_rate": 0.5}
+        )
         with running_stack(
             demo_settings, config_path, registry_dir=registry.root, log=False
         ) as stack:
@@ -157,6 +164,12 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
                     f"{verdict.reason}"
                 )
             print(f"   {paths['md']}\n   {paths['html']}\n   {paths['json']}")
+
+            print("== data drift: 10 s more with feature f3 shifted by +2.5 (--shift f3:2.5)")
+            asyncio.run(run_load(stack.gateway_url, rate=300, duration_s=10, shift={3: 2.5}))
+            time.sleep(0.3)
+            for line in drift_lines(load_experiment_drift(store, "demo")):
+                print(f"   {line}")
 
             from experiments.loader import load_experiment
 

@@ -58,9 +58,10 @@ async def run_load(
     seed: int = 0,
     model: str | None = None,
     stop: Any = None,
+    max_requests: int | None = None,
 ) -> LoadResult:
     """Send ``rate`` requests/s for ``duration_s`` (0 rate: as fast as possible), or
-    until ``stop`` (a ``threading.Event``) is set."""
+    until ``stop`` (a ``threading.Event``) is set or ``max_requests`` were sent."""
     import aiohttp
 
     from model_workers.training import demo_dataset
@@ -113,6 +114,8 @@ async def run_load(
         while True:
             now = time.perf_counter()
             if now >= deadline or (stop is not None and stop.is_set()):
+                return
+            if max_requests is not None and result.sent >= max_requests:
                 return
             if interval:
                 slot = next_slot[0]

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from abgate.drift import drift_from_stats, drift_since
 from abgate.store import Store
+from analysis.drift import ExperimentDrift
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
 from analysis.report import FORMATS, render
 from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats
@@ -100,7 +102,14 @@ def experiment_data(
         totals = _sum_windows(parsed.values())
     clock = time.time() if now is None else now
     duration = clock - starts[0] if starts else None
-    return assemble_experiment_data(name, config, totals, parsed, duration_s=duration)
+    # Drift over the config's lookback period up to ``now``, whatever
+    # ``since``/``baseline`` say: an input shift is about the traffic now.
+    drift = drift_from_stats(
+        config,
+        store.windows_since(name, drift_since(config, now)),
+        store.drift_reference(name),
+    )
+    return assemble_experiment_data(name, config, totals, parsed, duration_s=duration, drift=drift)
 
 
 def assemble_experiment_data(
@@ -110,6 +119,7 @@ def assemble_experiment_data(
     windows: dict[int, dict[str, VariantOutcomes]],
     *,
     duration_s: float | None,
+    drift: ExperimentDrift | None = None,
 ) -> ExperimentData:
     """The engine's input from parsed stats hashes; pure, so the gateway's async
     dashboard and the synchronous report build the same thing."""
@@ -144,6 +154,7 @@ def assemble_experiment_data(
         variants=tuple(variants),
         settings=settings_from_config(config, duration_s),
         windows=window_data,
+        drift=drift,
     )
 
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from pydantic import ValidationError
+
+from abgate.drift import load_experiment_drift
 from abgate.store import Store
+from analysis.drift import ExperimentDrift
+from experiments.config import ExperimentConfig
 from gateway.outcomes import LATENCY_BOUNDS_MS, parse_outcome_fields
 
-__all__ = ["experiment_status", "render_status"]
+__all__ = ["drift_lines", "experiment_status", "render_status"]
 
 
 def _p99(hist: list[int]) -> float | None:
@@ -60,7 +65,41 @@ def experiment_status(store: Store, name: str) -> dict[str, Any]:
         "updated_by": record.actor,
         "requests": total,
         "variants": rows,
+        "drift": _drift(store, name, record.config),
     }
+
+
+def _drift(store: Store, name: str, config: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        parsed = ExperimentConfig.model_validate(config)
+    except ValidationError:  # a hand-edited stored config: the rest of the status still shows
+        return None
+    return load_experiment_drift(store, name, parsed).as_dict()
+
+
+def drift_lines(drift: ExperimentDrift | dict[str, Any] | None) -> list[str]:
+    """The drift verdict in a few lines: each alert with its PSI, or why there is none."""
+    if drift is None:
+        return ["drift: not checked (the stored config does not validate)"]
+    d = drift.as_dict() if isinstance(drift, ExperimentDrift) else drift
+    period = f", last {d['lookback_s']:g} s" if d.get("lookback_s") else ""
+    rule = f"PSI > {d['psi_threshold']:g} on >= {d['min_samples']} samples{period}"
+    if not d["variants"]:
+        return ["drift: not checked (no training reference stored; `abgate apply` stores it)"]
+    if not d["alert"]:
+        samples = ", ".join(f"{v['variant']} {v['samples']}" for v in d["variants"])
+        return [f"drift: none ({rule}; samples: {samples})"]
+    out = [f"DRIFT ({rule}):"]
+    for v in d["variants"]:
+        for check in [*v["features"], *v["predictions"]]:
+            if check["alert"]:
+                p = check["p_value"]
+                p_text = "p < 1e-10" if p < 1e-10 else f"p = {p:.2g}"
+                out.append(
+                    f"  {v['variant']} ({v['model_version']}): {check['name']} "
+                    f"PSI {check['psi']:.3f}, chi-square {p_text}, n = {check['n']}"
+                )
+    return out
 
 
 def render_status(store: Store, name: str | None, *, as_json: bool = False) -> str:
@@ -97,4 +136,5 @@ def render_status(store: Store, name: str | None, *, as_json: bool = False) -> s
                 f"  {r['variant']:<14} {r['model_version']:<8} {r['weight']:>6g}% {observed:>9} "
                 f"{r['requests']:>9} {err:>9} {r['fallbacks']:>9} {p99:>8}  {metrics}"
             )
+        out += ["  " + line for line in drift_lines(s["drift"])]
     return "\n".join(out)

@@ -75,6 +75,7 @@ class Keys:
     events = property(lambda self: f"{self.base}:events")
     audit = property(lambda self: f"{self.base}:audit")
 
+    drift_reference = property(lambda self: f"{self.base}:drift_reference")
     ramp = property(lambda self: f"{self.base}:ramp")
     ramp_lock = property(lambda self: f"{self.base}:ramp_lock")
 
@@ -340,6 +341,30 @@ class Store:
             pipe.hgetall(keys.window(start))
         return dict(zip(starts, pipe.execute(), strict=True))
 
+    def put_drift_reference(self, name: str, references: dict[str, Any]) -> None:
+        """Store the training references (model version -> reference) drift is checked against."""
+        try:
+            self.client.set(Keys(name).drift_reference, orjson.dumps(references))
+        except redis.RedisError as exc:
+            raise RedisUnavailable(f"cannot store the drift reference of {name}: {exc}") from exc
+
+    def drift_reference(self, name: str) -> dict[str, Any]:
+        """The stored drift references of an experiment (empty when none was stored)."""
+        raw = self.client.get(Keys(name).drift_reference)
+        return {} if raw is None else dict(orjson.loads(raw))
+
+    def windows_since(self, name: str, since: float) -> list[dict[bytes, bytes]]:
+        """Stats hashes of the windows that started at ``since`` or later, oldest first."""
+        keys = Keys(name)
+        try:
+            starts = [int(w) for w in self.client.zrangebyscore(keys.windows, since, "+inf")]
+            pipe = self.client.pipeline(transaction=False)
+            for start in starts:
+                pipe.hgetall(keys.window(start))
+            return list(pipe.execute())
+        except redis.RedisError as exc:
+            raise RedisUnavailable(f"cannot read the stats of {name}: {exc}") from exc
+
     def events(self, name: str, count: int = 100) -> list[dict[str, Any]]:
         """The most recent raw events (newest last)."""
         batches = self.client.xrevrange(Keys(name).events, count=count)
@@ -488,6 +513,35 @@ class AsyncStore:
     async def experiments(self) -> list[str]:
         """Names of every stored experiment."""
         return sorted(m.decode() for m in await self.client.smembers(EXPERIMENTS_KEY))
+
+    async def routing_extras(self, name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """What a gateway keeps next to a config: drift references and the ramp state."""
+        keys = Keys(name)
+        reference, ramp = await self.client.mget(keys.drift_reference, keys.ramp)
+        return (
+            {} if reference is None else dict(orjson.loads(reference)),
+            None if ramp is None else dict(orjson.loads(ramp)),
+        )
+
+    async def windows_since(self, name: str, since: float) -> list[dict[bytes, bytes]]:
+        """Async twin of ``Store.windows_since`` (the admin API's drift view)."""
+        keys = Keys(name)
+        try:
+            starts = [int(w) for w in await self.client.zrangebyscore(keys.windows, since, "+inf")]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for start in starts:
+                    pipe.hgetall(keys.window(start))
+                return list(await pipe.execute())
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"cannot read the stats of {name}: {exc}") from exc
+
+    async def drift_reference(self, name: str) -> dict[str, Any]:
+        """Async twin of ``Store.drift_reference``."""
+        try:
+            raw = await self.client.get(Keys(name).drift_reference)
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"cannot read the drift reference of {name}: {exc}") from exc
+        return {} if raw is None else dict(orjson.loads(raw))
 
     async def put_config(
         self, name: str, config: dict[str, Any], *, actor: str, action: str, reason: str = "",

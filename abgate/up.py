@@ -53,6 +53,8 @@ def running_stack(
     log: bool = True,
 ) -> Iterator[Stack]:
     """Start Redis (unless REDIS_URL), workers and the gateway; stop them on exit."""
+    from abgate.drift import store_drift_references
+    from abgate.store import Store
     from experiments.loader import load_experiment
     from model_workers.demo_versions import ensure_demo_versions
     from model_workers.registry import ModelRegistry
@@ -68,9 +70,19 @@ def running_stack(
         redis_url = stack.enter_context(
             redis_for(settings.redis_url, data_dir=data_dir, persistence=True)
         )
+        references = Store(redis_url)
+        try:
+            for missing in store_drift_references(references, config, registry):
+                print(f"note: no drift checks for it: {missing}", file=sys.stderr)
+        finally:
+            references.close()
         children: list[Child] = []
         stack.callback(lambda: [c.stop() for c in reversed(children)])
-        env = {"REDIS_URL": redis_url, "ABGATE_ADMIN_TOKEN": token}
+        env = {
+            "REDIS_URL": redis_url,
+            "ABGATE_ADMIN_TOKEN": token,
+            "ABGATE_DRIFT_SAMPLE_RATE": str(settings.drift_sample_rate),
+        }
         for variant in [*config.variants, *config.shadows]:
             for url in variant.endpoints:
                 port = _local_port(url)

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from analysis.drift import ExperimentDrift
 from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats
 
 __all__ = [
@@ -88,6 +89,7 @@ class ExperimentData:
     variants: tuple[VariantData, ...]
     settings: AnalysisSettings = field(default_factory=AnalysisSettings)
     windows: tuple[WindowData, ...] = ()
+    drift: ExperimentDrift | None = None  # data drift against the training reference, if checked
 
     @property
     def champion(self) -> VariantData:

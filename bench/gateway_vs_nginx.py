@@ -1,7 +1,7 @@
 """Gateway against nginx against no router at all, with wrk and a constant-time worker.
 
     python -m bench.gateway_vs_nginx [--duration 5] [--repeat 3] [--pin none] [--json out.json]
-                                     [--log-rates default,0]
+                                     [--log-rates default,0] [--drift both|on]
     python -m bench.gateway_vs_nginx --gateway-cmd "my-gateway --port {port} --config {config}"
 
 Two constant workers (``bench.constant_worker``: champion v1, canary v2) answer
@@ -24,6 +24,11 @@ a different ``X-User-ID`` per request) at each connection count, after a
   default rate; the cost of the access log is its throughput over the ``log 0``
   row's at the highest connection count (budget: >= 0.95). Records go to a
   file, as a container's stderr would go to its log pipe.
+- GATEWAY NO DRIFT (``--drift both``, the default): one more gateway with drift
+  sampling off (``ABGATE_DRIFT_SAMPLE_RATE=0``), measured in the same turns;
+  every other gateway samples at the default rate against the demo task's
+  training reference, stored in Redis as ``abgate apply`` would. The cost of
+  sampling is ``gateway`` over ``gateway no drift`` (budget: >= 0.95).
 
 Targets: gateway/nginx throughput at the highest connection count >= 0.5, and
 gateway p50 minus direct p50 at the lowest <= 0.3 ms. Without wrk nothing can
@@ -68,6 +73,7 @@ from urllib.parse import urlsplit
 
 from abgate.processes import Child, start_child, wait_http_ok
 from abgate.redis_server import free_port, start_redis
+from abgate.store import Store
 from bench.nginx import Upstream, nginx_available, start_nginx
 from bench.wrk import WrkResult, run_wrk, wrk_available
 
@@ -88,6 +94,8 @@ Medians = dict[str, dict[int, WrkResult]]  # by target, then connection count
 MIN_THROUGHPUT = 0.5  # gateway/nginx requests/s at the highest connection count
 MAX_ADDED_P50_MS = 0.3  # gateway p50 minus direct p50 at the lowest connection count
 MIN_LOG_ON_OVER_OFF = 0.95  # access log at its default rate: at most 5 % of throughput
+MIN_DRIFT_ON_OVER_OFF = 0.95  # drift sampling at its default rate: at most 5 % of throughput
+NO_DRIFT_ROW = "gateway no drift"
 
 
 def gateway_command(port: int, config_path: Path) -> list[str]:
@@ -196,15 +204,35 @@ def _bench_nginx(workers: Sequence[Child], measure_at: Measure) -> Runs | None:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
-def _gateway_rows(log_rates: Sequence[str]) -> dict[str, dict[str, str]]:
-    """Row name -> environment of one gateway per access-log rate ("default": unset)."""
+def _gateway_rows(log_rates: Sequence[str], *, no_drift: bool) -> dict[str, dict[str, str]]:
+    """Row name -> environment of one gateway per access-log rate ("default": unset), and
+    (``no_drift``) one at default settings but with drift sampling off."""
     rows = {}
     for rate in log_rates:
         if rate == "default":
             rows["gateway"] = {}
         else:
             rows[f"gateway log {float(rate):g}"] = {"ABGATE_ACCESS_LOG_RATE": rate}
+    if no_drift:
+        rows[NO_DRIFT_ROW] = {"ABGATE_DRIFT_SAMPLE_RATE": "0"}
     return rows
+
+
+def drift_references() -> dict[str, object]:
+    """What ``abgate apply`` would store for v1 and v2: the demo task's feature deciles and a
+    predictions reference (the constant workers answer class 1 with score 0.7)."""
+    from model_workers.training import demo_dataset, reference_distribution
+
+    reference = {
+        "features": reference_distribution(demo_dataset().x_train),
+        "predictions": {
+            "classes": [0, 1],
+            "class_proportions": [0.5, 0.5],
+            "score_edges": [round(0.1 * i, 1) for i in range(1, 10)],
+            "score_proportions": [0.1] * 10,
+        },
+    }
+    return {"v1": reference, "v2": reference}
 
 
 def _bench_gateways(
@@ -222,6 +250,9 @@ def _bench_gateways(
         config = write_experiment(Path(tmp) / "bench.yaml", ports[0], ports[1])
         redis = start_redis()
         stack.callback(redis.stop)
+        store = Store(redis.url)
+        store.put_drift_reference("bench", drift_references())
+        store.close()
         urls = {}
         for index, (name, env) in enumerate(rows.items()):
             port = free_port()
@@ -264,16 +295,24 @@ def _ratios(results: Medians, low: int, high: int) -> dict[str, float | None]:
     added = gateway[low].p50_ms - direct[low].p50_ms if gateway and direct else None
     off = results.get("gateway log 0")
     log_cost = gateway[high].requests_per_s / off[high].requests_per_s if gateway and off else None
+    no_drift = results.get(NO_DRIFT_ROW)
+    drift_cost = (
+        gateway[high].requests_per_s / no_drift[high].requests_per_s
+        if gateway and no_drift
+        else None
+    )
     return {
         "gateway_over_nginx_rps": None if throughput is None else round(throughput, 4),
         "gateway_added_p50_ms": None if added is None else round(added, 4),
         "access_log_on_over_off_rps": None if log_cost is None else round(log_cost, 4),
+        "drift_on_over_off_rps": None if drift_cost is None else round(drift_cost, 4),
     }
 
 
 def _print_ratios(ratios: dict[str, float | None], low: int, high: int) -> None:
     throughput, added = ratios["gateway_over_nginx_rps"], ratios["gateway_added_p50_ms"]
     log_cost = ratios["access_log_on_over_off_rps"]
+    drift_cost = ratios["drift_on_over_off_rps"]
     checks = (
         (f"gateway/nginx throughput at {high} conns", throughput, "{:.2f}x", MIN_THROUGHPUT, 1),
         (f"gateway p50 - direct p50 at {low} conns", added, "{:+.3f} ms", MAX_ADDED_P50_MS, -1),
@@ -282,6 +321,13 @@ def _print_ratios(ratios: dict[str, float | None], low: int, high: int) -> None:
             log_cost,
             "{:.3f}x",
             MIN_LOG_ON_OVER_OFF,
+            1,
+        ),
+        (
+            f"gateway throughput, drift sampling default/off at {high} conns",
+            drift_cost,
+            "{:.3f}x",
+            MIN_DRIFT_ON_OVER_OFF,
             1,
         ),
     )
@@ -308,6 +354,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--log-rates",
         default="default,0",
         help="gateway rows by ABGATE_ACCESS_LOG_RATE, measured in turn (default: default,0)",
+    )
+    parser.add_argument(
+        "--drift",
+        choices=("on", "both"),
+        default="both",
+        help="gateways sample drift at the default rate; both: also a row with it off",
     )
     args = parser.parse_args(argv)
     connections = sorted({int(c) for c in args.connections.split(",")})
@@ -346,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if nginx:
             runs["nginx"] = nginx
         if not args.no_gateway:
-            rows = _gateway_rows(args.log_rates.split(","))
+            rows = _gateway_rows(args.log_rates.split(","), no_drift=args.drift == "both")
             runs.update(_bench_gateways(command, workers, rows, measure_all))
     results = {t: {c: _median(r) for c, r in rows.items()} for t, rows in runs.items()}
 

@@ -409,6 +409,28 @@ class Statistics(_Model):
     correction: Literal["holm", "benjamini_hochberg", "none"] = Field(
         default="holm", description="Multiple-testing correction across metrics and variants."
     )
+    drift_psi_threshold: float = Field(
+        default=0.2,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="PSI above which a feature or the predictions count as drifted.",
+    )
+    drift_min_samples: int = Field(
+        default=200,
+        ge=1,
+        strict=True,
+        description="Sampled requests per variant before a drift alert can fire.",
+    )
+    drift_lookback_s: int = Field(
+        default=3600,
+        ge=1,
+        strict=True,
+        description=(
+            "Drift is judged on the stats windows that started in the last this many seconds, "
+            "so an alert follows the traffic of now, not the experiment's whole history."
+        ),
+    )
 
 
 class Ramp(_Model):

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
+from abgate.drift import drift_from_stats, drift_since
 from abgate.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
 from abgate.http import error_responses, install_error_handlers
 from abgate.logs import fields
@@ -188,16 +189,33 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
             ]
         }
 
+    async def drift(name: str) -> dict[str, Any]:
+        e = live(name)
+        source = store()
+        windows = await source.windows_since(name, drift_since(e.config))
+        reference = await source.drift_reference(name)
+        return drift_from_stats(e.config, windows, reference).as_dict()
+
     @admin.get("/experiments/{name}")
     async def get_experiment(name: str, who: str = Depends(actor)) -> dict[str, Any]:
-        """The routed config of one experiment."""
+        """The routed config of one experiment, with its data drift (null without Redis)."""
         e = live(name)
+        try:
+            drift_now = await drift(name) if gateway.store is not None else None
+        except RedisUnavailable:
+            drift_now = None
         return {
             "name": name,
             "version": e.version,
             "paused": e.paused,
             "config": e.config.model_dump(mode="json"),
+            "drift": drift_now,
         }
+
+    @admin.get("/experiments/{name}/drift")
+    async def get_drift(name: str, who: str = Depends(actor)) -> dict[str, Any]:
+        """Per variant and feature (and predictions): PSI, chi-square p-value, alert flag."""
+        return await drift(name)
 
     @admin.put("/experiments/{name}/weights")
     async def set_weights(name: str, change: WeightsChange, request: Request,

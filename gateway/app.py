@@ -173,6 +173,8 @@ class Gateway:
                 "champion_reachable": champion_up,
                 "config_in_redis": name not in self.sync.missing,
                 "stored_config_rejected": name in self.sync.rejected,
+                # False: no training reference in Redis (`abgate apply` stores it)
+                "drift_checks": live.drift is not None and self.hotpath.drift_every > 0,
             }
         body = {
             "status": "ready" if ready else "not ready",
@@ -239,7 +241,9 @@ def create_app(
     )
     sync = ConfigSync(store, experiments, bootstrap)
     access = AccessLog(settings.access_log_rate, payloads=settings.log_payloads)
-    hotpath = HotPath(experiments, recorder, store, access)
+    hotpath = HotPath(
+        experiments, recorder, store, access, drift_sample_rate=settings.drift_sample_rate
+    )
     gateway = Gateway(settings, store, experiments, recorder, sync, hotpath)
     gateway.admin = create_admin_app(settings, gateway)
     return gateway

@@ -62,9 +62,23 @@ class ConfigSync:
             if self.bootstrap is not None and self.bootstrap.name not in self.experiments.by_name:
                 self.experiments.install(self.bootstrap, 0)
 
-    def _install(self, name: str, version: int, config: dict[str, Any], paused: bool) -> None:
+    async def _extras(self, name: str) -> bool:
+        """Read what is kept beside the config; True when the drift reference changed."""
+        assert self.store is not None
+        reference, ramp = await self.store.routing_extras(name)
+        changed = self.experiments.drift_references.get(name, {}) != reference
+        self.experiments.drift_references[name] = reference
+        if ramp is None:
+            self.experiments.ramp_states.pop(name, None)
+        else:
+            self.experiments.ramp_states[name] = ramp
+        return changed
+
+    def _install(
+        self, name: str, version: int, config: dict[str, Any], paused: bool, *, force: bool = False
+    ) -> None:
         live = self.experiments.by_name.get(name)
-        if live is not None and live.version == version and live.paused == paused:
+        if not force and live is not None and live.version == version and live.paused == paused:
             return
         try:
             parsed = ExperimentConfig.model_validate(config)
@@ -92,7 +106,8 @@ class ConfigSync:
             if record is None:
                 missing.add(name)
                 continue
-            self._install(name, record.version, record.config, record.paused)
+            changed = await self._extras(name)
+            self._install(name, record.version, record.config, record.paused, force=changed)
         if missing - self.missing:
             log.warning("configs missing from Redis, still routing the last good ones: %s",
                         ", ".join(sorted(missing - self.missing)))  # fmt: skip
@@ -108,7 +123,10 @@ class ConfigSync:
                     if name:
                         record = await self.store.get_config(name)
                         if record is not None:
-                            self._install(name, record.version, record.config, record.paused)
+                            changed = await self._extras(name)
+                            self._install(
+                                name, record.version, record.config, record.paused, force=changed
+                            )
                     if time.monotonic() - self.last_sync > RESYNC_EVERY_S:
                         await self.resync()
             except asyncio.CancelledError:

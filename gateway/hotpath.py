@@ -22,6 +22,7 @@ import orjson
 from abgate.errors import AbgateError, BadRequest, Conflict, NotFound, UpstreamUnavailable
 from abgate.tracing import Trace, continue_trace
 from gateway.access_log import AccessLog
+from gateway.drift_sampling import sample_every
 from gateway.live import LiveExperiment, LiveExperiments, Target
 from gateway.recorder import Recorder
 from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
@@ -90,11 +91,15 @@ class HotPath:
         recorder: Recorder,
         store: Any,
         access: AccessLog | None = None,
+        *,
+        drift_sample_rate: float = 0.0,
     ) -> None:
         self.experiments = experiments
         self.recorder = recorder
         self.store = store
         self.access = access or AccessLog(0.0)
+        self.drift_every = sample_every(drift_sample_rate)
+        self._drift_countdown = self.drift_every
         self.shadow_inflight = 0
         self.shadow_dropped = 0
         self._background: set[asyncio.Task[None]] = set()
@@ -214,6 +219,14 @@ class HotPath:
             client_error=client_error, latency_ms=latency_ms, fallback=fallback,
             request_id=request_id, prediction=prediction, error=error, ts=now,
         )  # fmt: skip
+        if ok and not client_error and live.drift is not None and self.drift_every:
+            self._drift_countdown -= 1
+            if self._drift_countdown <= 0:
+                self._drift_countdown = self.drift_every
+                bins = live.drift.get(chosen.name)
+                if bins is not None and answer_body is not None:
+                    fields = bins.fields_for(payload["features"], answer_body)
+                    self.recorder.record_drift(live.name, fields, now)
         if response is None or answer_body is None:
             if error == "timeout":
                 message = f"variant {served_by.name} did not answer in time"

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from abgate.errors import NotFound
 from gateway.assignment import Assigner
+from gateway.drift_sampling import VariantBins, variant_bins
 from gateway.upstream import EndpointPool, VariantEndpoints
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ class LiveExperiment:
     override_header: str | None
     fallback_on: frozenset[str]
     feedback_metrics: dict[str, str]
+    drift: dict[str, VariantBins] | None = None
 
     @property
     def name(self) -> str:
@@ -74,6 +76,10 @@ class LiveExperiments:
     by_name: dict[str, LiveExperiment] = field(default_factory=dict)
     by_model: dict[str, LiveExperiment] = field(default_factory=dict)
     default: LiveExperiment | None = None
+    # Kept beside the configs (read from Redis with them), so an install from
+    # any path (config sync, admin API) keeps sampling drift.
+    drift_references: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ramp_states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def _target(
         self, name: str, role: str, version: str, urls: list[str], timeout_ms: float
@@ -109,6 +115,7 @@ class LiveExperiments:
             override_header=config.override.header.lower() if config.override.enabled else None,
             fallback_on=frozenset(config.fallback.on) if config.fallback.enabled else frozenset(),
             feedback_metrics=_feedback_metrics(config),
+            drift=variant_bins(config, self.drift_references.get(config.name, {})),
         )
         self.by_name[config.name] = live
         self._reindex()

@@ -1,16 +1,24 @@
-"""``/metrics`` of the gateway in Prometheus text format.
+"""``/metrics`` of the gateway in Prometheus text format (0.0.4).
 
 Rendered from the recorder's aggregates at scrape time, so the request path
 pays nothing for metrics (a client-library counter costs a lock per call).
+Names follow the Prometheus conventions: an ``abgate_`` prefix, base units
+(seconds, ratios 0-1), counters named ``..._total`` in their HELP/TYPE lines
+as in their samples, histograms as ``_bucket{le}``/``_sum``/``_count``.
+Counters and drift scores are this process's own (since it started), like
+any Prometheus target's; sum or compare them across replicas in PromQL.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
+from abgate.drift import current_counts
+from analysis.drift import VariantReference, experiment_drift
 from gateway.hotpath import HotPath
-from gateway.live import LiveExperiments
-from gateway.outcomes import LATENCY_BOUNDS_MS, parse_outcome_fields
+from gateway.live import LiveExperiment, LiveExperiments
+from gateway.outcomes import LATENCY_BOUNDS_MS, parse_drift_fields, parse_outcome_fields
 from gateway.recorder import Recorder
 
 __all__ = ["render_metrics"]
@@ -37,6 +45,76 @@ def _lifetime(recorder: Recorder) -> dict[str, dict[str, float]]:
     return {k: dict(v) for k, v in out.items()}
 
 
+def _drift_families(
+    lines: list[str],
+    family: Any,
+    experiments: LiveExperiments,
+    raw: dict[str, dict[str, float]],
+) -> None:
+    checked = []
+    for name, live in sorted(experiments.by_name.items()):
+        references = _references(live, experiments.drift_references.get(name, {}))
+        if references:
+            stats = live.config.statistics
+            drift = experiment_drift(
+                name,
+                references,
+                current_counts(live.config, parse_drift_fields(raw.get(name, {}))),
+                threshold=stats.drift_psi_threshold,
+                min_samples=stats.drift_min_samples,
+            )
+            checked.append((name, drift))
+    family(
+        "abgate_drift_samples_total",
+        "counter",
+        "Requests sampled for drift checks (features and prediction binned).",
+    )
+    for name, drift in checked:
+        for v in drift.variants:
+            labels = _labels(experiment=name, variant=v.variant)
+            lines.append(f"abgate_drift_samples_total{labels} {v.samples}")
+    family(
+        "abgate_feature_drift_psi",
+        "gauge",
+        "PSI of a feature's sampled values against the training data "
+        "(once the variant has the experiment's drift_min_samples).",
+    )
+    for name, drift in checked:
+        for v in drift.variants:
+            for check in v.features if v.samples >= drift.min_samples else ():
+                labels = _labels(experiment=name, variant=v.variant, feature=check.name)
+                lines.append(f"abgate_feature_drift_psi{labels} {check.psi:.6f}")
+    family(
+        "abgate_prediction_drift_psi",
+        "gauge",
+        "PSI of predicted classes or scores against the holdout predictions "
+        "(once the variant has the experiment's drift_min_samples).",
+    )
+    for name, drift in checked:
+        for v in drift.variants:
+            for check in v.predictions if v.samples >= drift.min_samples else ():
+                labels = _labels(experiment=name, variant=v.variant, prediction=check.name)
+                lines.append(f"abgate_prediction_drift_psi{labels} {check.psi:.6f}")
+    family(
+        "abgate_drift_alert",
+        "gauge",
+        "1 when a feature or prediction check is over its PSI threshold on enough samples.",
+    )
+    for name, drift in checked:
+        for v in drift.variants:
+            for check in (*v.features, *v.predictions):
+                labels = _labels(experiment=name, variant=v.variant, check=check.name)
+                lines.append(f"abgate_drift_alert{labels} {int(check.alert)}")
+
+
+def _references(live: LiveExperiment, stored: dict[str, Any]) -> dict[str, VariantReference]:
+    return {
+        v.name: VariantReference.from_json(v.model_version, stored[v.model_version])
+        for v in live.config.variants
+        if stored.get(v.model_version)
+    }
+
+
 def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: HotPath) -> str:
     """The full exposition text."""
     lines: list[str] = []
@@ -45,10 +123,13 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
         lines.append(f"# HELP {name} {help_text}")
         lines.append(f"# TYPE {name} {kind}")
 
-    lifetime = {name: parse_outcome_fields(f) for name, f in _lifetime(recorder).items()}
+    raw = _lifetime(recorder)
+    lifetime = {name: parse_outcome_fields(f) for name, f in raw.items()}
 
     family(
-        "abgate_requests", "counter", "Predict requests by experiment, assigned variant, status."
+        "abgate_requests_total",
+        "counter",
+        "Predict requests by experiment, assigned variant, status.",
     )
     for exp, variants in sorted(lifetime.items()):
         for variant, o in sorted(variants.items()):
@@ -64,7 +145,9 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
                 lines.append(f"abgate_requests_total{labels} {count}")
 
     family(
-        "abgate_fallbacks", "counter", "Requests answered by the champion after a variant failed."
+        "abgate_fallbacks_total",
+        "counter",
+        "Requests answered by the champion after a variant failed.",
     )
     for exp, variants in sorted(lifetime.items()):
         for variant, o in sorted(variants.items()):
@@ -99,18 +182,54 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
                 labels = _labels(experiment=exp, shadow=variant)
                 lines.append(f"abgate_shadow_agreement_ratio{labels} {ratio:.6f}")
 
-    family("abgate_variant_weight_percent", "gauge", "Configured traffic weight per variant.")
-    family("abgate_config_version", "gauge", "Config version each experiment is routed with.")
+    family(
+        "abgate_shadow_comparisons_total",
+        "counter",
+        "Shadow answers compared with the live answer, by whether they agreed.",
+    )
+    for exp, variants in sorted(lifetime.items()):
+        for variant, o in sorted(variants.items()):
+            compared = o.shadow.get("compared", 0)
+            if compared:
+                agreed = o.shadow.get("agreed", 0)
+                for result, count in (("agreed", agreed), ("disagreed", compared - agreed)):
+                    labels = _labels(experiment=exp, shadow=variant, result=result)
+                    lines.append(f"abgate_shadow_comparisons_total{labels} {count}")
+
+    family(
+        "abgate_variant_weight_ratio",
+        "gauge",
+        "Share of traffic (0-1) each variant is routed now (paused: all to the champion).",
+    )
     for name, live in sorted(experiments.by_name.items()):
         for variant in live.config.variants:
             weight = 0.0 if live.paused and variant.role != "champion" else variant.weight
             if live.paused and variant.role == "champion":
                 weight = 100.0
-            lines.append(
-                f"abgate_variant_weight_percent{_labels(experiment=name, variant=variant.name)} "
-                f"{weight:g}"
-            )
+            labels = _labels(experiment=name, variant=variant.name)
+            lines.append(f"abgate_variant_weight_ratio{labels} {weight / 100:g}")
+    family("abgate_config_version", "gauge", "Config version each experiment is routed with.")
+    for name, live in sorted(experiments.by_name.items()):
         lines.append(f"abgate_config_version{_labels(experiment=name)} {live.version}")
+
+    family(
+        "abgate_ramp_step",
+        "gauge",
+        "Index (from 0) of the ramp step in progress or last reached, as stored in Redis.",
+    )
+    ramps = [
+        (name, state)
+        for name in sorted(experiments.by_name)
+        if isinstance((state := experiments.ramp_states.get(name, {})).get("step"), int)
+    ]
+    for name, state in ramps:
+        lines.append(f"abgate_ramp_step{_labels(experiment=name)} {state['step']}")
+    family("abgate_ramp_running", "gauge", "1 while a canary ramp is in progress, else 0.")
+    for name, state in ramps:
+        running = int(state.get("status") == "running")
+        lines.append(f"abgate_ramp_running{_labels(experiment=name)} {running}")
+
+    _drift_families(lines, family, experiments, raw)
 
     health = recorder.health()
     family("abgate_recording_lag_seconds", "gauge", "Seconds since outcomes last reached Redis.")
@@ -118,11 +237,13 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
     family("abgate_recording_pending_outcomes", "gauge", "Raw outcomes waiting to be written.")
     lines.append(f"abgate_recording_pending_outcomes {health.pending_events}")
     family(
-        "abgate_dropped_outcomes", "counter", "Raw outcomes dropped because the buffer was full."
+        "abgate_dropped_outcomes_total",
+        "counter",
+        "Raw outcomes dropped because the buffer was full.",
     )
     lines.append(f"abgate_dropped_outcomes_total {health.dropped_events}")
-    family("abgate_recording_flush_failures", "counter", "Flushes that failed (Redis down).")
+    family("abgate_recording_flush_failures_total", "counter", "Flushes that failed (Redis down).")
     lines.append(f"abgate_recording_flush_failures_total {health.flush_failures}")
-    family("abgate_shadow_dropped", "counter", "Shadow calls skipped: too many in flight.")
+    family("abgate_shadow_dropped_total", "counter", "Shadow calls skipped: too many in flight.")
     lines.append(f"abgate_shadow_dropped_total {hotpath.shadow_dropped}")
     return "\n".join(lines) + "\n"

@@ -14,12 +14,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from analysis.drift import DriftCounts
+
 __all__ = [
     "LATENCY_BOUNDS_MS",
     "Delta",
     "OutcomeAggregator",
     "VariantOutcomes",
+    "drift_class_field",
+    "drift_feature_field",
+    "drift_score_field",
     "latency_bucket",
+    "parse_drift_fields",
     "parse_outcome_fields",
     "window_start",
 ]
@@ -69,7 +75,8 @@ class OutcomeAggregator:
     # (experiment, window) -> field -> amount, for feedback metrics and shadows
     _fields: dict[tuple[str, int], defaultdict[str, float]] = field(default_factory=dict)
 
-    def _delta(self, experiment: str, ts: float) -> defaultdict[str, float]:
+    def delta(self, experiment: str, ts: float) -> defaultdict[str, float]:
+        """The pending counters of ``experiment``'s window holding ``ts``."""
         key = (experiment, window_start(ts, self.window_s))
         delta = self._fields.get(key)
         if delta is None:
@@ -112,7 +119,7 @@ class OutcomeAggregator:
         self, experiment: str, variant: str, metric: str, value: float, ts: float
     ) -> None:
         """One delayed outcome (label correctness, reward, value) for ``variant``."""
-        d = self._delta(experiment, ts)
+        d = self.delta(experiment, ts)
         d[f"{variant}:metric:{metric}:n"] += 1
         d[f"{variant}:metric:{metric}:sum"] += value
         d[f"{variant}:metric:{metric}:ss"] += value * value
@@ -121,7 +128,7 @@ class OutcomeAggregator:
         self, experiment: str, shadow: str, *, ok: bool, agreed: bool | None, ts: float
     ) -> None:
         """One mirrored call to a shadow: whether it answered and agreed with the live answer."""
-        d = self._delta(experiment, ts)
+        d = self.delta(experiment, ts)
         d[f"{shadow}:shadow:requests"] += 1
         if not ok:
             d[f"{shadow}:shadow:errors"] += 1
@@ -189,6 +196,54 @@ class VariantOutcomes:
             "metrics": {k: dict(v) for k, v in self.metrics.items()},
             "shadow": dict(self.shadow),
         }
+
+
+# Drift fields carry the model version as well as the variant: a promotion
+# gives a variant another version (and another reference), and its samples
+# must not mix with the old version's.
+
+
+def drift_feature_field(variant: str, version: str, feature: int, bin_index: int) -> str:
+    """Stats field counting sampled values of feature ``feature`` in bin ``bin_index``."""
+    return f"{variant}:drift:{version}:x:{feature}:{bin_index}"
+
+
+def drift_class_field(variant: str, version: str, label: int) -> str:
+    """Stats field counting sampled answers that predicted class ``label``."""
+    return f"{variant}:drift:{version}:class:{label}"
+
+
+def drift_score_field(variant: str, version: str, bin_index: int) -> str:
+    """Stats field counting sampled answers whose score fell in bin ``bin_index``."""
+    return f"{variant}:drift:{version}:score:{bin_index}"
+
+
+def parse_drift_fields(*hashes: dict[Any, Any]) -> dict[tuple[str, str], DriftCounts]:
+    """The drift counts in stats hashes (summed) by (variant, model version); other fields
+    are skipped."""
+    out: dict[tuple[str, str], DriftCounts] = {}
+    for raw_name, raw_value in (item for fields in hashes for item in fields.items()):
+        name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
+        variant, _, rest = name.partition(":")
+        parts = rest.split(":")
+        if parts[0] != "drift" or len(parts) < 4:
+            continue
+        version, kind = parts[1], parts[2]
+        try:
+            numbers = [int(p) for p in parts[3:]]
+            value = int(_number(raw_value))
+        except ValueError:
+            continue
+        counts = out.setdefault((variant, version), DriftCounts())
+        if kind == "x" and len(numbers) == 2 and 0 <= numbers[1] < 1000:
+            bins = counts.features.setdefault(numbers[0], [])
+            bins += [0] * (numbers[1] + 1 - len(bins))
+            bins[numbers[1]] += value
+        elif kind == "class" and len(numbers) == 1:
+            counts.classes[numbers[0]] = counts.classes.get(numbers[0], 0) + value
+        elif kind == "score" and len(numbers) == 1:
+            counts.scores[numbers[0]] = counts.scores.get(numbers[0], 0) + value
+    return out
 
 
 def _number(raw: Any) -> float:

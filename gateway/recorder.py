@@ -102,6 +102,12 @@ class Recorder:
                 mapping = self.requests[key] = {}
             mapping[request_id] = f"{variant}|{model_version}|{prediction}"
 
+    def record_drift(self, experiment: str, fields: list[str], ts: float) -> None:
+        """One sampled request's drift bins (field names from ``VariantBins.fields_for``)."""
+        delta = self.aggregator.delta(experiment, ts)
+        for name in fields:
+            delta[name] += 1
+
     def record_metric(
         self, experiment: str, variant: str, metric: str, value: float, ts: float
     ) -> None:

@@ -26,6 +26,7 @@ __all__ = [
     "TrainingParams",
     "demo_dataset",
     "reference_distribution",
+    "reference_predictions",
     "train",
 ]
 
@@ -122,17 +123,36 @@ def reference_distribution(x: np.ndarray, bins: int = 10) -> list[dict[str, Any]
     """
     out = []
     for column in range(x.shape[1]):
-        values = x[:, column]
-        edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
-        counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
-        out.append(
-            {
-                "feature": f"f{column}",
-                "edges": [round(float(e), 10) for e in edges],
-                "proportions": [round(float(c) / len(values), 10) for c in counts],
-            }
-        )
+        edges, proportions = _quantile_bins(x[:, column], bins)
+        out.append({"feature": f"f{column}", "edges": edges, "proportions": proportions})
     return out
+
+
+def _quantile_bins(values: np.ndarray, bins: int) -> tuple[list[float], list[float]]:
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+    counts = np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
+    return (
+        [round(float(e), 10) for e in edges],
+        [round(float(c) / len(values), 10) for c in counts],
+    )
+
+
+def reference_predictions(classes: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Share of each predicted class and quantile bins of the score, for prediction drift.
+
+    The score is the probability of the last class (the positive one of a
+    binary model). Computed on the holdout rows: predictions on the training
+    rows themselves are over-confident, so live traffic would look drifted.
+    """
+    predicted = classes[proba.argmax(axis=1)]
+    edges, proportions = _quantile_bins(proba[:, -1], bins)
+    return {
+        "classes": [int(c) for c in classes],
+        "class_proportions": [round(float(np.mean(predicted == c)), 10) for c in classes],
+        "score": f"probability of class {int(classes[-1])}",
+        "score_edges": edges,
+        "score_proportions": proportions,
+    }
 
 
 def _estimator(params: TrainingParams) -> Any:
@@ -209,6 +229,7 @@ def train(params: TrainingParams, dataset: Dataset | None = None) -> TrainedMode
             "fingerprint": data.fingerprint(),
         },
         "reference_distribution": reference_distribution(data.x_train),
+        "reference_predictions": reference_predictions(estimator.classes_, proba),
         "libraries": _library_versions(),
     }
     return TrainedModel(estimator, metadata)

@@ -22,6 +22,8 @@ from analysis.reports.plots import (
 )
 from analysis.reports.tables import (
     Table,
+    drift_status,
+    drift_table,
     guardrail_table,
     power_table,
     primary_table,
@@ -167,6 +169,20 @@ def _figures(analysis: Analysis, colours: Mapping[str, str]) -> str:
     )
 
 
+def _drift(analysis: Analysis, colours: Mapping[str, str]) -> str:
+    status, table = drift_status(analysis), drift_table(analysis)
+    if status is None or table is None:
+        return ""
+    assert analysis.data.drift is not None
+    if analysis.data.drift.alerts:
+        lead = (
+            f'<section class="srm-alert" role="alert"><strong>{escape(status)}</strong></section>'
+        )
+    else:
+        lead = f'<p class="srm-ok">{escape(status)}</p>'
+    return f"<h2>{escape(table.title)}</h2>{lead}{_table(table, colours)}"
+
+
 def report_html(analysis: Analysis) -> str:
     """The report as one self-contained HTML page (inline CSS and SVG, no scripts)."""
     data = analysis.data
@@ -178,6 +194,7 @@ def report_html(analysis: Analysis) -> str:
     )
     if not analysis.srm.mismatch:
         tables += f"<h2>Traffic split</h2>{_table(srm_table(analysis), colours)}"
+    tables += _drift(analysis, colours)
     settings = ", ".join(f"{k}={v}" for k, v in settings_items(analysis))
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'

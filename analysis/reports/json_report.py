@@ -170,6 +170,7 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
         "variants": [_variant(va, analysis) for va in analysis.variants],
         "arms": _arms(analysis),
         "effect_over_time": [dataclasses.asdict(p) for p in effect_over_time(data)],
+        "drift": None if data.drift is None else data.drift.as_dict(),
         "settings": dataclasses.asdict(data.settings),
     }
     result: dict[str, Any] = jsonable(report)

@@ -7,6 +7,8 @@ import re
 from analysis.decisions import Analysis
 from analysis.reports.tables import (
     Table,
+    drift_status,
+    drift_table,
     guardrail_table,
     power_table,
     primary_table,
@@ -70,12 +72,21 @@ def _srm_block(analysis: Analysis) -> list[str]:
     return [*lines[:-1], ""]
 
 
+def _drift_block(analysis: Analysis) -> list[str]:
+    status, table = drift_status(analysis), drift_table(analysis)
+    if status is None or table is None:
+        return []
+    assert analysis.data.drift is not None
+    lead = f"> [!WARNING]\n> **{_cell(status)}**" if analysis.data.drift.alerts else _cell(status)
+    return [f"### {_cell(table.title)}", "", lead, "", *_table(table, heading=False)]
+
+
 def report_markdown(analysis: Analysis) -> str:
     """The report as GitHub-flavoured Markdown, for a pull request or a terminal.
 
     Order: title; the SRM warning when the split is off (otherwise one SRM
     status line); the verdict table; the primary metric, guardrails and power
-    tables; which test ran and the correction used; the settings.
+    tables; data drift; which test ran and the correction used; the settings.
     """
     lines = [f"## abgate report: {_cell(analysis.experiment)}", ""]
     lines += _srm_block(analysis)
@@ -83,6 +94,7 @@ def report_markdown(analysis: Analysis) -> str:
     lines += _table(primary_table(analysis))
     lines += _table(guardrail_table(analysis))
     lines += _table(power_table(analysis))
+    lines += _drift_block(analysis)
     lines += [_cell(test_line(analysis)), ""]
     settings = ", ".join(f"{k}={v}" for k, v in settings_items(analysis))
     lines += [f"<sub>Settings: {_cell(settings)}</sub>", ""]

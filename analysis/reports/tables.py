@@ -18,6 +18,8 @@ from analysis.sufficient import ProportionStats
 __all__ = [
     "Table",
     "correction_name",
+    "drift_status",
+    "drift_table",
     "format_p",
     "guardrail_table",
     "power_table",
@@ -127,6 +129,51 @@ def srm_table(analysis: Analysis) -> Table:
         rows,
         numeric=frozenset({1, 2, 3, 4}),
         caption=f"chi-square p = {srm.p_value:.3g}, flagged below {srm.threshold:g}",
+    )
+
+
+def drift_status(analysis: Analysis) -> str | None:
+    """One line on data drift (None when no training reference was stored to check against)."""
+    drift = analysis.data.drift
+    if drift is None or not drift.variants:
+        return None
+    rule = f"PSI > {drift.threshold:g} with at least {drift.min_samples:,} sampled requests"
+    if drift.lookback_s:
+        rule += f" in the last {drift.lookback_s:g} s"
+    if not drift.alerts:
+        return f"No data drift ({rule})."
+    named = "; ".join(
+        f"{variant} {check.name} PSI {check.psi:.3f}" for variant, check in drift.alerts
+    )
+    return f"Data drift ({rule}): {named}."
+
+
+def drift_table(analysis: Analysis) -> Table | None:
+    """PSI and chi-square p-value of every checked feature and prediction, per variant."""
+    drift = analysis.data.drift
+    if drift is None or not drift.variants:
+        return None
+    rows = tuple(
+        (
+            v.variant,
+            check.name,
+            _count(check.n),
+            f"{check.psi:.3f}",
+            format_p(check.p_value),
+            "DRIFT" if check.alert else ("ok" if check.checked else "too few samples"),
+        )
+        for v in drift.variants
+        for check in (*v.features, *v.predictions)
+    )
+    return Table(
+        "Data drift against the training reference",
+        ("variant", "feature", "samples", "PSI", "chi-square p", "status"),
+        rows,
+        numeric=frozenset({2, 3, 4}),
+        caption=(
+            f"Alert when PSI > {drift.threshold:g} on at least {drift.min_samples:,} samples; "
+            "bins are the training data's deciles (features) and the holdout predictions."
+        ),
     )
 
 

@@ -75,6 +75,7 @@ EXPECTED_FIXTURES = {
     "duplicate_keys.yaml",
     "syntax_error.yaml",
     "unit_and_override.yaml",
+    "drift_settings.yaml",
 }
 
 

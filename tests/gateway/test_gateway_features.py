@@ -61,15 +61,20 @@ def test_metrics_move_with_traffic(tmp_path, redis_url, demo_workers) -> None:
     config = write_config(tmp_path / "m.yaml", ports, {"champion": 50, "challenger": 50})
     gw = start_gateway(config, redis_url)
 
+    types: dict[str, str] = {}
+
     def scrape() -> dict[tuple[str, tuple], float]:
         text = requests.get(gw.url + "/metrics").text
         out = {}
         for family in text_string_to_metric_families(text):
+            types[family.name] = family.type
             for sample in family.samples:
                 out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
         return out
 
     try:
+        before = scrape()
+        assert not [k for k in before if k[0] == "abgate_requests_total"]
         for i in range(40):
             requests.post(
                 gw.url + "/predict", json={"features": ROW}, headers={"X-User-ID": str(i)}
@@ -82,9 +87,19 @@ def test_metrics_move_with_traffic(tmp_path, redis_url, demo_workers) -> None:
                     if name == "abgate_request_duration_seconds_count")  # fmt: skip
         assert count == 40
         weights = {dict(labels)["variant"]: v for (name, labels), v in after.items()
-                   if name == "abgate_variant_weight_percent"}  # fmt: skip
-        assert weights == {"champion": 50, "challenger": 50}
+                   if name == "abgate_variant_weight_ratio"}  # fmt: skip
+        assert weights == {"champion": 0.5, "challenger": 0.5}
         assert after[("abgate_dropped_outcomes_total", ())] == 0
+        # every family declared with HELP and TYPE (the parser says "unknown" otherwise)
+        assert "unknown" not in types.values(), types
+        assert types["abgate_requests"] == "counter"
+        assert types["abgate_request_duration_seconds"] == "histogram"
+        assert types["abgate_variant_weight_ratio"] == "gauge"
+        buckets = [(dict(labels)["le"], v) for (name, labels), v in after.items()
+                   if name == "abgate_request_duration_seconds_bucket"
+                   and dict(labels)["variant"] == "champion"]  # fmt: skip
+        assert buckets[-1][0] == "+Inf"
+        assert [v for _, v in buckets] == sorted(v for _, v in buckets)  # cumulative
     finally:
         gw.stop()
 

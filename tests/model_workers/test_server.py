@@ -126,6 +126,31 @@ def test_operational_endpoints(client: TestClient) -> None:
     assert "abgate_worker_predict_duration_seconds_bucket" in metrics.text
 
 
+def test_metrics_parse_with_prometheus_and_move_with_requests(client: TestClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape() -> tuple[dict[str, str], dict[tuple[str, tuple[tuple[str, str], ...]], float]]:
+        families = list(text_string_to_metric_families(client.get("/metrics").text))
+        values = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples
+        }
+        return {f.name: f.type for f in families}, values
+
+    _, before = scrape()
+    for _ in range(3):
+        client.post("/predict", json={"features": ROW})
+    types, after = scrape()
+    assert types["abgate_worker_requests"] == "counter"
+    assert types["abgate_worker_predict_duration_seconds"] == "histogram"
+    labels = (("model", "demo"), ("version", "v2"))
+    ok = ("abgate_worker_requests_total",
+          tuple(sorted((*labels, ("endpoint", "/predict"), ("status", "success")))))  # fmt: skip
+    assert after[ok] - before.get(ok, 0) == 3
+    count = ("abgate_worker_predict_duration_seconds_count",
+             tuple(sorted((*labels, ("endpoint", "/predict")))))  # fmt: skip
+    assert after[count] - before.get(count, 0) == 3
+
+
 def test_request_id_is_echoed(client: TestClient) -> None:
     response = client.post("/predict", json={"features": ROW}, headers={"X-Request-ID": "abc-1"})
     assert response.headers["X-Request-ID"] == "abc-1"
