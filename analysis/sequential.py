@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_TUNING",
     "SEQUENTIAL_CS",
     "guardrail_test",
+    "non_inferiority_test",
     "sequential_halfwidth",
     "sequential_p_value",
     "sequential_p_values",
@@ -222,6 +223,36 @@ def guardrail_test(
         alpha=alpha,
         tuning=tuning,
         null=margin,
+    )
+
+
+def non_inferiority_test(
+    control: SampleStatistic,
+    treatment: SampleStatistic,
+    *,
+    higher_is_better: bool,
+    margin: float,
+    difference_type: DifferenceType = "relative",
+    alpha: float = 0.05,
+    tuning: float = DEFAULT_TUNING,
+) -> TestResult:
+    """Is the treatment shown to be no worse than control by more than ``margin``?
+
+    The mirror of ``guardrail_test``: ``significant`` means the one-sided
+    sequential bound excludes a drop larger than ``margin`` (for a metric where
+    higher is better, the interval's lower end is above ``-margin``). Absence of
+    evidence of harm is not evidence of no harm: a ramp promotes on this one.
+    """
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    return sequential_test(
+        control,
+        treatment,
+        difference_type=difference_type,
+        alternative="greater" if higher_is_better else "less",
+        alpha=alpha,
+        tuning=tuning,
+        null=-margin if higher_is_better else margin,
     )
 
 

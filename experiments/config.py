@@ -467,6 +467,14 @@ class Ramp(_Model):
         allow_inf_nan=False,
         description="Largest relative drop of the primary metric that still counts as not worse.",
     )
+    promote_on: Literal["non_inferiority", "no_harm"] = Field(
+        default="non_inferiority",
+        description=(
+            "What the last step needs before promoting: non_inferiority (the primary metric "
+            "shown to be within the margin of the champion's, so an underpowered ramp waits, "
+            "and stops at max_duration_s) or no_harm (only no gate failed)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Ramp:

@@ -25,7 +25,7 @@ from typing import Any, Literal
 from analysis.decisions import Analysis, Verdict, analyze
 from analysis.inputs import ExperimentData
 from analysis.results import TestResult
-from analysis.sequential import guardrail_test
+from analysis.sequential import guardrail_test, non_inferiority_test
 from analysis.srm import SrmResult, sample_ratio_mismatch
 from experiments.config import Ramp
 
@@ -66,8 +66,9 @@ class Observation:
     step_samples: dict[str, int]
     step_srm: SrmResult
     verdict: Verdict
-    non_inferiority: TestResult | None
+    non_inferiority: TestResult | None  # harm: worse than the champion by more than the margin
     analysis: Analysis | None = None
+    proven_non_inferior: TestResult | None = None  # evidence: within the margin of the champion
 
 
 @dataclass(frozen=True)
@@ -100,17 +101,17 @@ def observe(
     champion = ramp_data.champion.metrics.get(settings.primary_metric)
     canary_data = next(v for v in ramp_data.variants if v.name == variant)
     canary = canary_data.metrics.get(settings.primary_metric)
-    non_inferiority = None
+    non_inferiority = proven = None
     if champion is not None and canary is not None:
-        non_inferiority = guardrail_test(
-            champion,
-            canary,
-            higher_is_better=settings.direction == "increase",
-            margin=plan.non_inferiority_margin,
-            difference_type="relative",
-            alpha=settings.alpha,
-            tuning=float(settings.tuning_n),
-        )
+        options: dict[str, Any] = {
+            "higher_is_better": settings.direction == "increase",
+            "margin": plan.non_inferiority_margin,
+            "difference_type": "relative",
+            "alpha": settings.alpha,
+            "tuning": float(settings.tuning_n),
+        }
+        non_inferiority = guardrail_test(champion, canary, **options)
+        proven = non_inferiority_test(champion, canary, **options)
     return Observation(
         now=now,
         variant=variant,
@@ -119,6 +120,7 @@ def observe(
         verdict=verdict,
         non_inferiority=non_inferiority,
         analysis=whole,
+        proven_non_inferior=proven,
     )
 
 
@@ -188,10 +190,30 @@ def decide(plan: Ramp, state: RampState, obs: Observation) -> Decision:
         "seconds_in_step": in_step,
     }
     if state.step + 1 >= len(plan.steps):
+        proof = obs.proven_non_inferior
+        if plan.promote_on == "non_inferiority" and (proof is None or not proof.significant):
+            shown = (
+                "no primary-metric data yet"
+                if proof is None
+                else f"lift {proof.estimate:+.2%}, bound {proof.ci_low:+.2%}..{proof.ci_high:+.2%}"
+            )
+            return Decision(
+                "wait",
+                "non_inferiority_unproven",
+                f"holding {obs.variant} at 100 % until it is shown to be within "
+                f"{plan.non_inferiority_margin:.1%} of the champion ({shown})",
+                evidence={
+                    **gates,
+                    "estimate": None if proof is None else proof.estimate,
+                    "ci": None if proof is None else [proof.ci_low, proof.ci_high],
+                    "margin": plan.non_inferiority_margin,
+                },
+            )
         return Decision(
             "promote",
             "completed",
-            f"every step passed its gates; {obs.variant} held 100 % cleanly",
+            f"every step passed its gates; {obs.variant} held 100 % cleanly"
+            + ("" if plan.promote_on == "no_harm" else ", shown non-inferior"),
             evidence=gates,
         )
     weight = float(plan.steps[state.step + 1])

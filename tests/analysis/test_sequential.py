@@ -13,6 +13,7 @@ from analysis.results import Alternative
 from analysis.sequential import (
     DEFAULT_TUNING,
     guardrail_test,
+    non_inferiority_test,
     sequential_halfwidth,
     sequential_p_values,
     sequential_rho,
@@ -182,3 +183,29 @@ def test_vectorised_p_values_equal_the_scalar_test() -> None:
             for a, b, c, d in zip(n_c, s_c, n_t, s_t, strict=True)
         ]
         np.testing.assert_allclose(vectorised, scalar, rtol=1e-12)
+
+
+def test_non_inferiority_is_shown_for_a_tie_with_enough_data_and_mirrors_the_guardrail() -> None:
+    champion = ProportionStats(40000, 33600)  # 84 %
+    tie, worse = ProportionStats(40000, 33600), ProportionStats(40000, 31200)  # 84 %, 78 %
+    shown = non_inferiority_test(champion, tie, higher_is_better=True, margin=0.02)
+    assert shown.significant and shown.alternative == "greater"
+    assert shown.ci_low > -0.02 and math.isinf(shown.ci_high)
+    # the same bound, seen from the harm side: not worse by more than the margin
+    assert not guardrail_test(champion, tie, higher_is_better=True, margin=0.02).significant
+    assert not non_inferiority_test(champion, worse, higher_is_better=True, margin=0.02).significant
+    assert guardrail_test(champion, worse, higher_is_better=True, margin=0.02).significant
+
+
+def test_non_inferiority_needs_data_a_small_tie_proves_nothing() -> None:
+    champion, canary = ProportionStats(200, 168), ProportionStats(200, 168)
+    result = non_inferiority_test(champion, canary, higher_is_better=True, margin=0.02)
+    assert not result.significant
+
+
+def test_non_inferiority_for_a_metric_where_lower_is_better() -> None:
+    champion, canary = ProportionStats(40000, 2000), ProportionStats(40000, 2000)  # 5 % errors
+    shown = non_inferiority_test(champion, canary, higher_is_better=False, margin=0.2)
+    assert shown.significant and shown.alternative == "less"
+    with pytest.raises(ValueError, match="margin"):
+        non_inferiority_test(champion, canary, higher_is_better=False, margin=-0.1)

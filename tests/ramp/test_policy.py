@@ -31,6 +31,7 @@ def observation(
     srm_counts=(9900, 100),
     srm_weights=(99, 1),
     ni_significant: bool = False,
+    proven: bool | None = True,
 ) -> Observation:
     srm = sample_ratio_mismatch(
         {"champion": srm_counts[0], "canary": srm_counts[1]},
@@ -59,6 +60,27 @@ def observation(
         step_srm=srm,
         verdict=Verdict("canary", verdict, rule, "because"),
         non_inferiority=ni,
+        proven_non_inferior=None if proven is None else evidence(proven),
+    )
+
+
+def evidence(significant: bool) -> TestResult:
+    """The non-inferiority evidence test: lower bound above -1 % when significant."""
+    return TestResult(
+        test="sequential_cs",
+        difference_type="relative",
+        alternative="greater",
+        alpha=0.05,
+        estimate=0.03,
+        ci_low=0.005 if significant else -0.04,
+        ci_high=float("inf"),
+        p_value=0.01 if significant else 0.3,
+        stddev=0.01,
+        dof=float("inf"),
+        control_n=1000,
+        treatment_n=500,
+        control_mean=0.84,
+        treatment_mean=0.86,
     )
 
 
@@ -73,13 +95,22 @@ def test_waits_for_minimum_time_then_samples_then_advances() -> None:
     assert (advance.action, advance.weight) == ("advance", 5.0)
 
 
-def test_last_step_promotes() -> None:
-    assert (
-        decide(
-            PLAN, state(step=3), observation(now=20, srm_counts=(0, 500), srm_weights=(0, 100))
-        ).action
-        == "promote"
-    )
+def test_last_step_promotes_once_non_inferiority_is_shown() -> None:
+    at_100 = {"now": 20, "srm_counts": (0, 500), "srm_weights": (0, 100)}
+    assert decide(PLAN, state(step=3), observation(**at_100)).action == "promote"
+
+
+@pytest.mark.parametrize("proven", [False, None])
+def test_last_step_waits_without_evidence_of_non_inferiority(proven: bool | None) -> None:
+    """No failed gate is not enough: an underpowered ramp holds 100 % (until max_duration_s)."""
+    at_100 = {"now": 20, "srm_counts": (0, 500), "srm_weights": (0, 100), "proven": proven}
+    decision = decide(PLAN, state(step=3), observation(**at_100))
+    assert (decision.action, decision.rule) == ("wait", "non_inferiority_unproven")
+    assert decision.evidence["margin"] == PLAN.non_inferiority_margin
+    late = decide(PLAN, state(step=3), observation(**{**at_100, "now": 601}))
+    assert (late.action, late.rule) == ("rollback", "max_duration")
+    lenient = PLAN.model_copy(update={"promote_on": "no_harm"})
+    assert decide(lenient, state(step=3), observation(**at_100)).action == "promote"
 
 
 @pytest.mark.parametrize("rule", ["guardrail:error_rate", "guardrail:p99_latency", "primary"])
