@@ -15,13 +15,14 @@ from typing import Any
 
 from abgate.reporting import assemble_experiment_data
 from analysis.decisions import analyze
+from analysis.drift import ExperimentDrift
 from analysis.reports.json_report import jsonable, report_json
 from analysis.reports.plots import variant_colours
 from analysis.sufficient import LatencyHistogram
 from experiments.config import ExperimentConfig
 from gateway.outcomes import LATENCY_BOUNDS_MS, VariantOutcomes
 
-__all__ = ["AUDIT_ROWS", "CHART_WINDOWS", "dashboard_payload", "window_series"]
+__all__ = ["AUDIT_ROWS", "CHART_WINDOWS", "dashboard_payload", "drift_rows", "window_series"]
 
 CHART_WINDOWS = 60
 """Most recent time windows charted (an hour at the default 60-s window)."""
@@ -183,3 +184,31 @@ def dashboard_payload(
         payload["drift"] = list(drift)
     result: dict[str, Any] = jsonable(payload)
     return result
+
+
+def drift_rows(drift: ExperimentDrift) -> list[dict[str, Any]]:
+    """One row per variant and check (each feature, and the predictions), alerts first,
+    then by PSI: what the page's drift table shows. Empty without references or samples.
+    ``drifted`` flags the row; ``status`` says why a high PSI may not be an alert."""
+    rows = []
+    for variant in drift.variants:
+        for check in (*variant.features, *variant.predictions):
+            if check.alert:
+                status = "DRIFT"
+            elif check.checked:
+                status = "ok"
+            else:
+                status = f"n < {drift.min_samples}"
+            rows.append(
+                {
+                    "variant": f"{variant.variant} ({variant.model_version})",
+                    "check": check.name,
+                    "n": check.n,
+                    "PSI": round(check.psi, 3),
+                    "p": check.p_value,
+                    "status": status,
+                    "drifted": check.alert,
+                }
+            )
+    rows.sort(key=lambda r: (not r["drifted"], -r["PSI"]))
+    return rows

@@ -309,7 +309,8 @@ function drift(data) {
     fill("drift", empty("no drift data"));
     return;
   }
-  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const flags = new Set(["drifted", "alert", "flagged"]);  // mark a row, not a column
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((c) => !flags.has(c));
   const cell = (v) => (isNum(v) ? (Number.isInteger(v) ? count(v) : v.toPrecision(3)) :
     typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
   fill("drift", el("div", { class: "scroll" }, el("table", { class: "log" },

@@ -19,8 +19,12 @@ from typing import Any
 import pytest
 import requests
 
+from abgate.drift import store_drift_references
 from abgate.loadgen import LoadResult, run_load
 from abgate.processes import Child
+from abgate.store import Store
+from experiments.loader import load_experiment
+from model_workers.registry import ModelRegistry
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 
 pytestmark = pytest.mark.integration
@@ -94,14 +98,21 @@ def wait_for(check: Any, timeout: float, what: str) -> Any:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, redis_url: str, demo_workers: dict[str, Child]) -> Iterator[Child]:
+def gateway(
+    tmp_path: Path, redis_url: str, demo_workers: dict[str, Child], demo_registry: ModelRegistry
+) -> Iterator[Child]:
     ports = {name: port_of(child) for name, child in demo_workers.items()}
     config = write_config(
         tmp_path / "demo.yaml", ports, {"champion": 80, "challenger": 10, "canary": 10},
         tail=RAMP,
     )  # fmt: skip
-    # 2-s windows so the charts have many points within a short test.
-    child = start_gateway(config, redis_url, ABGATE_STATS_WINDOW_S="2")
+    # The training references, as `abgate apply` stores them, so drift is drawn too.
+    store_drift_references(Store(redis_url), load_experiment(config), demo_registry)
+    # 2-s windows so the charts have many points within a short test; half the
+    # requests sampled for drift so its table fills within it.
+    child = start_gateway(
+        config, redis_url, ABGATE_STATS_WINDOW_S="2", ABGATE_DRIFT_SAMPLE_RATE="0.5"
+    )
     yield child
     child.stop()
 
@@ -219,7 +230,12 @@ def test_dashboard_in_chromium_matches_the_admin_api(
                     f'#metric tr[data-variant="{test["variant"]}"] [data-field="lift"]'
                 ).inner_text()
                 assert lift == f"{100 * test['estimate']:+.2f}%".replace("-", "\u2212")
-            assert page.locator("#drift").inner_text() == "no drift data"
+            # Drift: one row per variant and check, as in the JSON, largest PSI first.
+            drift_rows = page.locator("#drift tbody tr")
+            assert drift_rows.count() == len(final["drift"]) >= 3 * 11
+            first = drift_rows.nth(0).inner_text().split("\t")
+            assert first[:2] == [final["drift"][0][k] for k in ("variant", "check")]
+            assert first[-1] == final["drift"][0]["status"]
             audit = page.locator("#audit").inner_text()
             assert "set_weights" in audit and "more traffic to the new versions" in audit
             assert "canary at 15% · not started" in page.locator("#ramp").inner_text()
