@@ -50,12 +50,12 @@ def _settings(process: str = "cli") -> Any:
 # --- models -----------------------------------------------------------------
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from model_workers.registry import ModelRegistry
-    from model_workers.training import TrainingParams, train
+def training_params(args: argparse.Namespace) -> Any:
+    """The ``TrainingParams`` an ``abgate train`` command line asks for."""
+    from model_workers.training import TrainingParams
 
     try:
-        params = TrainingParams(
+        return TrainingParams(
             algorithm=args.algorithm,
             n_estimators=args.n_estimators,
             max_depth=args.max_depth,
@@ -66,6 +66,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise AbgateError(str(exc)) from exc
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from model_workers.registry import ModelRegistry
+    from model_workers.training import train
+
+    params = training_params(args)
     settings = _settings()
     registry = ModelRegistry(args.registry or settings.registry_dir)
     trained = train(params)

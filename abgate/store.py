@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,14 +92,23 @@ class Keys:
         """Set once the feedback of ``request_id`` has been counted."""
         return f"{self.base}:feedback:{request_id}"
 
+    @property
+    def flushed(self) -> str:
+        """Parts of recent flushes already applied (sorted set, scored by time)."""
+        return f"{self.base}:flushed"
 
-# Adds one batch of deltas to a window hash and the totals hash atomically.
-# Integers go through HINCRBY, floats (they carry a '.' or an exponent) through
+
+# Adds one batch of deltas to a window hash and the totals hash atomically, at
+# most once: a flush part (batch id + window) already in the ``flushed`` set was
+# applied before (a retry after a reply was lost), and is skipped. Integers go
+# through HINCRBY, floats (they carry a '.' or an exponent) through
 # HINCRBYFLOAT, so counts stay exact integers in Redis.
 _FLUSH_SCRIPT = """
+if redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[4]) == 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', ARGV[3] - ARGV[5])
 local window = ARGV[1]
 local ttl = tonumber(ARGV[2])
-for i = 3, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local f, v = ARGV[i], ARGV[i + 1]
   if string.find(v, '[%.eE]') then
     redis.call('HINCRBYFLOAT', KEYS[1], f, v)
@@ -112,6 +122,17 @@ redis.call('ZADD', KEYS[3], window, window)
 if ttl > 0 then redis.call('EXPIRE', KEYS[1], ttl) end
 return 1
 """
+
+# Appends one batch of raw events, once per (batch id, part) like the counters.
+_EVENTS_SCRIPT = """
+if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'fields', ARGV[4], 'rows', ARGV[5])
+return 1
+"""
+
+# How long a flush part's id is remembered: a write whose reply was lost is
+# retried within seconds, so a few minutes covers it many times over.
+FLUSHED_MEMORY_S = 600
 
 # Adds a batch of request -> served-variant entries, sent as one JSON object:
 # decoding it here costs Redis less than the client spends packing one HSET
@@ -196,6 +217,8 @@ class FlushBatch:
     deltas: dict[int, dict[str, float]]  # window start -> field -> amount
     events: list[Event]
     requests: dict[int, dict[str, str]]  # hour -> request id -> "variant|version|prediction"
+    # Written again unchanged after a failed write: Redis applies each part once.
+    batch_id: str = field(default_factory=lambda: os.urandom(8).hex())
 
 
 _EVENT_FIELDS_JSON = orjson.dumps(EVENT_FIELDS)
@@ -227,8 +250,8 @@ def _config_args(
     return [body, now, actor, action, reason, json.dumps(evidence, default=str), AUDIT_MAXLEN]
 
 
-def _flush_args(window: int, ttl: int, delta: dict[str, float]) -> list[Any]:
-    args: list[Any] = [window, ttl]
+def _delta_args(delta: dict[str, float]) -> list[Any]:
+    args: list[Any] = []
     for name, amount in delta.items():
         args.append(name)
         args.append(str(amount) if isinstance(amount, int) else repr(float(amount)))
@@ -475,6 +498,7 @@ class AsyncStore:
 
     def _queue(self, pipe: Any, batch: FlushBatch) -> None:
         keys = Keys(batch.experiment)
+        now = time.time()
         for window, delta in batch.deltas.items():
             if delta:
                 # EVAL, not EVALSHA: a pipeline cannot recover from NOSCRIPT (say, on a
@@ -482,18 +506,29 @@ class AsyncStore:
                 # batch and counting it twice; the server caches the compiled script.
                 pipe.eval(
                     _FLUSH_SCRIPT,
-                    3,
+                    4,
                     keys.window(window),
                     keys.totals,
                     keys.windows,
-                    *_flush_args(window, self.window_ttl_s, delta),
+                    keys.flushed,
+                    window,
+                    self.window_ttl_s,
+                    now,
+                    f"{batch.batch_id}:{window}",
+                    FLUSHED_MEMORY_S,
+                    *_delta_args(delta),
                 )
         if batch.events:
-            pipe.xadd(
+            pipe.eval(
+                _EVENTS_SCRIPT,
+                2,
                 keys.events,
-                {"fields": _EVENT_FIELDS_JSON, "rows": orjson.dumps(batch.events)},
-                maxlen=self.events_maxlen,
-                approximate=True,
+                keys.flushed,
+                now,
+                f"{batch.batch_id}:events",
+                self.events_maxlen,
+                _EVENT_FIELDS_JSON,
+                orjson.dumps(batch.events),
             )
         for hour, mapping in batch.requests.items():
             pipe.eval(

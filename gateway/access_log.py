@@ -21,6 +21,17 @@ __all__ = ["AccessLog"]
 log = logging.getLogger("abgate.access")
 
 
+def _ids(trace: Trace, request_id: str | None) -> dict[str, Any]:
+    """What follows one request across processes: its id and its trace."""
+    return {
+        "request_id": request_id,
+        "trace_id": trace.trace_id,
+        "span_id": trace.span_id,
+        "parent_id": trace.parent_id,
+        "sampled": trace.sampled,
+    }
+
+
 class AccessLog:
     """Writes access records for the share ``rate`` of requests (failures: all of them)."""
 
@@ -50,11 +61,7 @@ class AccessLog:
     ) -> None:
         """One routed request: who served it, how, how fast (ERROR for a 5xx answer)."""
         values: dict[str, Any] = {
-            "request_id": request_id,
-            "trace_id": trace.trace_id,
-            "span_id": trace.span_id,
-            "parent_id": trace.parent_id,
-            "sampled": trace.sampled,
+            **_ids(trace, request_id),
             "experiment": experiment,
             "variant": variant,
             "assigned_variant": assigned,
@@ -81,11 +88,7 @@ class AccessLog:
     ) -> None:
         """A request answered with an error before it reached a worker."""
         values: dict[str, Any] = {
-            "request_id": request_id,
-            "trace_id": trace.trace_id,
-            "span_id": trace.span_id,
-            "parent_id": trace.parent_id,
-            "sampled": trace.sampled,
+            **_ids(trace, request_id),
             "status": status,
             "error": message,
         }

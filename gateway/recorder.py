@@ -150,12 +150,8 @@ class Recorder:
         # during a write that then fails must not push the buffer past its bound.
         return batches
 
-    def _put_back(self, batches: list[FlushBatch]) -> None:
-        self.aggregator.merge({(b.experiment, w): d for b in batches for w, d in b.deltas.items()})
-        for batch in batches:
-            for hour, mapping in batch.requests.items():
-                self.requests.setdefault((batch.experiment, hour), {}).update(mapping)
-            self.events.setdefault(batch.experiment, [])[:0] = batch.events
+    def _has_pending(self) -> bool:
+        return bool(self.aggregator or self.events or self.requests)
 
     def _count_lifetime(self, batches: list[FlushBatch]) -> None:
         for batch in batches:
@@ -172,24 +168,24 @@ class Recorder:
             self._writing = False
 
     async def flush(self) -> bool:
-        """Write everything pending; on failure keep it for the next try."""
-        if self.store is None or not (self.aggregator or self.events or self.requests):
+        """Write everything pending; on failure keep it for the next try.
+
+        A write that failed is retried first and unchanged (same batch ids), so
+        that when its reply was lost but Redis had applied it (a timeout, a reset
+        connection), Redis recognises the parts it has and nothing counts twice.
+        New outcomes wait in the aggregator meanwhile.
+        """
+        retry = bool(self.in_flight)
+        if self.store is None or not (retry or self.aggregator or self.events or self.requests):
             self.last_flush = time.monotonic()
             return True
-        batches = self._take()
-        self.in_flight = batches
+        batches = self.in_flight if retry else self._take()
+        self.in_flight = batches  # taken, not yet confirmed: feedback still finds them
         self._writing = True
         try:
             await self._write(batches)
-        except asyncio.CancelledError:
-            # Only reached when stop() ran out of time waiting for this write:
-            # keep the batch for the final flush rather than lose it.
-            self.in_flight = []
-            self._put_back(batches)
-            raise
         except RedisUnavailable as exc:
-            self.in_flight = []
-            self._put_back(batches)
+            # (A cancel, only when stop() ran out of time, also leaves them in flight.)
             self.flush_failures += 1
             if self.redis_ok:
                 log.warning("recording paused, outcomes buffered: %s", exc)
@@ -228,8 +224,11 @@ class Recorder:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        while not await self.flush() and time.monotonic() < end:
-            await asyncio.sleep(0.1)
+        # A retried write goes first, then what came meanwhile: flush until both are in.
+        while time.monotonic() < end:
+            if await self.flush() and not self.in_flight and not self._has_pending():
+                break
+            await asyncio.sleep(0 if self.redis_ok else 0.1)
 
     def health(self) -> RecorderHealth:
         """Recording state for /ready and /metrics."""

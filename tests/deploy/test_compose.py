@@ -17,9 +17,10 @@ import jsonschema
 import pytest
 import yaml
 
+from abgate.cli import training_params
 from abgate.store import Store
 from experiments.loader import load_experiment
-from model_workers.training import DEMO_VERSIONS, TrainingParams
+from model_workers.training import DEMO_VERSIONS
 from tests.deploy._contract import (
     REPO,
     host_and_port,
@@ -172,15 +173,7 @@ def test_workers_wait_for_their_trained_version(services: dict[str, dict[str, An
         if args.command != "train":
             continue
         assert "models:/models" in service["volumes"]
-        params = TrainingParams(
-            algorithm=args.algorithm,
-            n_estimators=args.n_estimators,
-            max_depth=args.max_depth,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-            label_noise=args.label_noise,
-            n_samples=args.n_samples,
-        )
+        params = training_params(args)
         # The containers serve the same models as `make demo` and the README's table.
         assert params == DEMO_VERSIONS[args.version], name
         trained[args.version] = name

@@ -16,7 +16,8 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, validate
 
 from abgate.cli import main as abgate_main
-from model_workers.training import DEMO_VERSIONS, TrainingParams
+from abgate.cli import training_params
+from model_workers.training import DEMO_VERSIONS
 from tests.deploy._contract import REPO, host_and_port, parse_command, settings_env_names
 
 KUBERNETES = REPO / "deploy" / "kubernetes"
@@ -177,15 +178,7 @@ def test_worker_init_containers_train_the_demo_versions() -> None:
         args = parse_command(init["args"])
         served = parse_command(pod_spec(deployment)["containers"][0]["args"])
         assert args.command == "train" and args.version == served.version
-        params = TrainingParams(
-            algorithm=args.algorithm,
-            n_estimators=args.n_estimators,
-            max_depth=args.max_depth,
-            learning_rate=args.learning_rate,
-            seed=args.seed,
-            label_noise=args.label_noise,
-            n_samples=args.n_samples,
-        )
+        params = training_params(args)
         assert params == DEMO_VERSIONS[args.version]
 
 

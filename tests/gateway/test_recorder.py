@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 
+from abgate.errors import RedisUnavailable
 from abgate.redis_server import free_port, start_redis
-from abgate.store import AsyncStore, Store
+from abgate.store import AsyncStore, FlushBatch, Store
 from gateway.outcomes import parse_outcome_fields
 from gateway.recorder import Recorder
 
@@ -127,3 +128,65 @@ def test_buffer_bound_holds_while_a_failing_write_is_in_flight() -> None:
 
     health = asyncio.run(scenario())
     assert (health.pending_events, health.dropped_events) == (10, 5)
+
+
+class LostReplyStore(AsyncStore):
+    """A real store whose first ``lost`` writes reach Redis but whose replies never come
+    back (a timeout or reset after Redis applied the pipeline)."""
+
+    def __init__(self, url: str, lost: int) -> None:
+        super().__init__(url)
+        self.lost = lost
+        self.writes = 0
+
+    async def write(self, batches):  # type: ignore[no-untyped-def]
+        self.writes += 1
+        await super().write(batches)
+        if self.lost:
+            self.lost -= 1
+            raise RedisUnavailable("flush failed: reply lost after the write was applied")
+
+
+def test_a_write_whose_reply_was_lost_is_retried_and_counted_once(redis_url: str) -> None:
+    async def scenario() -> tuple[int, bool]:
+        store = LostReplyStore(redis_url, lost=2)
+        recorder = Recorder(store)
+        record(recorder, 40)
+        assert not await recorder.flush()  # applied, but the gateway cannot know
+        record(recorder, 5, start=40)  # waits until the retry is confirmed
+        assert not await recorder.flush()  # the retry: same batch, its reply lost too
+        found = recorder.pending_request("demo", "r3") is not None  # still findable
+        assert await recorder.flush()  # the retry, confirmed (Redis skipped it)
+        assert await recorder.flush()  # then what came meanwhile
+        await store.close()
+        return store.writes, found
+
+    writes, found = asyncio.run(scenario())
+    assert (writes, found) == (4, True)
+    sync = Store(redis_url)
+    outcome = parse_outcome_fields(sync.totals("demo"))["champion"]
+    assert outcome.requests == 45 and outcome.errors == 5
+    assert len(sync.events("demo", count=1000)) == 45
+
+
+def test_the_same_batch_written_twice_is_applied_once(redis_url: str) -> None:
+    now = time.time()
+    batch = FlushBatch(
+        "demo",
+        {60: {"champion:requests": 3, "champion:latency_ms:sum": 1.5}},
+        [(now, "r1", "champion", "v1", True, 0.5, False, None)],
+        {int(now // 3600): {"r1": "champion|v1|1"}},
+    )
+    twin = FlushBatch("demo", batch.deltas, batch.events, batch.requests)  # a new batch id
+
+    async def scenario() -> None:
+        store = AsyncStore(redis_url)
+        for written in (batch, batch, twin):
+            await store.write([written])
+        await store.close()
+
+    asyncio.run(scenario())
+    sync = Store(redis_url)
+    totals = parse_outcome_fields(sync.totals("demo"))["champion"]
+    assert totals.requests == 6 and totals.latency["sum"] == 3.0
+    assert len(sync.events("demo")) == 2
