@@ -181,11 +181,13 @@ class EndpointPool:
         self, path: bytes, body: bytes, headers: bytes, timeout_s: float
     ) -> UpstreamResponse:
         """POST ``body`` to ``path``; ``headers`` are extra pre-encoded header lines."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+        # The pool's loop, not asyncio.get_running_loop(): that costs a getpid()
+        # system call per call. A pool lives on one loop (a new one after a close).
         deadlines = self._deadlines
-        if deadlines is None or deadlines.loop is not loop:
-            deadlines = self._deadlines = _Deadlines(loop)
+        if deadlines is None or deadlines.loop.is_closed():
+            deadlines = self._deadlines = _Deadlines(asyncio.get_running_loop())
+        loop = deadlines.loop
+        deadline = loop.time() + timeout_s
         payload = (
             b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
             b"Content-Length: %d\r\n%s\r\n%s" % (path, self._host_header, len(body), headers, body)
