@@ -138,13 +138,20 @@ def test_configmap_experiment_passes_abgate_validate(
 
 def test_apply_job_applies_the_configmap() -> None:
     job = one("Job", "abgate-apply")
-    (container,) = containers(job)
+    (container,) = pod_spec(job)["containers"]
     args = parse_command(container["args"])
     assert args.command == "apply"
-    (mount,) = container["volumeMounts"]
-    (volume,) = [v for v in pod_spec(job)["volumes"] if v["name"] == mount["name"]]
-    assert volume["configMap"]["name"] == "abgate-experiment"
-    assert Path(args.file) == Path(mount["mountPath"]) / "experiment.yaml"
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
+    assert volumes["experiment"]["configMap"]["name"] == "abgate-experiment"
+    assert Path(args.file) == Path(mounts["experiment"]["mountPath"]) / "experiment.yaml"
+    # The registry the init containers train (drift references go to Redis with it).
+    assert mounts["models"]["mountPath"] == "/models"  # the image's ABGATE_REGISTRY_DIR
+    trained = [parse_command(c["args"]) for c in pod_spec(job)["initContainers"]]
+    assert sorted(t.version for t in trained) == sorted(DEMO_VERSIONS)
+    models = {"name": "models", "mountPath": "/models"}
+    assert all(models in init["volumeMounts"] for init in pod_spec(job)["initContainers"])
+    assert all(training_params(t) == DEMO_VERSIONS[t.version] for t in trained)
 
 
 def test_endpoints_reach_a_worker_of_their_version(tmp_path: Path) -> None:
