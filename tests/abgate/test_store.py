@@ -115,6 +115,8 @@ def test_feedback_is_claimed_once(store_target: tuple[str, bool]) -> None:
 
     async def scenario() -> list[bool]:
         stores = [AsyncStore(url, cluster=cluster) for _ in range(2)]  # two gateway replicas
+        for store in stores:  # connected first, as a running gateway's store is
+            assert await store.ping()
         claims = await asyncio.gather(
             *(store.claim_feedback(name, "r1") for name in NAMES for store in stores)
         )
