@@ -9,7 +9,7 @@ from abgate.errors import AbgateError
 from analysis.power import sample_size_per_arm
 from experiments.config import ExperimentConfig
 
-__all__ = ["describe_plan"]
+__all__ = ["describe_plan", "promotion_samples"]
 
 
 def _baseline(config: ExperimentConfig, registry: Any) -> tuple[float | None, str]:
@@ -39,6 +39,39 @@ def _rate(config: ExperimentConfig, store: Any) -> tuple[float | None, str]:
     total = sum(sum(o.requests for o in parse_outcome_fields(windows[s]).values()) for s in starts)
     width = (starts[-1] - starts[0]) + (starts[1] - starts[0]) if len(starts) > 1 else 60
     return total / width, f"{total / width:.1f} requests/s recently"
+
+
+def promotion_samples(config: ExperimentConfig, baseline: float) -> int | None:
+    """Labelled outcomes per arm for a canary as good as the champion to be shown
+    non-inferior (within the margin) with the configured power: the last step's gate.
+
+    Showing ``lift > -margin`` when the truth is 0 is, in distribution, the
+    one-sided test of detecting a lift of ``margin``.
+    """
+    assert config.ramp is not None
+    stats = config.statistics
+    return sample_size_per_arm(
+        baseline,
+        baseline * (1 - baseline),
+        config.ramp.non_inferiority_margin,
+        target_power=stats.power,
+        alpha=stats.alpha,
+        two_sided=False,
+        tuning=float(stats.tuning_n) if stats.sequential else None,
+    ).n_per_arm
+
+
+def _promotion_line(config: ExperimentConfig, baseline: float) -> str:
+    assert config.ramp is not None
+    margin = config.ramp.non_inferiority_margin
+    needed = promotion_samples(config, baseline) if margin > 0 else None
+    if needed is None:
+        return f"non-inferiority within {margin:.1%} cannot be shown: raise non_inferiority_margin"
+    return (
+        f"{needed} labelled outcomes per arm show a canary as good as the champion to be "
+        f"within {margin:.1%} (power {config.statistics.power:g}); the champion collects its "
+        "share before the last step, where it gets no traffic"
+    )
 
 
 def describe_plan(config: ExperimentConfig, *, registry: Any, store: Any) -> str:
@@ -73,6 +106,8 @@ def describe_plan(config: ExperimentConfig, *, registry: Any, store: Any) -> str
             f"  to detect a {stats.mde:.1%} relative change with power {stats.power:g} from "
             f"{source}: {required if required else 'n/a'} labelled outcomes per arm"
         )
+        if plan.promote_on == "non_inferiority":
+            lines.append(f"  to promote: {_promotion_line(config, baseline)}")
     else:
         lines.append(f"  sample size: unknown ({source})")
     rate, rate_source = _rate(config, store)
