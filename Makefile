@@ -46,6 +46,9 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.worker_latency
 	$(BIN)/python -m bench.access_log_cost
 	$(BIN)/python -m bench.gateway_vs_nginx
+	$(BIN)/python -m bench.gateway_vs_nginx --connections 32 --log-rates default --drift on --gateway-workers 2
+	$(BIN)/python -m bench.gateway_vs_nginx --connections 32 --log-rates default --drift on \
+		--gateway-cmd "$(BIN)/python -m bench.bare_forwarder --port {port} --config {config}"
 	$(BIN)/python -m bench.drift_sampling
 
 # 100,000 requests with feedback on half: zero lost outcomes, no error, flat gateway memory.
