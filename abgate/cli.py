@@ -179,6 +179,25 @@ def _store(settings: Any) -> Any:
     return store
 
 
+def _check_redis_mode(settings: Any) -> None:
+    """Refuse a cluster node in single-node mode (writes would fail with MOVED forever);
+    a Redis that does not answer yet is no reason not to route: recording waits."""
+    from abgate.errors import RedisModeMismatch, RedisUnavailable
+    from abgate.store import Store
+
+    try:
+        store = Store(settings.redis_url, cluster=settings.redis_cluster)
+        try:
+            store.ping()
+        finally:
+            store.close()
+    except RedisModeMismatch:
+        raise
+    except Exception as exc:  # down or unreachable: the gateway buffers until it answers
+        reason = exc.message if isinstance(exc, RedisUnavailable) else exc
+        logging.getLogger("abgate.gateway").warning("Redis not reachable at start: %s", reason)
+
+
 def _actor() -> str:
     import getpass
 
@@ -239,6 +258,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     bootstrap = load_experiment(args.config) if args.config else None  # fail fast, one line
     if not settings.redis_url and bootstrap is None:
         raise AbgateError("nothing to route: give --config FILE or set REDIS_URL")
+    if settings.redis_url:
+        _check_redis_mode(settings)
     host = args.host or settings.host
     settings = settings.model_copy(update={"host": host})  # what the gateway is bound to
     warning = exposure_warning(settings)

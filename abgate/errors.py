@@ -94,3 +94,8 @@ class RedisUnavailable(AbgateError):
     """The Redis store could not be reached."""
 
     status_code = 503
+
+
+class RedisModeMismatch(RedisUnavailable):
+    """Redis answers, but not in the mode configured (a cluster node without
+    ``ABGATE_REDIS_CLUSTER=1``): every write to a key on another node would fail."""

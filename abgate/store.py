@@ -28,7 +28,7 @@ import orjson
 import redis
 import redis.asyncio as aredis
 
-from abgate.errors import NotFound, RedisUnavailable
+from abgate.errors import NotFound, RedisModeMismatch, RedisUnavailable
 
 __all__ = [
     "CONFIG_CHANNEL",
@@ -295,7 +295,7 @@ class Store:
         except redis.RedisError as exc:
             raise RedisUnavailable(f"Redis at {self.url} does not answer: {exc}") from exc
         if misconfigured:
-            raise RedisUnavailable(
+            raise RedisModeMismatch(
                 f"Redis at {self.url} is a Redis Cluster node: set ABGATE_REDIS_CLUSTER=1"
             )
 

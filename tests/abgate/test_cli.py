@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -131,6 +132,24 @@ def test_single_node_mode_on_a_cluster_says_what_to_set(cluster_url: str) -> Non
     assert len(refused.stderr.strip().splitlines()) == 1
     ok = abgate("status", env={**env, "REDIS_URL": cluster_url, "ABGATE_REDIS_CLUSTER": "1"})
     assert ok.returncode == 0, ok.stderr
+
+
+def test_gateway_refuses_a_cluster_node_in_single_node_mode(
+    cluster_url: str, repo_root: Path
+) -> None:
+    """It would route, but every flush to a key on another node would fail: refuse at start."""
+    env = {k: v for k, v in os.environ.items() if k != "ABGATE_REDIS_CLUSTER"}
+    config = repo_root / "experiments" / "demo.yaml"
+    refused = abgate(
+        "gateway", "--config", str(config), "--port", str(free_port()),
+        env={**env, "REDIS_URL": cluster_url},
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert (
+        refused.stderr.strip()
+        .splitlines()[-1]
+        .endswith("is a Redis Cluster node: set ABGATE_REDIS_CLUSTER=1")
+    )
 
 
 def test_apply_if_absent_keeps_a_stored_config(tmp_path, redis_url) -> None:
