@@ -183,14 +183,9 @@ def _check_redis_mode(settings: Any) -> None:
     """Refuse a cluster node in single-node mode (writes would fail with MOVED forever);
     a Redis that does not answer yet is no reason not to route: recording waits."""
     from abgate.errors import RedisModeMismatch, RedisUnavailable
-    from abgate.store import Store
 
     try:
-        store = Store(settings.redis_url, cluster=settings.redis_cluster)
-        try:
-            store.ping()
-        finally:
-            store.close()
+        _store(settings).close()
     except RedisModeMismatch:
         raise
     except Exception as exc:  # down or unreachable: the gateway buffers until it answers

@@ -10,12 +10,13 @@ gateway reads them together with each new config version in one round trip.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from abgate.errors import AbgateError
-from abgate.store import Store
+from abgate.store import AsyncStore, Store
 from analysis.drift import DriftCounts, ExperimentDrift, VariantReference, experiment_drift
 from experiments.config import ExperimentConfig
 from gateway.outcomes import parse_drift_fields
@@ -28,6 +29,7 @@ __all__ = [
     "drift_from_stats",
     "drift_since",
     "load_experiment_drift",
+    "load_experiment_drift_async",
     "references_from_registry",
     "store_drift_references",
 ]
@@ -124,3 +126,13 @@ def load_experiment_drift(
         config = ExperimentConfig.model_validate(store.get_config(name).config)
     windows = store.windows_since(name, drift_since(config))
     return drift_from_stats(config, windows, store.drift_reference(name))
+
+
+async def load_experiment_drift_async(
+    store: AsyncStore, name: str, config: ExperimentConfig
+) -> ExperimentDrift:
+    """``load_experiment_drift`` for the gateway (admin API, dashboard): both reads at once."""
+    windows, reference = await asyncio.gather(
+        store.windows_since(name, drift_since(config)), store.drift_reference(name)
+    )
+    return drift_from_stats(config, windows, reference)

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from abgate.drift import drift_from_stats, drift_since
+from abgate.drift import load_experiment_drift_async
 from abgate.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
 from abgate.http import error_responses, install_error_handlers
 from abgate.logs import fields
@@ -190,11 +190,7 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
         }
 
     async def drift(name: str) -> dict[str, Any]:
-        e = live(name)
-        source = store()
-        windows = await source.windows_since(name, drift_since(e.config))
-        reference = await source.drift_reference(name)
-        return drift_from_stats(e.config, windows, reference).as_dict()
+        return (await load_experiment_drift_async(store(), name, live(name).config)).as_dict()
 
     @admin.get("/experiments/{name}")
     async def get_experiment(name: str, who: str = Depends(actor)) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from abgate.drift import drift_from_stats, drift_since
+from abgate.drift import load_experiment_drift_async
 from abgate.errors import BadRequest, Forbidden, NotFound, RedisUnavailable, Unauthorized
 from abgate.http import error_responses
 from abgate.settings import Settings
@@ -150,14 +150,12 @@ def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
         if live is None:
             raise NotFound(f"no experiment named {name!r} (known: {', '.join(names)})")
         store = gateway.store
-        (totals, windows, first), audit, ramp, drift_windows, reference = await asyncio.gather(
+        (totals, windows, first), audit, ramp, drift = await asyncio.gather(
             store.recorded(name, CHART_WINDOWS),
             store.audit(name, AUDIT_ROWS),
             store.ramp_state(name),
-            store.windows_since(name, drift_since(live.config)),
-            store.drift_reference(name),
+            load_experiment_drift_async(store, name, live.config),
         )
-        drift = drift_rows(drift_from_stats(live.config, drift_windows, reference))
         payload = dashboard_payload(
             live.config,
             version=live.version,
@@ -170,7 +168,7 @@ def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
             window_s=settings.stats_window_s,
             now=store.now(),
             experiments=names,
-            drift=drift or None,
+            drift=drift_rows(drift) or None,
         )
         payload["login_required"] = bool(settings.admin_token)
         return JSONResponse(payload, headers=_HEADERS)

@@ -73,28 +73,26 @@ def _drift_families(
         for v in drift.variants:
             labels = _labels(experiment=name, variant=v.variant)
             lines.append(f"abgate_drift_samples_total{labels} {v.samples}")
-    family(
-        "abgate_feature_drift_psi",
-        "gauge",
-        "PSI of a feature's sampled values against the training data "
-        "(once the variant has the experiment's drift_min_samples).",
+    psi_families = (
+        ("feature", "features", "a feature's sampled values against the training data"),
+        (
+            "prediction",
+            "predictions",
+            "predicted classes or scores against the holdout predictions",
+        ),
     )
-    for name, drift in checked:
-        for v in drift.variants:
-            for check in v.features if v.samples >= drift.min_samples else ():
-                labels = _labels(experiment=name, variant=v.variant, feature=check.name)
-                lines.append(f"abgate_feature_drift_psi{labels} {check.psi:.6f}")
-    family(
-        "abgate_prediction_drift_psi",
-        "gauge",
-        "PSI of predicted classes or scores against the holdout predictions "
-        "(once the variant has the experiment's drift_min_samples).",
-    )
-    for name, drift in checked:
-        for v in drift.variants:
-            for check in v.predictions if v.samples >= drift.min_samples else ():
-                labels = _labels(experiment=name, variant=v.variant, prediction=check.name)
-                lines.append(f"abgate_prediction_drift_psi{labels} {check.psi:.6f}")
+    for label, checks, what in psi_families:
+        metric = f"abgate_{label}_drift_psi"
+        family(
+            metric,
+            "gauge",
+            f"PSI of {what} (once the variant has the experiment's drift_min_samples).",
+        )
+        for name, drift in checked:
+            for v in drift.variants:
+                for check in getattr(v, checks) if v.samples >= drift.min_samples else ():
+                    labels = _labels(experiment=name, variant=v.variant, **{label: check.name})
+                    lines.append(f"{metric}{labels} {check.psi:.6f}")
     family(
         "abgate_drift_alert",
         "gauge",

@@ -72,7 +72,7 @@ class OutcomeAggregator:
     window_s: int = 60
     # (experiment, window) -> variant -> slots, for requests (the hot path)
     _requests: dict[tuple[str, int], dict[str, list[Any]]] = field(default_factory=dict)
-    # (experiment, window) -> field -> amount, for feedback metrics and shadows
+    # (experiment, window) -> field -> amount, for feedback metrics, shadows and drift
     _fields: dict[tuple[str, int], defaultdict[str, float]] = field(default_factory=dict)
 
     def delta(self, experiment: str, ts: float) -> defaultdict[str, float]:
@@ -159,13 +159,6 @@ class OutcomeAggregator:
         self._requests = {}
         self._fields = {}
         return out
-
-    def merge(self, pending: dict[tuple[str, int], Delta]) -> None:
-        """Put back deltas that could not be written (Redis was down)."""
-        for (experiment, window), delta in pending.items():
-            target = self._fields.setdefault((experiment, window), defaultdict(int))
-            for name, amount in delta.items():
-                target[name] += amount
 
     def __bool__(self) -> bool:
         return bool(self._requests or self._fields)

@@ -176,7 +176,7 @@ class Recorder:
         New outcomes wait in the aggregator meanwhile.
         """
         retry = bool(self.in_flight)
-        if self.store is None or not (retry or self.aggregator or self.events or self.requests):
+        if self.store is None or not (retry or self._has_pending()):
             self.last_flush = time.monotonic()
             return True
         batches = self.in_flight if retry else self._take()

@@ -65,14 +65,11 @@ def test_windows_are_kept_apart_and_snapshot_does_not_drain() -> None:
     assert agg.drain() == snapshot
 
 
-def test_merge_puts_back_what_a_failed_flush_took() -> None:
+def test_requests_metrics_and_shadows_share_their_window() -> None:
     agg = OutcomeAggregator(window_s=60)
-    _requests(agg, "champion", [1.0, 1.0])
+    _requests(agg, "champion", [1.0, 1.0, 1.0])
     agg.add_metric("demo", "champion", "accuracy", 1.0, T0 + 1)
     agg.add_shadow("demo", "shadow", ok=True, agreed=True, ts=T0 + 1)
-    taken = agg.drain()
-    _requests(agg, "champion", [1.0])  # traffic during the failed write
-    agg.merge(taken)
     fields = agg.drain()[("demo", int(T0))]
     assert fields["champion:requests"] == 3
     assert fields["champion:metric:accuracy:n"] == 1
