@@ -158,6 +158,8 @@ def start_redis(
     binary = find_redis_binary()
     owned = data_dir is None
     directory = Path(tempfile.mkdtemp(prefix="abgate-redis-")) if data_dir is None else data_dir
+    # The server changes into --dir before it opens --logfile: both must be absolute.
+    directory = directory.expanduser().absolute()
     directory.mkdir(parents=True, exist_ok=True)
     port = port or free_port(host)
     persistence_args = (

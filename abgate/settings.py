@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -88,6 +88,13 @@ class Settings(BaseSettings):
             "gateway's CPU per request (python -m bench.drift_sampling)."
         ),
     )
+
+    @field_validator("registry_dir", "state_dir", mode="after")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # Child processes (valkey, workers) may run in another directory: valkey changes
+        # into --dir before it opens a relative --logfile, so a relative path breaks it.
+        return path.expanduser().absolute()
 
     @model_validator(mode="after")
     def _cluster_needs_a_url(self) -> Self:

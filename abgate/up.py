@@ -59,6 +59,7 @@ def running_stack(
     from model_workers.demo_versions import ensure_demo_versions
     from model_workers.registry import ModelRegistry
 
+    config_path = config_path.absolute()
     config = load_experiment(config_path)
     registry = ModelRegistry(registry_dir or settings.registry_dir)
     if config.model == "demo":

@@ -126,7 +126,7 @@ class ModelRegistry:
     """File-system registry of model versions."""
 
     def __init__(self, root: Path) -> None:
-        self.root = Path(root)
+        self.root = Path(root).absolute()  # handed to worker processes that may run elsewhere
 
     def version_dir(self, model: str, version: str) -> Path:
         """Directory of one version; names are checked so no path escapes the root."""
