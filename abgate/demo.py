@@ -125,7 +125,7 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
 
     started = time.monotonic()
     registry = ModelRegistry(Path(registry_dir) if registry_dir else settings.registry_dir)
-    reports = ROOT / "reports"
+    reports = Path("reports").absolute()  # beside models/ and var/, in the directory it runs in
     print(f"== model registry: {registry.root.resolve()}")
     for version, meta in ensure_demo_versions(registry).items():
         metrics = meta["holdout_metrics"]
