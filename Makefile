@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.abgate-installed
 
-.PHONY: install demo up test test-fast lint format bench soak clean
+.PHONY: install demo up test test-busy test-fast lint format bench soak clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "abgate needs Python 3.11 or newer (set PYTHON=...)")'
@@ -28,6 +28,11 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The suite beside two CPU-bound processes, RUNS times in a row (RUNS=3 before calling it done).
+RUNS ?= 1
+test-busy: $(STAMP)
+	$(BIN)/python -m tests.busy --burners 2 --runs $(RUNS) -- $(BIN)/python -m pytest
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -705,6 +706,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; return its exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Ctrl-C stops a command even when it was started with SIGINT ignored (a shell's
+    # background job passes SIG_IGN on, and Python then leaves KeyboardInterrupt off).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args.handler(args))
     except AbgateError as exc:

@@ -116,8 +116,10 @@ class Up:
     """``abgate up`` started in its own process group, as a shell starts a foreground job."""
 
     def __init__(self, cwd: Path) -> None:
+        # SIGINT starts out ignored, as in a job a script started with `&`: Ctrl-C must
+        # still stop everything (Python leaves KeyboardInterrupt off when SIGINT is ignored).
         self.process = subprocess.Popen(
-            [str(BIN / "abgate"), "up"],
+            ["sh", "-c", 'trap "" INT; exec "$0" up', str(BIN / "abgate")],
             cwd=cwd,
             env=newcomer_env(),
             stdin=subprocess.DEVNULL,
