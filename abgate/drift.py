@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from abgate.errors import AbgateError
+from abgate.schema import parse_drift_fields
 from abgate.store import AsyncStore, Store
 from analysis.drift import DriftCounts, ExperimentDrift, VariantReference, experiment_drift
 from experiments.config import ExperimentConfig
-from gateway.outcomes import parse_drift_fields
 
 if TYPE_CHECKING:
     from model_workers.registry import ModelRegistry

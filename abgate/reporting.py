@@ -1,31 +1,32 @@
 """Reports from recorded outcomes: Redis → sufficient statistics → engine → files.
 
-The I/O edge of the analysis: reads the experiment's config and stats hashes
-through the store, builds ``ExperimentData`` (the engine's pure input), and
-renders or writes the report. Nothing here scans raw events.
+The I/O edge of the analysis: reads the experiment's config, stats hashes and
+epochs through the store, builds ``ExperimentData`` (the engine's pure input),
+and renders or writes the report. Nothing here scans raw events.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from abgate.drift import drift_from_stats, drift_since
+from abgate.schema import StatsHash, decode_epochs, decode_stats, sum_stats
 from abgate.store import Store
 from analysis.drift import ExperimentDrift
+from analysis.epochs import Epoch, variant_totals
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
 from analysis.report import FORMATS, render
-from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats
+from analysis.sufficient import VariantStats
 from experiments.config import ExperimentConfig
-from gateway.outcomes import LATENCY_BOUNDS_MS, VariantOutcomes, parse_outcome_fields
 
 __all__ = [
     "assemble_experiment_data",
     "experiment_data",
     "render",
     "settings_from_config",
-    "subtract_totals",
     "write_report",
 ]
 
@@ -55,27 +56,13 @@ def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> 
     )
 
 
-def _metrics(outcome: VariantOutcomes | None, kinds: dict[str, str]) -> dict[str, Stats]:
-    if outcome is None:
+def _metrics(stats: VariantStats | None, kinds: dict[str, str]) -> dict[str, Stats]:
+    if stats is None:
         return {}
-    out: dict[str, Stats] = {}
-    for name, m in outcome.metrics.items():
-        n = int(m.get("n", 0))
-        if kinds.get(name, "mean") == "proportion":
-            out[name] = ProportionStats(n, float(m.get("sum", 0.0)))
-        else:
-            out[name] = MetricStats(n, float(m.get("sum", 0.0)), float(m.get("ss", 0.0)))
-    return out
-
-
-def subtract_totals(now: dict[Any, Any], baseline: dict[str, Any]) -> dict[str, float]:
-    """Totals recorded since ``baseline`` (an earlier copy of the same hash): sums subtract."""
-    out = {}
-    for raw_name, raw_value in now.items():
-        name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-        value = float(raw_value) - float(baseline.get(name, 0))
-        out[name] = value
-    return out
+    return {
+        name: stats.proportion(name) if kinds.get(name, "mean") == "proportion" else m
+        for name, m in stats.metrics.items()
+    }
 
 
 def experiment_data(
@@ -93,13 +80,14 @@ def experiment_data(
         config = ExperimentConfig.model_validate(store.get_config(name).config)
     raw_windows = store.windows(name)
     starts = [s for s in sorted(raw_windows) if since is None or s >= since - 1e-9]
-    parsed = {s: parse_outcome_fields(raw_windows[s]) for s in starts}
+    windows = {s: decode_stats(raw_windows[s]) for s in starts}
+    totals, epoch_records = store.recorded(name)
     if baseline is not None:
-        totals = parse_outcome_fields(subtract_totals(store.totals(name), baseline))
+        recorded = decode_stats(totals) - decode_stats(baseline)
     elif since is None:
-        totals = parse_outcome_fields(store.totals(name))
+        recorded = decode_stats(totals)
     else:
-        totals = _sum_windows(parsed.values())
+        recorded = sum_stats(raw_windows[s] for s in starts)
     clock = time.time() if now is None else now
     duration = clock - starts[0] if starts else None
     # Drift over the config's lookback period up to ``now``, whatever
@@ -109,72 +97,75 @@ def experiment_data(
         store.windows_since(name, drift_since(config, now)),
         store.drift_reference(name),
     )
-    return assemble_experiment_data(name, config, totals, parsed, duration_s=duration, drift=drift)
+    return assemble_experiment_data(
+        name,
+        config,
+        decode_epochs(epoch_records, recorded),
+        windows,
+        duration_s=duration,
+        drift=drift,
+    )
 
 
 def assemble_experiment_data(
     name: str,
     config: ExperimentConfig,
-    totals: dict[str, VariantOutcomes],
-    windows: dict[int, dict[str, VariantOutcomes]],
+    epochs: Sequence[Epoch],
+    windows: Mapping[int, StatsHash],
     *,
     duration_s: float | None,
     drift: ExperimentDrift | None = None,
 ) -> ExperimentData:
-    """The engine's input from parsed stats hashes; pure, so the gateway's async
-    dashboard and the synchronous report build the same thing."""
+    """The engine's input from decoded stats; pure, so the gateway's async dashboard and
+    the synchronous report build the same thing.
+
+    A variant is read as the model version it runs now: epochs in which it ran
+    another version are left out of its totals and windows (they stay in the
+    epochs, where the sample-ratio check counts them against their own weights).
+    """
     kinds = {config.metrics.primary.name: config.metrics.primary.kind}
+    current = {v.name: v.model_version for v in config.variants}
+    totals = variant_totals(epochs, current)
+    versions_by_epoch = {e.version: e.model_versions for e in epochs}
     variants = []
     for v in config.variants:
-        outcome = totals.get(v.name)
-        latency = None
-        if outcome is not None and outcome.latency.get("n"):
-            latency = LatencyHistogram(LATENCY_BOUNDS_MS, tuple(outcome.latency_hist))
+        stats = totals.get(v.name)
+        latency = stats.latency if stats is not None and stats.latency_ms.n else None
         variants.append(
             VariantData(
                 name=v.name,
                 role=v.role,
                 weight=v.weight,
-                requests=outcome.requests if outcome else 0,
-                errors=outcome.errors if outcome else 0,
+                requests=stats.requests if stats else 0,
+                errors=stats.errors if stats else 0,
                 latency=latency,
-                metrics=_metrics(outcome, kinds),
+                metrics=_metrics(stats, kinds),
             )
         )
-    window_data = tuple(
-        WindowData(
-            start=float(start),
-            requests={v: o.requests for v, o in per.items()},
-            metrics={v: _metrics(o, kinds) for v, o in per.items()},
+    window_data = []
+    for start, recorded in windows.items():
+        per = variant_totals(
+            (
+                Epoch(epoch, None, versions_by_epoch.get(epoch, {}), variants=stats)
+                for epoch, stats in recorded.epochs.items()
+            ),
+            current,
         )
-        for start, per in windows.items()
-    )
+        window_data.append(
+            WindowData(
+                start=float(start),
+                requests={v: o.requests for v, o in per.items()},
+                metrics={v: _metrics(o, kinds) for v, o in per.items()},
+            )
+        )
     return ExperimentData(
         name=name,
         variants=tuple(variants),
         settings=settings_from_config(config, duration_s),
-        windows=window_data,
+        windows=tuple(window_data),
         drift=drift,
+        epochs=tuple(epochs),
     )
-
-
-def _sum_windows(windows: Any) -> dict[str, VariantOutcomes]:
-    total: dict[str, VariantOutcomes] = {}
-    for per in windows:
-        for variant, o in per.items():
-            t = total.setdefault(variant, VariantOutcomes())
-            t.requests += o.requests
-            t.errors += o.errors
-            t.client_errors += o.client_errors
-            t.fallbacks += o.fallbacks
-            for key in ("n", "sum", "ss"):
-                t.latency[key] = t.latency.get(key, 0) + o.latency.get(key, 0)
-            t.latency_hist = [a + b for a, b in zip(t.latency_hist, o.latency_hist, strict=True)]
-            for metric, values in o.metrics.items():
-                target = t.metrics.setdefault(metric, {"n": 0, "sum": 0.0, "ss": 0.0})
-                for key, amount in values.items():
-                    target[key] = target.get(key, 0) + amount
-    return total
 
 
 def write_report(data: ExperimentData, out_dir: Path, stem: str) -> dict[str, Path]:

@@ -89,6 +89,17 @@ class Settings(BaseSettings):
         ),
     )
 
+    test_drop_records: str = Field(
+        default="",
+        pattern=r"^$|^[a-z0-9][a-z0-9_-]*:0?\.[0-9]+(:[0-9]+)?$",
+        description=(
+            "TEST ONLY, never in production: `VARIANT:SHARE[:FROM_VERSION]` makes the "
+            "gateway lose that share of VARIANT's request records (every round(1/SHARE)-th) "
+            "routed under config version FROM_VERSION or later, as a recording bug would; "
+            "the tests check that the sample-ratio check catches it."
+        ),
+    )
+
     @field_validator("registry_dir", "state_dir", mode="after")
     @classmethod
     def _absolute(cls, path: Path) -> Path:

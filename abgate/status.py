@@ -8,15 +8,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from abgate.drift import load_experiment_drift
+from abgate.schema import LATENCY_BOUNDS_MS, decode_epochs, decode_stats
 from abgate.store import Store
 from analysis.drift import ExperimentDrift
+from analysis.srm import SrmResult, epoch_sample_ratio_mismatch
 from experiments.config import ExperimentConfig
-from gateway.outcomes import LATENCY_BOUNDS_MS, parse_outcome_fields
 
-__all__ = ["drift_lines", "experiment_status", "render_status"]
+__all__ = ["drift_lines", "experiment_status", "render_status", "srm_line"]
 
 
-def _p99(hist: list[int]) -> float | None:
+def _p99(hist: tuple[int, ...]) -> float | None:
     total = sum(hist)
     if total == 0:
         return None
@@ -32,7 +33,11 @@ def _p99(hist: list[int]) -> float | None:
 def experiment_status(store: Store, name: str) -> dict[str, Any]:
     """Config version, weights and recorded traffic of one experiment."""
     record = store.get_config(name)
-    outcomes = parse_outcome_fields(store.totals(name))
+    totals, epoch_records = store.recorded(name)
+    recorded = decode_stats(totals)
+    outcomes = recorded.variants()
+    epochs = decode_epochs(epoch_records, recorded)
+    srm = epoch_sample_ratio_mismatch(epochs)  # the threshold reports use (SPEC: 0.001)
     variants = record.config["variants"]
     total = sum(outcomes[v["name"]].requests for v in variants if v["name"] in outcomes)
     rows = []
@@ -50,9 +55,9 @@ def experiment_status(store: Store, name: str) -> dict[str, Any]:
                 "errors": o.errors if o else 0,
                 "error_rate": round(o.errors / requests, 4) if o and requests else None,
                 "fallbacks": o.fallbacks if o else 0,
-                "p99_latency_ms_upper_bound": _p99(o.latency_hist) if o else None,
+                "p99_latency_ms_upper_bound": _p99(o.latency.counts) if o and o.latency else None,
                 "metrics": {
-                    k: {"n": m["n"], "mean": round(m["sum"] / m["n"], 4) if m["n"] else None}
+                    k: {"n": m.n, "mean": round(m.mean, 4) if m.n else None}
                     for k, m in (o.metrics.items() if o else ())
                 },
             }
@@ -65,8 +70,41 @@ def experiment_status(store: Store, name: str) -> dict[str, Any]:
         "updated_by": record.actor,
         "requests": total,
         "variants": rows,
+        "srm": _srm(srm),
         "drift": _drift(store, name, record.config),
     }
+
+
+def _srm(srm: SrmResult) -> dict[str, Any]:
+    """The split check per epoch, as ``abgate report --format json`` words it."""
+    return {
+        "mismatch": srm.mismatch,
+        "checked": srm.checked,
+        "p_value": srm.p_value,
+        "threshold": srm.threshold,
+        "message": srm.message,
+        "epochs": [
+            {
+                "version": c.epoch.version,
+                "label": c.epoch.label,
+                "weights": c.epoch.weights,
+                "observed": dict(zip(c.result.arms, c.result.observed, strict=True)),
+                "checked": c.adjusted_p_value is not None,
+                "adjusted_p_value": c.adjusted_p_value,
+                "mismatch": c.mismatch,
+            }
+            for c in srm.epochs
+        ],
+    }
+
+
+def srm_line(srm: dict[str, Any]) -> str:
+    """The split check in one line: the mismatch first, naming its epoch."""
+    if srm["mismatch"]:
+        return f"SAMPLE-RATIO MISMATCH: {srm['message']}"
+    if not srm["checked"]:
+        return f"split: not checked ({srm['message']})"
+    return f"split: ok, {srm['message']}"
 
 
 def _drift(store: Store, name: str, config: dict[str, Any]) -> dict[str, Any] | None:
@@ -136,5 +174,6 @@ def render_status(store: Store, name: str | None, *, as_json: bool = False) -> s
                 f"  {r['variant']:<14} {r['model_version']:<8} {r['weight']:>6g}% {observed:>9} "
                 f"{r['requests']:>9} {err:>9} {r['fallbacks']:>9} {p99:>8}  {metrics}"
             )
+        out.append("  " + srm_line(s["srm"]))
         out += ["  " + line for line in drift_lines(s["drift"])]
     return "\n".join(out)

@@ -1,4 +1,6 @@
-"""The one module that talks to Redis: key schema, scripts, and the store API.
+"""The one module that talks to Redis: scripts and the store API.
+
+Key names and the encoding of what is stored live in ``abgate.schema``.
 
 Every key of an experiment carries the experiment name as a Redis Cluster hash
 tag (``abgate:{name}:...``), so an experiment's scripts and pipelines stay in
@@ -29,6 +31,7 @@ import redis
 import redis.asyncio as aredis
 
 from abgate.errors import NotFound, RedisModeMismatch, RedisUnavailable
+from abgate.schema import Keys, epoch_record
 
 __all__ = [
     "CONFIG_CHANNEL",
@@ -60,42 +63,6 @@ def _async_client(url: str, *, cluster: bool, **options: Any) -> AsyncClient:
     if cluster:
         return aredis.RedisCluster.from_url(url, **options)
     return aredis.Redis.from_url(url, **options)
-
-
-class Keys:
-    """Key templates of one experiment, all in the ``{name}`` hash slot."""
-
-    def __init__(self, experiment: str) -> None:
-        self.experiment = experiment
-        self.base = f"abgate:{{{experiment}}}"
-
-    config = property(lambda self: f"{self.base}:config")
-    config_version = property(lambda self: f"{self.base}:config_version")
-    totals = property(lambda self: f"{self.base}:stats:total")
-    windows = property(lambda self: f"{self.base}:windows")
-    events = property(lambda self: f"{self.base}:events")
-    audit = property(lambda self: f"{self.base}:audit")
-
-    drift_reference = property(lambda self: f"{self.base}:drift_reference")
-    ramp = property(lambda self: f"{self.base}:ramp")
-    ramp_lock = property(lambda self: f"{self.base}:ramp_lock")
-
-    def window(self, start: int) -> str:
-        """Stats hash of the window starting at ``start``."""
-        return f"{self.base}:stats:{start}"
-
-    def requests(self, hour: int) -> str:
-        """request id -> served variant, for the hour the request was served."""
-        return f"{self.base}:requests:{hour}"
-
-    def feedback_claim(self, request_id: str) -> str:
-        """Set once the feedback of ``request_id`` has been counted."""
-        return f"{self.base}:feedback:{request_id}"
-
-    @property
-    def flushed(self) -> str:
-        """Parts of recent flushes already applied (sorted set, scored by time)."""
-        return f"{self.base}:flushed"
 
 
 # Adds one batch of deltas to a window hash and the totals hash atomically, at
@@ -153,10 +120,13 @@ redis.call('EXPIRE', KEYS[1], ARGV[2])
 return 1
 """
 
-# Stores a config with the next version number and audits it, atomically.
+# Stores a config with the next version number, opens the epoch of that
+# version (its routing and start time) and audits it, atomically: no gateway
+# can route a version whose epoch is not recorded.
 _PUT_CONFIG_SCRIPT = """
 local version = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[4], version, ARGV[8])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*',
   'ts', ARGV[2], 'actor', ARGV[3], 'action', ARGV[4], 'reason', ARGV[5],
   'evidence', ARGV[6], 'version', version)
@@ -216,7 +186,7 @@ class FlushBatch:
     experiment: str
     deltas: dict[int, dict[str, float]]  # window start -> field -> amount
     events: list[Event]
-    requests: dict[int, dict[str, str]]  # hour -> request id -> "variant|version|prediction"
+    requests: dict[int, dict[str, str]]  # hour -> request id -> schema.encode_served(...)
     # Written again unchanged after a failed write: Redis applies each part once.
     batch_id: str = field(default_factory=lambda: os.urandom(8).hex())
 
@@ -247,7 +217,9 @@ def _config_args(
 ) -> list[Any]:
     now = _now_iso()
     body = orjson.dumps({"config": config, "paused": paused, "updated_at": now, "actor": actor})
-    return [body, now, actor, action, reason, json.dumps(evidence, default=str), AUDIT_MAXLEN]
+    epoch = epoch_record(config, paused=paused, started_at=time.time())
+    return [body, now, actor, action, reason, json.dumps(evidence, default=str), AUDIT_MAXLEN,
+            epoch]  # fmt: skip
 
 
 def _delta_args(delta: dict[str, float]) -> list[Any]:
@@ -319,7 +291,7 @@ class Store:
         try:
             version = int(
                 self._put_config(
-                    keys=[keys.config_version, keys.config, keys.audit],
+                    keys=[keys.config_version, keys.config, keys.audit, keys.epochs],
                     args=_config_args(
                         config, paused=paused, actor=actor, action=action, reason=reason,
                         evidence=evidence,
@@ -354,6 +326,25 @@ class Store:
     def totals(self, name: str) -> dict[bytes, bytes]:
         """The all-time stats hash of an experiment."""
         return self.client.hgetall(Keys(name).totals)
+
+    def recorded(self, name: str) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+        """The all-time stats hash and the epoch records, read together."""
+        keys = Keys(name)
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(keys.totals)
+            pipe.hgetall(keys.epochs)
+            totals, epochs = pipe.execute()
+        except redis.RedisError as exc:
+            raise RedisUnavailable(f"cannot read the statistics of {name}: {exc}") from exc
+        return totals, epochs
+
+    def epochs(self, name: str) -> dict[bytes, bytes]:
+        """The epoch records of an experiment: config version -> routing and start (JSON)."""
+        try:
+            return self.client.hgetall(Keys(name).epochs)
+        except redis.RedisError as exc:
+            raise RedisUnavailable(f"cannot read the epochs of {name}: {exc}") from exc
 
     def windows(self, name: str) -> dict[int, dict[bytes, bytes]]:
         """Every recorded window's stats hash, oldest first."""
@@ -587,7 +578,7 @@ class AsyncStore:
         try:
             version = int(
                 await self._put_config(
-                    keys=[keys.config_version, keys.config, keys.audit],
+                    keys=[keys.config_version, keys.config, keys.audit, keys.epochs],
                     args=_config_args(
                         config, paused=paused, actor=actor, action=action, reason=reason,
                         evidence=evidence,
@@ -601,7 +592,7 @@ class AsyncStore:
         return version
 
     async def lookup_request(self, name: str, request_id: str, now: float) -> str | None:
-        """The "variant|version|prediction" a request was served with, if still kept."""
+        """The mapping a request was served with (``schema.decode_served``), if still kept."""
         keys = Keys(name)
         hours = range(_hour(now), _hour(now - self.request_ttl_s) - 1, -1)
         async with self.client.pipeline(transaction=False) as pipe:
@@ -632,9 +623,10 @@ class AsyncStore:
 
     async def recorded(
         self, name: str, last: int
-    ) -> tuple[dict[bytes, bytes], dict[int, dict[bytes, bytes]], int | None]:
-        """The totals hash, the ``last`` most recent window hashes (oldest first) and
-        the start of the first window ever kept, in one round trip per part.
+    ) -> tuple[dict[bytes, bytes], dict[int, dict[bytes, bytes]], int | None, dict[bytes, bytes]]:
+        """The totals hash, the ``last`` most recent window hashes (oldest first), the
+        start of the first window ever kept and the epoch records, in one round trip per
+        part.
 
         For the live dashboard: its charts need only recent windows, but the time
         since the first one sets the traffic rates of the time-to-decision estimate.
@@ -645,7 +637,8 @@ class AsyncStore:
                 pipe.hgetall(keys.totals)
                 pipe.zrange(keys.windows, -last, -1)
                 pipe.zrange(keys.windows, 0, 0)
-                totals, recent, first = await pipe.execute()
+                pipe.hgetall(keys.epochs)
+                totals, recent, first, epochs = await pipe.execute()
             starts = [int(w) for w in recent]
             async with self.client.pipeline(transaction=False) as pipe:
                 for start in starts:
@@ -654,7 +647,7 @@ class AsyncStore:
         except (redis.RedisError, OSError) as exc:
             raise RedisUnavailable(f"cannot read the statistics of {name}: {exc}") from exc
         windows = dict(zip(starts, hashes, strict=True))
-        return totals, windows, int(first[0]) if first else None
+        return totals, windows, int(first[0]) if first else None, epochs
 
     async def ramp_state(self, name: str) -> dict[str, Any] | None:
         """Async twin of ``Store.ramp_state`` for the dashboard."""

@@ -5,7 +5,8 @@ their evidence (samples per arm, estimate, interval, p-value, threshold and
 the rule that fired), so every promotion or rollback can be explained.
 
 Order of the rules, first match wins:
-1. ``srm``: a sample-ratio mismatch holds everything — the data cannot be trusted.
+1. ``srm``: a sample-ratio mismatch in any epoch (each epoch's counts against
+   that epoch's weights, ``analysis.srm``) holds everything — the data cannot be trusted.
 2. ``guardrail:error_rate``: significantly more errors than the champion, beyond
    the allowed increase (one-sided sequential test) → rollback at once.
 3. ``guardrail:p99_latency``: p99 latency over ``max_p99_ratio`` × champion's → rollback.
@@ -30,9 +31,9 @@ from analysis.multiple_testing import adjust_p_values
 from analysis.power import sample_size_per_arm, time_to_decision
 from analysis.results import TestResult
 from analysis.sequential import guardrail_test, sequential_test
-from analysis.srm import SrmResult, sample_ratio_mismatch
+from analysis.srm import SrmResult, epoch_sample_ratio_mismatch, sample_ratio_mismatch
 
-__all__ = ["Analysis", "Verdict", "analyze"]
+__all__ = ["Analysis", "Verdict", "analyze", "split_check"]
 
 # Requests needed before an all-failing variant is judged without a variance.
 _MIN_DEGENERATE = 20
@@ -121,16 +122,25 @@ def _required(data: ExperimentData) -> int | None:
         return None
 
 
+def split_check(data: ExperimentData) -> SrmResult:
+    """The sample-ratio check: each epoch against its own weights when the data has
+    epochs, else (totals only) all requests against the variants' weights."""
+    threshold = data.settings.srm_threshold
+    if data.epochs:
+        return epoch_sample_ratio_mismatch(data.epochs, threshold=threshold)
+    return sample_ratio_mismatch(
+        {v.name: v.requests for v in data.variants},
+        {v.name: v.weight for v in data.variants},
+        threshold=threshold,
+    )
+
+
 def analyze(data: ExperimentData) -> Analysis:
     """Run every test and decide every non-champion variant."""
     s = data.settings
     champion = data.champion
     challengers = [v for v in data.variants if v.role != "champion"]
-    srm = sample_ratio_mismatch(
-        {v.name: v.requests for v in data.variants},
-        {v.name: v.weight for v in data.variants},
-        threshold=s.srm_threshold,
-    )
+    srm = split_check(data)
     primaries = [_primary_test(data, v) for v in challengers]
     usable = [i for i, r in enumerate(primaries) if r is not None and not r.error]
     adjusted: list[float | None] = [None] * len(challengers)
@@ -209,6 +219,7 @@ def _decide(
                 "expected": dict(zip(srm.arms, srm.expected, strict=True)),
                 "p_value": srm.p_value,
                 "threshold": srm.threshold,
+                "epochs": [c.epoch.label for c in srm.epochs if c.mismatch],
             },
         )
     margin = s.max_error_rate_increase or 0.0

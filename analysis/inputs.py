@@ -1,8 +1,12 @@
 """What the engine analyses: per-variant sufficient statistics, from JSON or the recorder.
 
-The JSON form is what ``abgate analyze FILE.json`` reads (schema in the
-README); a malformed file raises ``InputError`` naming the field, e.g.
-``variants.1.metrics.accuracy.sum_squares: must be >= sum^2/n``.
+The JSON form is what ``abgate analyze FILE.json`` reads. Version 1 (no
+``schema_version``) gives each variant's totals; version 2
+(``"schema_version": 2``) gives them per epoch, each epoch with the weights it
+was routed with (docs/statistics.md). A malformed file raises ``InputError``
+naming the field, e.g. ``variants.1.metrics.accuracy.sum_squares: must be >=
+sum^2/n``; so does a field the schema does not know (a typo would otherwise be
+silently ignored).
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from analysis.drift import ExperimentDrift
-from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats
+from analysis.epochs import Epoch, variant_totals
+from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats, VariantStats
 
 __all__ = [
+    "SCHEMA_VERSIONS",
     "AnalysisSettings",
     "ExperimentData",
     "InputError",
@@ -25,6 +31,9 @@ __all__ = [
 ]
 
 Stats = MetricStats | ProportionStats
+
+SCHEMA_VERSIONS = (1, 2)
+"""Versions of the ``abgate analyze`` input this module reads (1: no ``schema_version``)."""
 
 
 class InputError(ValueError):
@@ -90,6 +99,9 @@ class ExperimentData:
     settings: AnalysisSettings = field(default_factory=AnalysisSettings)
     windows: tuple[WindowData, ...] = ()
     drift: ExperimentDrift | None = None  # data drift against the training reference, if checked
+    # Per-epoch statistics with the weights of each epoch; empty when only totals are
+    # known (input version 1), and then the split is checked against ``weight``.
+    epochs: tuple[Epoch, ...] = ()
 
     @property
     def champion(self) -> VariantData:
@@ -130,8 +142,28 @@ def _mapping(value: Any, path: str) -> Mapping[str, Any]:
     return value
 
 
+def _known(data: Mapping[str, Any], path: str, known: tuple[str, ...], hint: str = "") -> None:
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        where = f"{path}.{unknown[0]}".lstrip(".")
+        raise InputError(where, f"unknown field (known: {', '.join(known)}){hint}")
+
+
+def _text_field(data: Mapping[str, Any], key: str, path: str) -> str | None:
+    if key not in data:
+        return None
+    value = data[key]
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{path}.{key}".lstrip("."), f"must be a non-empty string, got {value!r}")
+    return value
+
+
+_METRIC_FIELDS = ("type", "n", "sum", "sum_squares")
+
+
 def _metric(data: Any, path: str) -> Stats:
     data = _mapping(data, path)
+    _known(data, path, _METRIC_FIELDS)
     kind = data.get("type", "mean")
     if kind not in ("mean", "proportion"):
         raise InputError(f"{path}.type", f"must be 'mean' or 'proportion', got {kind!r}")
@@ -154,6 +186,7 @@ def _metric(data: Any, path: str) -> Stats:
 
 def _latency(data: Any, path: str) -> LatencyHistogram:
     data = _mapping(data, path)
+    _known(data, path, ("bounds", "counts"))
     bounds, counts = data.get("bounds"), data.get("counts")
     if not isinstance(bounds, list) or not isinstance(counts, list):
         raise InputError(path, "needs 'bounds' and 'counts' lists")
@@ -182,79 +215,232 @@ def _settings(data: Any) -> AnalysisSettings:
     return AnalysisSettings(**values)
 
 
+_TOP_V1 = ("experiment", "settings", "variants", "windows", "schema_version")
+_TOP_V2 = ("schema_version", "experiment", "settings", "variants", "epochs", "windows")
+_VARIANT_V1 = ("name", "role", "weight", "requests", "errors", "latency_ms", "metrics")
+_VARIANT_V2 = ("name", "role", "weight", "model_version")
+_EPOCH = ("version", "start", "end", "weights", "model_versions", "paused", "variants")
+_EPOCH_VARIANT = ("requests", "errors", "latency_ms", "metrics")
+_WINDOW = ("start", "variants")
+_WINDOW_VARIANT = ("requests", "metrics")
+
+
+def _schema_version(data: Mapping[str, Any]) -> int:
+    version = data.get("schema_version", 1)
+    if isinstance(version, bool) or version not in SCHEMA_VERSIONS:
+        known = ", ".join(str(v) for v in SCHEMA_VERSIONS)
+        raise InputError("schema_version", f"must be one of {known}, got {version!r}")
+    return int(version)
+
+
 def experiment_from_json(data: Any) -> ExperimentData:
-    """Validate the documented JSON form into ``ExperimentData``."""
+    """Validate the documented JSON form (version 1 or 2) into ``ExperimentData``."""
     data = _mapping(data, "input")
+    version = _schema_version(data)
+    if version == 1:
+        _known(data, "", _TOP_V1, hint="; per-epoch statistics need \"schema_version\": 2"
+               if "epochs" in data else "")  # fmt: skip
+    else:
+        _known(data, "", _TOP_V2)
     variants_raw = data.get("variants")
     if not isinstance(variants_raw, list) or len(variants_raw) < 2:
         raise InputError("variants", "needs a list of at least two variants")
-    variants = []
-    for index, raw in enumerate(variants_raw):
-        path = f"variants.{index}"
-        raw = _mapping(raw, path)
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
-            raise InputError(f"{path}.name", "field required (a non-empty string)")
-        role = raw.get("role", "champion" if index == 0 else "challenger")
-        requests = _number(raw, "requests", path, integer=True, required=False, default=None)
-        metrics = {
-            key: _metric(value, f"{path}.metrics.{key}")
-            for key, value in _mapping(raw.get("metrics", {}), f"{path}.metrics").items()
-        }
-        if requests is None:
-            requests = max((m.n for m in metrics.values()), default=0)
-        errors = _number(raw, "errors", path, integer=True, required=False, default=0)
-        if errors > requests:
-            raise InputError(f"{path}.errors", f"cannot exceed requests ({requests})")
-        variants.append(
-            VariantData(
-                name=name,
-                role=str(role),
-                weight=_number(raw, "weight", path, required=False, default=1.0),
-                requests=requests,
-                errors=errors,
-                latency=_latency(raw["latency_ms"], f"{path}.latency_ms")
-                if "latency_ms" in raw
-                else None,
-                metrics=metrics,
-            )
-        )
+    epochs: tuple[Epoch, ...] = ()
+    if version == 1:
+        variants = [_variant_v1(raw, index) for index, raw in enumerate(variants_raw)]
+    else:
+        declared = [_variant_v2(raw, index) for index, raw in enumerate(variants_raw)]
+        names = [v["name"] for v in declared]
+        epochs, kinds = _epochs(data.get("epochs"), names)
+        variants = _pooled_variants(declared, epochs, kinds)
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise InputError("variants", "variant names must be unique")
     if sum(v.role == "champion" for v in variants) != 1:
         raise InputError("variants", "exactly one variant needs role 'champion'")
-    windows = []
-    for index, raw in enumerate(data.get("windows", [])):
-        path = f"windows.{index}"
-        raw = _mapping(raw, path)
-        per = _mapping(raw.get("variants", {}), f"{path}.variants")
-        windows.append(
-            WindowData(
-                start=_number(raw, "start", path, minimum=None),
-                requests={
-                    v: _number(
-                        _mapping(d, f"{path}.variants.{v}"),
-                        "requests",
-                        f"{path}.variants.{v}",
-                        integer=True,
-                        required=False,
-                        default=0,
-                    )
-                    for v, d in per.items()
-                },
-                metrics={
-                    v: {
-                        k: _metric(m, f"{path}.variants.{v}.metrics.{k}")
-                        for k, m in _mapping(d.get("metrics", {}), f"{path}.variants.{v}").items()
-                    }
-                    for v, d in per.items()
-                },
-            )
-        )
+    windows_raw = data.get("windows", [])
+    if not isinstance(windows_raw, list):
+        raise InputError("windows", "must be a list")
+    windows = [_window(raw, f"windows.{index}") for index, raw in enumerate(windows_raw)]
     return ExperimentData(
         name=str(data.get("experiment", "experiment")),
         variants=tuple(variants),
         settings=_settings(data.get("settings", {})),
         windows=tuple(sorted(windows, key=lambda w: w.start)),
+        epochs=epochs,
+    )
+
+
+def _variant_v1(raw: Any, index: int) -> VariantData:
+    path = f"variants.{index}"
+    raw = _mapping(raw, path)
+    _known(raw, path, _VARIANT_V1)
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise InputError(f"{path}.name", "field required (a non-empty string)")
+    role = raw.get("role", "champion" if index == 0 else "challenger")
+    requests = _number(raw, "requests", path, integer=True, required=False, default=None)
+    metrics = {
+        key: _metric(value, f"{path}.metrics.{key}")
+        for key, value in _mapping(raw.get("metrics", {}), f"{path}.metrics").items()
+    }
+    if requests is None:
+        requests = max((m.n for m in metrics.values()), default=0)
+    errors = _number(raw, "errors", path, integer=True, required=False, default=0)
+    if errors > requests:
+        raise InputError(f"{path}.errors", f"cannot exceed requests ({requests})")
+    return VariantData(
+        name=name,
+        role=str(role),
+        weight=_number(raw, "weight", path, required=False, default=1.0),
+        requests=requests,
+        errors=errors,
+        latency=_latency(raw["latency_ms"], f"{path}.latency_ms") if "latency_ms" in raw else None,
+        metrics=metrics,
+    )
+
+
+def _variant_v2(raw: Any, index: int) -> dict[str, Any]:
+    path = f"variants.{index}"
+    raw = _mapping(raw, path)
+    _known(
+        raw, path, _VARIANT_V2, hint="; version 2 gives statistics per epoch (epochs.N.variants)"
+    )
+    name = _text_field(raw, "name", path)
+    if name is None:
+        raise InputError(f"{path}.name", "field required (a non-empty string)")
+    return {
+        "name": name,
+        "role": _text_field(raw, "role", path) or ("champion" if index == 0 else "challenger"),
+        "weight": _number(raw, "weight", path, required=False, default=None),
+        "model_version": _text_field(raw, "model_version", path),
+    }
+
+
+def _epoch_variant(raw: Any, path: str, kinds: dict[str, tuple[str, str]]) -> VariantStats:
+    raw = _mapping(raw, path)
+    _known(raw, path, _EPOCH_VARIANT)
+    metrics: dict[str, MetricStats] = {}
+    for key, value in _mapping(raw.get("metrics", {}), f"{path}.metrics").items():
+        where = f"{path}.metrics.{key}"
+        stats = _metric(value, where)
+        kind = "proportion" if isinstance(stats, ProportionStats) else "mean"
+        first = kinds.setdefault(key, (kind, where))
+        if first[0] != kind:
+            raise InputError(f"{where}.type", f"is {kind}, but {first[1]} is {first[0]}")
+        metrics[key] = MetricStats(stats.n, stats.sum, stats.sum_squares)
+    requests = _number(raw, "requests", path, integer=True, required=False, default=None)
+    if requests is None:
+        requests = max((m.n for m in metrics.values()), default=0)
+    errors = _number(raw, "errors", path, integer=True, required=False, default=0)
+    if errors > requests:
+        raise InputError(f"{path}.errors", f"cannot exceed requests ({requests})")
+    latency = _latency(raw["latency_ms"], f"{path}.latency_ms") if "latency_ms" in raw else None
+    return VariantStats(requests=requests, errors=errors, latency=latency, metrics=metrics)
+
+
+def _names_known(data: Mapping[str, Any], path: str, names: list[str]) -> None:
+    for key in data:
+        if key not in names:
+            raise InputError(f"{path}.{key}", f"unknown variant (variants: {', '.join(names)})")
+
+
+def _epoch(raw: Any, index: int, names: list[str], kinds: dict[str, tuple[str, str]]) -> Epoch:
+    path = f"epochs.{index}"
+    raw = _mapping(raw, path)
+    _known(raw, path, _EPOCH)
+    if "weights" not in raw:
+        raise InputError(f"{path}.weights", "field required (variant -> weight in this epoch)")
+    weights_raw = _mapping(raw["weights"], f"{path}.weights")
+    _names_known(weights_raw, f"{path}.weights", names)
+    weights = {k: float(_number(weights_raw, k, f"{path}.weights")) for k in weights_raw}
+    if sum(weights.values()) <= 0:
+        raise InputError(f"{path}.weights", "needs a weight > 0")
+    versions_raw = _mapping(raw.get("model_versions", {}), f"{path}.model_versions")
+    _names_known(versions_raw, f"{path}.model_versions", names)
+    model_versions = {
+        k: v for k in versions_raw if (v := _text_field(versions_raw, k, f"{path}.model_versions"))
+    }
+    paused = raw.get("paused", False)
+    if not isinstance(paused, bool):
+        raise InputError(f"{path}.paused", f"must be true or false, got {paused!r}")
+    stats_raw = _mapping(raw.get("variants", {}), f"{path}.variants")
+    _names_known(stats_raw, f"{path}.variants", names)
+    start = _number(raw, "start", path, minimum=None, required=False)
+    end = _number(raw, "end", path, minimum=None, required=False)
+    if start is not None and end is not None and end < start:
+        raise InputError(f"{path}.end", f"is before start ({start:g})")
+    return Epoch(
+        version=_number(raw, "version", path, integer=True, required=False, default=index + 1),
+        weights=weights,
+        model_versions=model_versions,
+        paused=paused,
+        start=start,
+        end=end,
+        variants={
+            k: _epoch_variant(v, f"{path}.variants.{k}", kinds) for k, v in stats_raw.items()
+        },
+    )
+
+
+def _epochs(raw: Any, names: list[str]) -> tuple[tuple[Epoch, ...], dict[str, tuple[str, str]]]:
+    if not isinstance(raw, list) or not raw:
+        raise InputError("epochs", "needs a list of at least one epoch (schema_version 2)")
+    kinds: dict[str, tuple[str, str]] = {}
+    epochs = [_epoch(item, index, names, kinds) for index, item in enumerate(raw)]
+    seen: dict[int, int] = {}
+    for index, epoch in enumerate(epochs):
+        if epoch.version in seen:
+            raise InputError(
+                f"epochs.{index}.version", f"{epoch.version} is also epochs.{seen[epoch.version]}"
+            )
+        seen[epoch.version] = index
+    return tuple(sorted(epochs, key=lambda e: e.version)), kinds
+
+
+def _pooled_variants(
+    declared: list[dict[str, Any]], epochs: tuple[Epoch, ...], kinds: dict[str, tuple[str, str]]
+) -> list[VariantData]:
+    current = {v["name"]: v["model_version"] for v in declared if v["model_version"]}
+    totals = variant_totals(epochs, current)
+    last = epochs[-1].weights or {}
+    out = []
+    for v in declared:
+        stats = totals.get(v["name"], VariantStats())
+        out.append(
+            VariantData(
+                name=v["name"],
+                role=v["role"],
+                weight=v["weight"] if v["weight"] is not None else last.get(v["name"], 0.0),
+                requests=stats.requests,
+                errors=stats.errors,
+                latency=stats.latency,
+                metrics={
+                    key: stats.proportion(key) if kinds[key][0] == "proportion" else m
+                    for key, m in stats.metrics.items()
+                },
+            )
+        )
+    return out
+
+
+def _window(raw: Any, path: str) -> WindowData:
+    raw = _mapping(raw, path)
+    _known(raw, path, _WINDOW)
+    per = _mapping(raw.get("variants", {}), f"{path}.variants")
+    requests: dict[str, int] = {}
+    metrics: dict[str, dict[str, Stats]] = {}
+    for variant, data in per.items():
+        where = f"{path}.variants.{variant}"
+        data = _mapping(data, where)
+        _known(data, where, _WINDOW_VARIANT)
+        requests[variant] = _number(
+            data, "requests", where, integer=True, required=False, default=0
+        )
+        metrics[variant] = {
+            k: _metric(m, f"{where}.metrics.{k}")
+            for k, m in _mapping(data.get("metrics", {}), f"{where}.metrics").items()
+        }
+    return WindowData(
+        start=_number(raw, "start", path, minimum=None), requests=requests, metrics=metrics
     )

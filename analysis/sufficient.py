@@ -10,8 +10,8 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
@@ -26,6 +26,7 @@ __all__ = [
     "ProportionStats",
     "SampleStatistic",
     "SampleStats",
+    "VariantStats",
     "proportion_variance",
     "sample_covariance",
     "sample_variance",
@@ -182,6 +183,23 @@ class MetricStats:
             sum_squares=self.sum_squares + other.sum_squares,
         )
 
+    def __sub__(self, other: MetricStats) -> MetricStats:
+        """What was added since ``other``, an earlier copy of the same running totals.
+
+        Cancellation in the float sums can leave the difference a rounding below
+        sum²/n (or a rounding away from 0 when nothing was added); that is
+        rounded back, since running totals cannot describe an impossible sample.
+        """
+        if not isinstance(other, MetricStats):
+            return NotImplemented
+        n = self.n - other.n
+        if n < 0:
+            raise ValueError(f"cannot subtract {other.n} values from {self.n}")
+        if n == 0:
+            return MetricStats(0, 0.0, 0.0)
+        total = self.sum - other.sum
+        return MetricStats(n, total, max(self.sum_squares - other.sum_squares, total * total / n))
+
 
 @dataclass(frozen=True)
 class ProportionStats:
@@ -230,6 +248,15 @@ class ProportionStats:
         if not isinstance(other, ProportionStats):
             return NotImplemented
         return ProportionStats(n=self.n + other.n, sum=self.sum + other.sum)
+
+    def __sub__(self, other: ProportionStats) -> ProportionStats:
+        """What was added since ``other``, an earlier copy of the same running totals."""
+        if not isinstance(other, ProportionStats):
+            return NotImplemented
+        n = self.n - other.n
+        if n < 0:
+            raise ValueError(f"cannot subtract {other.n} units from {self.n}")
+        return ProportionStats(n=n, sum=min(max(self.sum - other.sum, 0.0), float(n)))
 
 
 SampleStats = MetricStats | ProportionStats
@@ -369,6 +396,17 @@ class LatencyHistogram:
         counts = tuple(a + b for a, b in zip(self.counts, other.counts, strict=True))
         return LatencyHistogram(bounds=self.bounds, counts=counts)
 
+    def __sub__(self, other: LatencyHistogram) -> LatencyHistogram:
+        """Counts added since ``other``, an earlier copy of the same histogram."""
+        if not isinstance(other, LatencyHistogram):
+            return NotImplemented
+        if other.bounds != self.bounds:
+            raise ValueError("cannot subtract histograms with different bounds")
+        counts = tuple(a - b for a, b in zip(self.counts, other.counts, strict=True))
+        if min(counts) < 0:
+            raise ValueError("cannot subtract a histogram with more counts in a bucket")
+        return LatencyHistogram(bounds=self.bounds, counts=counts)
+
     def _locate(self, q: float) -> tuple[int, float]:
         """Bucket holding quantile ``q`` and the rank's fraction of the way through it."""
         rank = q * self.n
@@ -414,3 +452,84 @@ class LatencyHistogram:
 def _check_quantile(q: float) -> None:
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"q must be between 0 and 1, got {q!r}")
+
+
+_EMPTY = MetricStats(0, 0.0, 0.0)
+
+
+def _add_optional(
+    a: LatencyHistogram | None, b: LatencyHistogram | None, sign: int
+) -> LatencyHistogram | None:
+    if b is None:
+        return a
+    if a is None:
+        if sign < 0 and b.n:
+            raise ValueError("cannot subtract latencies from a variant that has none")
+        return b if sign > 0 else None
+    return a + b if sign > 0 else a - b
+
+
+@dataclass(frozen=True)
+class VariantStats:
+    """Everything recorded for one variant over some period, as statistics that add up.
+
+    The recorder keeps these per variant, epoch and time window; a period's
+    statistics are the sum of its parts, and what happened since a snapshot is
+    the difference. ``metrics`` hold every delayed outcome as a mean's
+    statistics; a metric known to be binary reads them with ``proportion``.
+    """
+
+    requests: int = 0
+    errors: int = 0
+    client_errors: int = 0
+    fallbacks: int = 0
+    latency_ms: MetricStats = _EMPTY  # latency of the answered requests
+    latency: LatencyHistogram | None = None  # the same latencies, bucketed
+    metrics: Mapping[str, MetricStats] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name in ("requests", "errors", "client_errors", "fallbacks"):
+            object.__setattr__(self, name, _count(name, getattr(self, name)))
+
+    def proportion(self, metric: str) -> ProportionStats:
+        """A binary metric's statistics (successes are the sum of 0/1 outcomes)."""
+        stats = self.metrics.get(metric, _EMPTY)
+        return ProportionStats(stats.n, min(max(stats.sum, 0.0), float(stats.n)))
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing recorded at all."""
+        return (
+            self.requests == 0
+            and self.latency_ms.n == 0
+            and (self.latency is None or self.latency.n == 0)
+            and all(m.n == 0 for m in self.metrics.values())
+        )
+
+    def _combine(self, other: VariantStats, sign: int) -> VariantStats:
+        metrics = dict(self.metrics)
+        for name, stats in other.metrics.items():
+            mine = metrics.get(name, _EMPTY)
+            metrics[name] = mine + stats if sign > 0 else mine - stats
+        return VariantStats(
+            requests=self.requests + sign * other.requests,
+            errors=self.errors + sign * other.errors,
+            client_errors=self.client_errors + sign * other.client_errors,
+            fallbacks=self.fallbacks + sign * other.fallbacks,
+            latency_ms=self.latency_ms + other.latency_ms
+            if sign > 0
+            else self.latency_ms - other.latency_ms,
+            latency=_add_optional(self.latency, other.latency, sign),
+            metrics=metrics,
+        )
+
+    def __add__(self, other: VariantStats) -> VariantStats:
+        if not isinstance(other, VariantStats):
+            return NotImplemented
+        return self._combine(other, 1)
+
+    def __sub__(self, other: VariantStats) -> VariantStats:
+        """What was recorded since ``other``, an earlier copy of the same totals."""
+        if not isinstance(other, VariantStats):
+            return NotImplemented
+        return self._combine(other, -1)

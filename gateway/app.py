@@ -239,6 +239,8 @@ def create_app(
         flush_interval_s=settings.flush_interval_s,
         max_pending=settings.max_pending_outcomes,
     )
+    if settings.test_drop_records:
+        recorder.lose_records(settings.test_drop_records)
     sync = ConfigSync(store, experiments, bootstrap)
     access = AccessLog(settings.access_log_rate, payloads=settings.log_payloads)
     hotpath = HotPath(

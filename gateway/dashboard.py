@@ -25,10 +25,10 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from abgate.drift import load_experiment_drift_async
 from abgate.errors import BadRequest, Forbidden, NotFound, RedisUnavailable, Unauthorized
 from abgate.http import error_responses
+from abgate.schema import decode_epochs, decode_stats
 from abgate.settings import Settings
 from gateway.dashboard_data import AUDIT_ROWS, CHART_WINDOWS, dashboard_payload, drift_rows
 from gateway.exposure import is_loopback
-from gateway.outcomes import parse_outcome_fields
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -150,7 +150,7 @@ def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
         if live is None:
             raise NotFound(f"no experiment named {name!r} (known: {', '.join(names)})")
         store = gateway.store
-        (totals, windows, first), audit, ramp, drift = await asyncio.gather(
+        (totals, windows, first, epochs), audit, ramp, drift = await asyncio.gather(
             store.recorded(name, CHART_WINDOWS),
             store.audit(name, AUDIT_ROWS),
             store.ramp_state(name),
@@ -160,8 +160,8 @@ def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
             live.config,
             version=live.version,
             paused=live.paused,
-            totals=parse_outcome_fields(totals),
-            windows={start: parse_outcome_fields(h) for start, h in windows.items()},
+            epochs=decode_epochs(epochs, decode_stats(totals)),
+            windows={start: decode_stats(h) for start, h in windows.items()},
             first_window=first,
             ramp_state=ramp,
             audit=audit,

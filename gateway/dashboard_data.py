@@ -14,13 +14,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from abgate.reporting import assemble_experiment_data
+from abgate.schema import LATENCY_BOUNDS_MS, StatsHash
 from analysis.decisions import analyze
 from analysis.drift import ExperimentDrift
 from analysis.reports.json_report import jsonable, report_json
 from analysis.reports.plots import variant_colours
-from analysis.sufficient import LatencyHistogram
+from analysis.epochs import Epoch
+from analysis.sufficient import LatencyHistogram, VariantStats
 from experiments.config import ExperimentConfig
-from gateway.outcomes import LATENCY_BOUNDS_MS, VariantOutcomes
 
 __all__ = ["AUDIT_ROWS", "CHART_WINDOWS", "dashboard_payload", "drift_rows", "window_series"]
 
@@ -35,13 +36,12 @@ AUDIT_ROWS = 15
 _MIN_ELAPSED_S = 0.5
 
 
-def _p99(outcome: VariantOutcomes) -> float | None:
-    histogram = LatencyHistogram(LATENCY_BOUNDS_MS, tuple(outcome.latency_hist))
-    return None if histogram.n == 0 else histogram.quantile(0.99)
+def _p99(histogram: LatencyHistogram | None) -> float | None:
+    return None if histogram is None or histogram.n == 0 else histogram.quantile(0.99)
 
 
 def window_series(
-    windows: Mapping[int, Mapping[str, VariantOutcomes]],
+    windows: Mapping[int, StatsHash],
     variants: Sequence[str],
     *,
     window_s: int,
@@ -58,31 +58,43 @@ def window_series(
         elapsed = min(float(window_s), now - start)
         if elapsed < _MIN_ELAPSED_S:
             continue
-        per = windows[start]
+        per = windows[start].variants()
         row: dict[str, Any] = {"start": start, "seconds": elapsed, "variants": {}}
         for name in variants:
-            o = per.get(name, VariantOutcomes())
+            o = per.get(name, VariantStats())
             row["variants"][name] = {
                 "requests": o.requests,
                 "rps": o.requests / elapsed,
                 "error_rate": o.errors / o.requests if o.requests else None,
-                "p99_ms": _p99(o),
+                "p99_ms": _p99(o.latency),
             }
         points.append(row)
     return points
 
 
-def _split(config: ExperimentConfig, arms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _split(
+    config: ExperimentConfig, arms: list[dict[str, Any]], srm: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Each arm's share of all requests and today's configured share, and beside them
+    what the split check compared: the share of the requests it counted against the
+    share the weights in force when they were served called for (``expected_share``,
+    per epoch, so a weight change is not a mismatch)."""
     total_weight = sum(v.weight for v in config.variants) or 1.0
+    checked = {a["variant"]: a for a in srm.get("arms", [])}
     total = sum(int(a["requests"]) for a in arms)
-    return [
-        {
-            **arm,
-            "configured_share": arm["weight"] / total_weight,
-            "observed_share": arm["requests"] / total if total else None,
-        }
-        for arm in arms
-    ]
+    rows = []
+    for arm in arms:
+        split = checked.get(arm["variant"])
+        rows.append(
+            {
+                **arm,
+                "configured_share": arm["weight"] / total_weight,
+                "observed_share": arm["requests"] / total if total else None,
+                "checked_share": split["observed_share"] if split else None,
+                "expected_share": split["configured_share"] if split else None,
+            }
+        )
+    return rows
 
 
 def _ramp(config: ExperimentConfig, state: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -126,8 +138,8 @@ def dashboard_payload(
     *,
     version: int,
     paused: bool,
-    totals: dict[str, VariantOutcomes],
-    windows: dict[int, dict[str, VariantOutcomes]],
+    epochs: Sequence[Epoch],
+    windows: Mapping[int, StatsHash],
     first_window: int | None,
     ramp_state: Mapping[str, Any] | None,
     audit: Sequence[Mapping[str, Any]],
@@ -138,12 +150,13 @@ def dashboard_payload(
 ) -> dict[str, Any]:
     """Everything the dashboard draws for one experiment, JSON-ready.
 
-    The analysis runs on the all-time ``totals`` (as ``abgate report`` does);
-    ``windows`` (the recent ones) feed only the charts, so the effect-over-time
-    series, which needs every window since the start, is left to the report.
+    The analysis runs on every epoch's all-time statistics (as ``abgate report``
+    does); ``windows`` (the recent ones) feed only the charts, so the
+    effect-over-time series, which needs every window since the start, is left
+    to the report.
     """
     duration = now - first_window if first_window is not None else None
-    data = assemble_experiment_data(config.name, config, totals, {}, duration_s=duration)
+    data = assemble_experiment_data(config.name, config, epochs, {}, duration_s=duration)
     report = report_json(analyze(data))
     settings = data.settings
     kind = "sequence" if settings.sequential else "interval"
@@ -159,7 +172,7 @@ def dashboard_payload(
         "test": report["test"],
         "srm": report["srm"],
         "verdicts": report["verdicts"],
-        "split": _split(config, report["arms"]),
+        "split": _split(config, report["arms"], report["srm"]),
         "primary": {
             "metric": settings.primary_metric,
             "direction": settings.direction,

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from abgate.errors import AbgateError, BadRequest, Conflict, NotFound, UpstreamUnavailable
+from abgate.schema import decode_served
 from abgate.tracing import Trace, continue_trace
 from gateway.access_log import AccessLog
 from gateway.drift_sampling import sample_every
@@ -245,7 +246,7 @@ class HotPath:
             else:
                 prediction = answer_body.get("prediction")
         self.recorder.record_request(
-            live.name, chosen.name, chosen.model_version, ok=ok and not client_error,
+            live.name, chosen.name, chosen.model_version, live.version, ok=ok and not client_error,
             client_error=client_error, latency_ms=latency_ms, fallback=fallback,
             request_id=request_id, prediction=prediction, error=error, ts=now,
         )  # fmt: skip
@@ -435,14 +436,15 @@ class HotPath:
             raise
         except Exception as exc:  # redis errors: the store is down
             raise UpstreamUnavailable(f"feedback store unavailable, retry later: {exc}") from exc
-        variant, model_version, prediction = served.split("|", 2)
+        mapping = decode_served(served)
+        variant, model_version = mapping.variant, mapping.model_version
         live = self.experiments.by_name[name]
         metric = live.feedback_metrics[kind]
         if kind == "label":
-            amount = 1.0 if _same_number(value, prediction) else 0.0
+            amount = 1.0 if _same_number(value, mapping.prediction) else 0.0
         else:
             amount = float(value)
-        self.recorder.record_metric(name, variant, metric, amount, now)
+        self.recorder.record_metric(name, variant, mapping.epoch, metric, amount, now)
         return Answer(
             200,
             orjson.dumps(

@@ -15,10 +15,10 @@ from collections import defaultdict
 from typing import Any
 
 from abgate.drift import current_counts
+from abgate.schema import LATENCY_BOUNDS_MS, StatsHash, decode_stats, parse_drift_fields
 from analysis.drift import VariantReference, experiment_drift
 from gateway.hotpath import HotPath
 from gateway.live import LiveExperiment, LiveExperiments
-from gateway.outcomes import LATENCY_BOUNDS_MS, parse_drift_fields, parse_outcome_fields
 from gateway.recorder import Recorder
 
 __all__ = ["render_metrics"]
@@ -122,7 +122,9 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
         lines.append(f"# TYPE {name} {kind}")
 
     raw = _lifetime(recorder)
-    lifetime = {name: parse_outcome_fields(f) for name, f in raw.items()}
+    decoded: dict[str, StatsHash] = {name: decode_stats(f) for name, f in raw.items()}
+    lifetime = {name: d.variants() for name, d in decoded.items()}
+    shadows = {name: d.shadows for name, d in decoded.items()}
 
     family(
         "abgate_requests_total",
@@ -156,27 +158,27 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
     family("abgate_request_duration_seconds", "histogram", "Upstream latency of answered requests.")
     for exp, variants in sorted(lifetime.items()):
         for variant, o in sorted(variants.items()):
-            if not o.latency.get("n"):
+            if not o.latency_ms.n or o.latency is None:
                 continue
             cumulative = 0
-            for bound, count in zip(LATENCY_BOUNDS_MS, o.latency_hist, strict=False):
+            for bound, count in zip(LATENCY_BOUNDS_MS, o.latency.counts, strict=False):
                 cumulative += count
                 labels = _labels(experiment=exp, variant=variant, le=f"{bound / 1000:.7g}")
                 lines.append(f"abgate_request_duration_seconds_bucket{labels} {cumulative}")
             labels = _labels(experiment=exp, variant=variant, le="+Inf")
-            lines.append(f"abgate_request_duration_seconds_bucket{labels} {int(o.latency['n'])}")
+            lines.append(f"abgate_request_duration_seconds_bucket{labels} {o.latency_ms.n}")
             base = _labels(experiment=exp, variant=variant)
-            lines.append(f"abgate_request_duration_seconds_sum{base} {o.latency['sum'] / 1000:.6f}")
-            lines.append(f"abgate_request_duration_seconds_count{base} {int(o.latency['n'])}")
+            lines.append(f"abgate_request_duration_seconds_sum{base} {o.latency_ms.sum / 1000:.6f}")
+            lines.append(f"abgate_request_duration_seconds_count{base} {o.latency_ms.n}")
 
     family(
         "abgate_shadow_agreement_ratio", "gauge", "Share of shadow answers equal to the live one."
     )
-    for exp, variants in sorted(lifetime.items()):
-        for variant, o in sorted(variants.items()):
-            compared = o.shadow.get("compared", 0)
+    for exp, by_shadow in sorted(shadows.items()):
+        for variant, o in sorted(by_shadow.items()):
+            compared = o.compared
             if compared:
-                ratio = o.shadow.get("agreed", 0) / compared
+                ratio = o.agreed / compared
                 labels = _labels(experiment=exp, shadow=variant)
                 lines.append(f"abgate_shadow_agreement_ratio{labels} {ratio:.6f}")
 
@@ -185,11 +187,11 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
         "counter",
         "Shadow answers compared with the live answer, by whether they agreed.",
     )
-    for exp, variants in sorted(lifetime.items()):
-        for variant, o in sorted(variants.items()):
-            compared = o.shadow.get("compared", 0)
+    for exp, by_shadow in sorted(shadows.items()):
+        for variant, o in sorted(by_shadow.items()):
+            compared = o.compared
             if compared:
-                agreed = o.shadow.get("agreed", 0)
+                agreed = o.agreed
                 for result, count in (("agreed", agreed), ("disagreed", compared - agreed)):
                     labels = _labels(experiment=exp, shadow=variant, result=result)
                     lines.append(f"abgate_shadow_comparisons_total{labels} {count}")

@@ -1,63 +1,50 @@
-"""What the gateway records, as pure data: field names and in-process aggregation.
+"""What the gateway records, aggregated in process until the recorder flushes it.
 
-Each request adds to per-(experiment, time window) counters held in memory;
-the recorder drains them into Redis in batches, so analysis reads sufficient
-statistics (n, sum, sum of squares, histogram buckets) and never raw events.
-Field names of the Redis hashes are built here and parsed here, nowhere else.
+Each request adds to per-(experiment, epoch, time window) counters held in
+memory; the recorder drains them into Redis in batches, so analysis reads
+sufficient statistics (n, sum, sum of squares, histogram buckets) and never
+raw events. The field names are ``abgate.schema``'s; it also reads them back.
 """
 
 from __future__ import annotations
 
 import bisect
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis.drift import DriftCounts
+from abgate.schema import (
+    COUNTER_FIELDS,
+    LATENCY_BOUNDS_MS,
+    LATENCY_FIELDS,
+    decode_stats,
+    latency_bucket,
+    latency_hist_field,
+    metric_prefix,
+    shadow_field,
+    variant_prefix,
+    window_start,
+)
+from analysis.sufficient import VariantStats
 
 __all__ = [
     "LATENCY_BOUNDS_MS",
     "Delta",
     "OutcomeAggregator",
-    "VariantOutcomes",
-    "drift_class_field",
-    "drift_feature_field",
-    "drift_score_field",
     "latency_bucket",
-    "parse_drift_fields",
     "parse_outcome_fields",
     "window_start",
 ]
-
-# Upper bounds (ms) of latency buckets, growing by 25 % from 0.1 ms to ~60 s,
-# so a p99 read from the histogram is within one bucket (≤ 25 %) of the truth.
-LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(
-    round(0.1 * 1.25**i, 4) for i in range(int(math.log(600_000) / math.log(1.25)) + 1)
-)
 
 # One increment batch: hash field -> amount. Integer counts stay ints.
 Delta = dict[str, float]
 
 
-def window_start(ts: float, window_s: int) -> int:
-    """Start (unix seconds) of the window holding ``ts``."""
-    return int(ts // window_s) * window_s
-
-
-def latency_bucket(latency_ms: float) -> int:
-    """Index of the first bucket whose upper bound is >= latency (last = overflow)."""
-    return bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)
-
-
 # Per-variant request counters kept as list slots while a window is open: a
 # request then costs a few list increments, and the hash field names
-# ("champion:requests", ...) are built once per flush, not once per request.
+# ("7|champion:requests", ...) are built once per flush, not once per request.
 _REQUESTS, _CLIENT_ERRORS, _ERRORS, _FALLBACKS, _LAT_N, _LAT_SUM, _LAT_SS = range(7)
-_SLOT_FIELDS = (
-    "requests", "client_errors", "errors", "fallbacks",
-    "latency_ms:n", "latency_ms:sum", "latency_ms:ss",
-)  # fmt: skip
+_SLOT_FIELDS = (*COUNTER_FIELDS, *LATENCY_FIELDS)
 _HIST = len(_SLOT_FIELDS)  # index of the latency histogram (a list) in the slots
 
 
@@ -67,11 +54,14 @@ def _new_slots() -> list[Any]:
 
 @dataclass
 class OutcomeAggregator:
-    """Counter deltas since the last drain, per experiment and window."""
+    """Counter deltas since the last drain, per experiment, epoch and window.
+
+    The epoch is the config version that routed the request (``abgate.schema``).
+    """
 
     window_s: int = 60
-    # (experiment, window) -> variant -> slots, for requests (the hot path)
-    _requests: dict[tuple[str, int], dict[str, list[Any]]] = field(default_factory=dict)
+    # (experiment, window, epoch) -> variant -> slots, for requests (the hot path)
+    _requests: dict[tuple[str, int, int], dict[str, list[Any]]] = field(default_factory=dict)
     # (experiment, window) -> field -> amount, for feedback metrics, shadows and drift
     _fields: dict[tuple[str, int], defaultdict[str, float]] = field(default_factory=dict)
 
@@ -87,6 +77,7 @@ class OutcomeAggregator:
         self,
         experiment: str,
         variant: str,
+        epoch: int,
         *,
         ok: bool,
         client_error: bool,
@@ -94,8 +85,9 @@ class OutcomeAggregator:
         fallback: bool,
         ts: float,
     ) -> None:
-        """One request assigned to ``variant``; ``ok`` when that variant answered it."""
-        key = (experiment, int(ts // self.window_s) * self.window_s)
+        """One request assigned to ``variant`` under config version ``epoch``; ``ok``
+        when that variant answered it."""
+        key = (experiment, int(ts // self.window_s) * self.window_s, epoch)
         variants = self._requests.get(key)
         if variants is None:
             variants = self._requests[key] = {}
@@ -116,40 +108,43 @@ class OutcomeAggregator:
             slots[_HIST][bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)] += 1
 
     def add_metric(
-        self, experiment: str, variant: str, metric: str, value: float, ts: float
+        self, experiment: str, variant: str, epoch: int, metric: str, value: float, ts: float
     ) -> None:
-        """One delayed outcome (label correctness, reward, value) for ``variant``."""
+        """One delayed outcome (label correctness, reward, value) for ``variant``, counted
+        in ``epoch``, the one that served its request."""
         d = self.delta(experiment, ts)
-        d[f"{variant}:metric:{metric}:n"] += 1
-        d[f"{variant}:metric:{metric}:sum"] += value
-        d[f"{variant}:metric:{metric}:ss"] += value * value
+        prefix = metric_prefix(epoch, variant, metric)
+        d[prefix + "n"] += 1
+        d[prefix + "sum"] += value
+        d[prefix + "ss"] += value * value
 
     def add_shadow(
         self, experiment: str, shadow: str, *, ok: bool, agreed: bool | None, ts: float
     ) -> None:
         """One mirrored call to a shadow: whether it answered and agreed with the live answer."""
         d = self.delta(experiment, ts)
-        d[f"{shadow}:shadow:requests"] += 1
+        d[shadow_field(shadow, "requests")] += 1
         if not ok:
-            d[f"{shadow}:shadow:errors"] += 1
+            d[shadow_field(shadow, "errors")] += 1
         elif agreed is not None:
-            d[f"{shadow}:shadow:compared"] += 1
-            d[f"{shadow}:shadow:agreed"] += int(agreed)
+            d[shadow_field(shadow, "compared")] += 1
+            d[shadow_field(shadow, "agreed")] += int(agreed)
 
     @property
     def deltas(self) -> dict[tuple[str, int], Delta]:
         """Every pending delta as hash fields (a snapshot; nothing is drained)."""
         out: dict[tuple[str, int], Delta] = {key: dict(d) for key, d in self._fields.items()}
-        for key, variants in self._requests.items():
-            delta = out.setdefault(key, {})
+        for (experiment, window, epoch), variants in self._requests.items():
+            delta = out.setdefault((experiment, window), {})
             for variant, slots in variants.items():
+                prefix = variant_prefix(epoch, variant)
                 for index, name in enumerate(_SLOT_FIELDS):
                     if slots[index]:
-                        field_name = f"{variant}:{name}"
+                        field_name = prefix + name
                         delta[field_name] = delta.get(field_name, 0) + slots[index]
                 for bucket, count in enumerate(slots[_HIST]):
                     if count:
-                        field_name = f"{variant}:latency_hist:{bucket}"
+                        field_name = latency_hist_field(prefix, bucket)
                         delta[field_name] = delta.get(field_name, 0) + count
         return out
 
@@ -164,105 +159,6 @@ class OutcomeAggregator:
         return bool(self._requests or self._fields)
 
 
-@dataclass
-class VariantOutcomes:
-    """Everything recorded for one variant (or shadow), parsed from a stats hash."""
-
-    requests: int = 0
-    errors: int = 0
-    client_errors: int = 0
-    fallbacks: int = 0
-    latency: dict[str, float] = field(default_factory=lambda: {"n": 0, "sum": 0.0, "ss": 0.0})
-    latency_hist: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BOUNDS_MS) + 1))
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
-    shadow: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return {
-            "requests": self.requests,
-            "errors": self.errors,
-            "client_errors": self.client_errors,
-            "fallbacks": self.fallbacks,
-            "latency_ms": dict(self.latency),
-            "latency_hist": list(self.latency_hist),
-            "metrics": {k: dict(v) for k, v in self.metrics.items()},
-            "shadow": dict(self.shadow),
-        }
-
-
-# Drift fields carry the model version as well as the variant: a promotion
-# gives a variant another version (and another reference), and its samples
-# must not mix with the old version's.
-
-
-def drift_feature_field(variant: str, version: str, feature: int, bin_index: int) -> str:
-    """Stats field counting sampled values of feature ``feature`` in bin ``bin_index``."""
-    return f"{variant}:drift:{version}:x:{feature}:{bin_index}"
-
-
-def drift_class_field(variant: str, version: str, label: int) -> str:
-    """Stats field counting sampled answers that predicted class ``label``."""
-    return f"{variant}:drift:{version}:class:{label}"
-
-
-def drift_score_field(variant: str, version: str, bin_index: int) -> str:
-    """Stats field counting sampled answers whose score fell in bin ``bin_index``."""
-    return f"{variant}:drift:{version}:score:{bin_index}"
-
-
-def parse_drift_fields(*hashes: dict[Any, Any]) -> dict[tuple[str, str], DriftCounts]:
-    """The drift counts in stats hashes (summed) by (variant, model version); other fields
-    are skipped."""
-    out: dict[tuple[str, str], DriftCounts] = {}
-    for raw_name, raw_value in (item for fields in hashes for item in fields.items()):
-        name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-        variant, _, rest = name.partition(":")
-        parts = rest.split(":")
-        if parts[0] != "drift" or len(parts) < 4:
-            continue
-        version, kind = parts[1], parts[2]
-        try:
-            numbers = [int(p) for p in parts[3:]]
-            value = int(_number(raw_value))
-        except ValueError:
-            continue
-        counts = out.setdefault((variant, version), DriftCounts())
-        if kind == "x" and len(numbers) == 2 and 0 <= numbers[1] < 1000:
-            bins = counts.features.setdefault(numbers[0], [])
-            bins += [0] * (numbers[1] + 1 - len(bins))
-            bins[numbers[1]] += value
-        elif kind == "class" and len(numbers) == 1:
-            counts.classes[numbers[0]] = counts.classes.get(numbers[0], 0) + value
-        elif kind == "score" and len(numbers) == 1:
-            counts.scores[numbers[0]] = counts.scores.get(numbers[0], 0) + value
-    return out
-
-
-def _number(raw: Any) -> float:
-    value = float(raw.decode() if isinstance(raw, bytes) else raw)
-    return int(value) if value.is_integer() else value
-
-
-def parse_outcome_fields(fields: dict[Any, Any]) -> dict[str, VariantOutcomes]:
-    """Turn a stats hash (field -> amount) into per-variant outcomes."""
-    out: dict[str, VariantOutcomes] = {}
-    for raw_name, raw_value in fields.items():
-        name = raw_name.decode() if isinstance(raw_name, bytes) else str(raw_name)
-        value = _number(raw_value)
-        variant, _, rest = name.partition(":")
-        entry = out.setdefault(variant, VariantOutcomes())
-        parts = rest.split(":")
-        if parts[0] in ("requests", "errors", "client_errors", "fallbacks") and len(parts) == 1:
-            setattr(entry, parts[0], int(value))
-        elif parts[0] == "latency_ms" and len(parts) == 2:
-            entry.latency[parts[1]] = value
-        elif parts[0] == "latency_hist" and len(parts) == 2:
-            index = int(parts[1])
-            if 0 <= index < len(entry.latency_hist):
-                entry.latency_hist[index] = int(value)
-        elif parts[0] == "metric" and len(parts) == 3:
-            entry.metrics.setdefault(parts[1], {"n": 0, "sum": 0.0, "ss": 0.0})[parts[2]] = value
-        elif parts[0] == "shadow" and len(parts) == 2:
-            entry.shadow[parts[1]] = int(value)
-    return out
+def parse_outcome_fields(fields: dict[Any, Any]) -> dict[str, VariantStats]:
+    """Each variant's statistics in a stats hash, summed over epochs (``abgate.schema``)."""
+    return decode_stats(fields).variants()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from abgate.errors import RedisUnavailable
+from abgate.schema import encode_served
 from abgate.store import AsyncStore, Event, FlushBatch
 from gateway.outcomes import OutcomeAggregator
 
@@ -63,6 +64,29 @@ class Recorder:
     def __post_init__(self) -> None:
         self.aggregator = OutcomeAggregator(self.window_s)
 
+    def lose_records(self, spec: str) -> None:
+        """Test only (``ABGATE_TEST_DROP_RECORDS``): lose a share of one variant's request
+        records from a config version on, as a recording bug would.
+
+        ``spec`` is ``VARIANT:SHARE[:FROM_VERSION]``; every round(1/SHARE)-th record
+        of VARIANT is dropped. Installed as an instance attribute, so a gateway
+        without it runs the hot path unchanged.
+        """
+        variant, share, *rest = spec.split(":")
+        every = max(1, round(1 / float(share)))
+        first = int(rest[0]) if rest else 0
+        record = self.record_request
+        seen = [0]
+
+        def lossy(experiment: str, name: str, version: str, epoch: int, **kw: Any) -> None:
+            if name == variant and epoch >= first:
+                seen[0] += 1
+                if seen[0] % every == 0:
+                    return
+            record(experiment, name, version, epoch, **kw)
+
+        self.record_request = lossy  # type: ignore[method-assign]
+
     # --- hot path: no awaits, no I/O ------------------------------------------
 
     def record_request(
@@ -70,6 +94,7 @@ class Recorder:
         experiment: str,
         variant: str,
         model_version: str,
+        epoch: int,
         *,
         ok: bool,
         client_error: bool,
@@ -80,9 +105,9 @@ class Recorder:
         error: str | None,
         ts: float,
     ) -> None:
-        """One answered (or failed) request."""
+        """One answered (or failed) request, routed under config version ``epoch``."""
         self.aggregator.add_request(
-            experiment, variant, ok=ok, client_error=client_error, latency_ms=latency_ms,
+            experiment, variant, epoch, ok=ok, client_error=client_error, latency_ms=latency_ms,
             fallback=fallback, ts=ts,
         )  # fmt: skip
         if self.pending >= self.max_pending:
@@ -100,7 +125,9 @@ class Recorder:
             mapping = self.requests.get(key)
             if mapping is None:
                 mapping = self.requests[key] = {}
-            mapping[request_id] = f"{variant}|{model_version}|{prediction}"
+            # The epoch travels with the mapping: feedback that arrives after a weight
+            # change counts in the epoch that served its request.
+            mapping[request_id] = encode_served(variant, model_version, epoch, prediction)
 
     def record_drift(self, experiment: str, fields: list[str], ts: float) -> None:
         """One sampled request's drift bins (field names from ``VariantBins.fields_for``)."""
@@ -109,10 +136,10 @@ class Recorder:
             delta[name] += 1
 
     def record_metric(
-        self, experiment: str, variant: str, metric: str, value: float, ts: float
+        self, experiment: str, variant: str, epoch: int, metric: str, value: float, ts: float
     ) -> None:
-        """One delayed outcome joined to the variant that served it."""
-        self.aggregator.add_metric(experiment, variant, metric, float(value), ts)
+        """One delayed outcome joined to the variant and epoch that served it."""
+        self.aggregator.add_metric(experiment, variant, epoch, metric, float(value), ts)
 
     def record_shadow(self, experiment: str, shadow: str, *, ok: bool, agreed: bool | None) -> None:
         """One mirrored call to a shadow variant."""

@@ -28,7 +28,9 @@ from analysis.reports.tables import (
     power_table,
     primary_table,
     settings_items,
+    split_rows,
     srm_detail,
+    srm_epoch_table,
     srm_status,
     srm_table,
     test_line,
@@ -123,8 +125,13 @@ def _srm(analysis: Analysis, colours: Mapping[str, str]) -> str:
         '<section class="srm-alert" role="alert">'
         "<strong>Sample-ratio mismatch: every verdict is on hold.</strong>"
         f"<p>{escape(srm_detail(analysis))}.</p>"
-        f"{_table(srm_table(analysis), colours)}</section>"
+        f"{_table(srm_table(analysis), colours)}{_epoch_table(analysis, colours)}</section>"
     )
+
+
+def _epoch_table(analysis: Analysis, colours: Mapping[str, str]) -> str:
+    table = srm_epoch_table(analysis)
+    return "" if table is None else _table(table, colours)
 
 
 def _figures(analysis: Analysis, colours: Mapping[str, str]) -> str:
@@ -139,12 +146,10 @@ def _figures(analysis: Analysis, colours: Mapping[str, str]) -> str:
     effect = effect_figure(
         effect_over_time(data), challengers, colours, relative=relative, interval=interval
     )
-    total = sum(v.requests for v in data.variants)
-    weight = sum(v.weight for v in data.variants) or 1.0
     split = split_figure(
         [
-            SplitRow(v.name, 100 * v.weight / weight, 100 * v.requests / (total or 1), v.requests)
-            for v in data.variants
+            SplitRow(r.variant, 100 * r.configured_share, 100 * r.observed_share, r.observed)
+            for r in split_rows(analysis)
         ],
         colours,
         mismatch=analysis.srm.mismatch,
@@ -161,7 +166,8 @@ def _figures(analysis: Analysis, colours: Mapping[str, str]) -> str:
         f"of each time window; the shaded band is the {interval}. A band clear of the "
         f"dashed zero line is a significant difference.</figcaption>{effect}</figure>"
         "<figure><figcaption><h2>Traffic split</h2>Share of requests each variant received "
-        f"(filled) against its configured weight (outlined).</figcaption>{split}</figure>"
+        "(filled) against the share the weights in force called for (outlined)."
+        f"</figcaption>{split}</figure>"
         "<figure><figcaption><h2>Latency</h2>Request latency per variant from the recorded "
         "histogram buckets (log scale); dashed lines mark each variant's p99."
         f"</figcaption>{latency}</figure>"
@@ -194,6 +200,7 @@ def report_html(analysis: Analysis) -> str:
     )
     if not analysis.srm.mismatch:
         tables += f"<h2>Traffic split</h2>{_table(srm_table(analysis), colours)}"
+        tables += _epoch_table(analysis, colours)
     tables += _drift(analysis, colours)
     settings = ", ".join(f"{k}={v}" for k, v in settings_items(analysis))
     return (

@@ -14,8 +14,9 @@ from typing import Any
 
 from analysis.decisions import Analysis, VariantAnalysis
 from analysis.latency import LatencyComparison
+from analysis.reports.tables import split_rows
 from analysis.results import TestResult
-from analysis.srm import SrmResult
+from analysis.srm import EpochSrm
 from analysis.timeline import effect_over_time
 
 __all__ = ["jsonable", "report_json"]
@@ -40,9 +41,29 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _srm(srm: SrmResult, weights: Mapping[str, float]) -> dict[str, Any]:
-    total_weight = sum(weights[a] for a in srm.arms) or 1.0
-    total = sum(srm.observed) or 1
+def _epoch(check: EpochSrm) -> dict[str, Any]:
+    epoch, result = check.epoch, check.result
+    return {
+        "version": epoch.version,
+        "last_version": epoch.last_version or epoch.version,
+        "label": epoch.label,
+        "start": epoch.start,
+        "end": epoch.end,
+        "weights": epoch.weights,
+        "model_versions": epoch.model_versions,
+        "paused": epoch.paused,
+        "checked": check.adjusted_p_value is not None,
+        "mismatch": check.mismatch,
+        "observed": dict(zip(result.arms, result.observed, strict=True)),
+        "expected": dict(zip(result.arms, result.expected, strict=True)),
+        "p_value": result.p_value if check.adjusted_p_value is not None else None,
+        "adjusted_p_value": check.adjusted_p_value,
+        "message": result.message,
+    }
+
+
+def _srm(analysis: Analysis) -> dict[str, Any]:
+    srm = analysis.srm
     return {
         "mismatch": srm.mismatch,
         "checked": srm.checked,
@@ -51,16 +72,18 @@ def _srm(srm: SrmResult, weights: Mapping[str, float]) -> dict[str, Any]:
         "threshold": srm.threshold,
         "statistic": srm.statistic,
         "dof": srm.dof,
+        "method": "per epoch, Holm across epochs" if srm.epochs else "chi-square on totals",
         "arms": [
             {
-                "variant": arm,
-                "observed": observed,
-                "expected": expected,
-                "observed_share": observed / total,
-                "configured_share": weights[arm] / total_weight,
+                "variant": row.variant,
+                "observed": row.observed,
+                "expected": row.expected,
+                "observed_share": row.observed_share,
+                "configured_share": row.configured_share,
             }
-            for arm, observed, expected in zip(srm.arms, srm.observed, srm.expected, strict=True)
+            for row in split_rows(analysis)
         ],
+        "epochs": [_epoch(check) for check in srm.epochs],
     }
 
 
@@ -156,7 +179,7 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
         "experiment": analysis.experiment,
         "test": analysis.test,
         "correction": data.settings.correction,
-        "srm": _srm(analysis.srm, {v.name: v.weight for v in data.variants}),
+        "srm": _srm(analysis),
         "verdicts": [
             {
                 "variant": v.variant,

@@ -14,6 +14,7 @@ from analysis.reports.tables import (
     primary_table,
     settings_items,
     srm_detail,
+    srm_epoch_table,
     srm_status,
     srm_table,
     test_line,
@@ -69,6 +70,9 @@ def _srm_block(analysis: Analysis) -> list[str]:
         ">",
     ]
     lines += ["> " + line if line else ">" for line in _table(srm_table(analysis), heading=False)]
+    epochs = srm_epoch_table(analysis)
+    if epochs is not None:
+        lines += ["> " + line if line else ">" for line in _table(epochs, heading=False)]
     return [*lines[:-1], ""]
 
 

@@ -25,7 +25,9 @@ __all__ = [
     "power_table",
     "primary_table",
     "settings_items",
+    "split_rows",
     "srm_detail",
+    "srm_epoch_table",
     "srm_status",
     "srm_table",
     "test_line",
@@ -107,28 +109,112 @@ def srm_status(analysis: Analysis) -> str:
     return f"Sample-ratio check passed: {srm.message}"
 
 
-def srm_table(analysis: Analysis) -> Table:
-    """Observed against expected requests per arm."""
+@dataclass(frozen=True)
+class SplitRow:
+    """One arm of the split check: the share its weights called for and what it got."""
+
+    variant: str
+    configured_share: float
+    observed_share: float
+    observed: int
+    expected: float
+
+
+def split_rows(analysis: Analysis) -> list[SplitRow]:
+    """The arms the split check counted. The configured share is the expected share under
+    the weights in force when each request was served (per epoch), not today's weights."""
     srm = analysis.srm
-    weights = {v.name: v.weight for v in analysis.data.variants}
-    total_weight = sum(weights[a] for a in srm.arms) or 1.0
+    if not srm.arms:  # nothing checked: the variants against their current weights
+        weights = {v.name: v.weight for v in analysis.data.variants}
+        total_weight = sum(weights.values()) or 1.0
+        total = sum(v.requests for v in analysis.data.variants) or 1
+        return [
+            SplitRow(
+                v.name,
+                weights[v.name] / total_weight,
+                v.requests / total,
+                v.requests,
+                total * weights[v.name] / total_weight,
+            )
+            for v in analysis.data.variants
+        ]
     total = sum(srm.observed) or 1
+    total_expected = sum(srm.expected) or 1.0
+    return [
+        SplitRow(arm, expected / total_expected, observed / total, observed, expected)
+        for arm, observed, expected in zip(srm.arms, srm.observed, srm.expected, strict=True)
+    ]
+
+
+def srm_table(analysis: Analysis) -> Table:
+    """Observed against expected requests per arm (summed over the epochs checked)."""
+    srm = analysis.srm
     rows = tuple(
         (
-            arm,
-            f"{100 * weights[arm] / total_weight:.1f}%",
-            _count(observed),
-            f"{100 * observed / total:.1f}%",
-            f"{expected:,.0f}",
+            row.variant,
+            f"{100 * row.configured_share:.1f}%",
+            _count(row.observed),
+            f"{100 * row.observed_share:.1f}%",
+            f"{row.expected:,.0f}",
         )
-        for arm, observed, expected in zip(srm.arms, srm.observed, srm.expected, strict=True)
+        for row in split_rows(analysis)
     )
+    if srm.epochs:
+        checked = sum(c.adjusted_p_value is not None for c in srm.epochs)
+        caption = (
+            f"each epoch against its own weights ({checked} checked); smallest Holm-adjusted "
+            f"p = {srm.p_value:.3g}, flagged below {srm.threshold:g}"
+        )
+    else:
+        caption = f"chi-square p = {srm.p_value:.3g}, flagged below {srm.threshold:g}"
     return Table(
         "Traffic split",
         ("variant", "configured", "observed requests", "observed share", "expected requests"),
         rows,
         numeric=frozenset({1, 2, 3, 4}),
-        caption=f"chi-square p = {srm.p_value:.3g}, flagged below {srm.threshold:g}",
+        caption=caption,
+    )
+
+
+def _shares(arms: Sequence[str], values: Sequence[float]) -> str:
+    total = sum(values) or 1.0
+    return " / ".join(f"{arm} {100 * v / total:.1f}%" for arm, v in zip(arms, values, strict=True))
+
+
+def srm_epoch_table(analysis: Analysis) -> Table | None:
+    """One row per epoch: its weights, the split observed, the p-values (None: no epochs)."""
+    srm = analysis.srm
+    if not srm.epochs:
+        return None
+    rows = []
+    for check in srm.epochs:
+        result, epoch = check.result, check.epoch
+        if check.adjusted_p_value is None:
+            status, p, adjusted = "not checked: " + result.message, DASH, DASH
+        else:
+            status = "MISMATCH" if check.mismatch else "ok"
+            p, adjusted = format_p(result.p_value), format_p(check.adjusted_p_value)
+        weights = epoch.weights or {}
+        rows.append(
+            (
+                epoch.label,
+                _shares(tuple(weights), tuple(weights.values())) if weights else DASH,
+                _shares(result.arms, result.observed) if result.arms else DASH,
+                _count(sum(result.observed)),
+                p,
+                adjusted,
+                status,
+            )
+        )
+    return Table(
+        "Traffic split per epoch",
+        ("epoch", "weights", "observed", "requests", "chi-square p", "Holm p", "status"),
+        tuple(rows),
+        numeric=frozenset({3, 4, 5}),
+        caption=(
+            "An epoch is a config version: its weights and model versions. Neighbouring "
+            "epochs that routed alike are checked together."
+        ),
     )
 
 

@@ -89,8 +89,11 @@ function split(data) {
     const observed = el("div", { class: "bar observed" });
     observed.style.width = `${100 * (arm.observed_share || 0)}%`;
     observed.style.background = colour;
+    // The outline is what the split check expects: the weights in force when each
+    // request was served (per epoch); today's weight when nothing was checked yet.
+    const expected = arm.expected_share ?? arm.configured_share;
     const configured = el("div", { class: "bar configured" });
-    configured.style.width = `${100 * arm.configured_share}%`;
+    configured.style.width = `${100 * expected}%`;
     configured.style.borderColor = colour;
     bars.append(observed, configured);
     return el("div", { class: "split-row", "data-variant": arm.variant },
@@ -101,6 +104,8 @@ function split(data) {
         el("span", null, "observed ", el("b", { "data-field": "observed" }, pct(arm.observed_share))),
         el("span", null, "configured ",
           el("b", { "data-field": "configured" }, pct(arm.configured_share))),
+        arm.expected_share == null ? null : el("span", null, "expected (per epoch) ",
+          el("b", { "data-field": "expected" }, pct(arm.expected_share))),
         el("span", null, el("b", { "data-field": "requests" }, count(arm.requests)), " requests"),
         el("span", null, el("b", { "data-field": "errors" }, count(arm.errors)), " errors")));
   });

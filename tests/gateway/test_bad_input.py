@@ -135,7 +135,7 @@ def test_header_injection_in_request_id_never_reaches_the_response(gateway: Chil
 def test_feedback_twice_is_counted_once(gateway: Child, redis_server: EmbeddedRedis) -> None:
     def accuracy_n() -> float:
         totals = parse_outcome_fields(Store(redis_server.url).totals("badinput"))
-        return sum(v.metrics.get("accuracy", {}).get("n", 0) for v in totals.values())
+        return sum((m.n if (m := v.metrics.get("accuracy")) else 0) for v in totals.values())
 
     served = requests.post(gateway.url + "/predict", json={"features": ROW}, timeout=10).json()
     before = accuracy_n()

@@ -73,7 +73,9 @@ def test_two_gateways_on_a_cluster(
         def recorded():
             totals = parse_outcome_fields(Store(cluster_url, cluster=True).totals("demo"))
             count = sum(v.requests for v in totals.values())
-            feedback = sum(v.metrics.get("accuracy", {}).get("n", 0) for v in totals.values())
+            feedback = sum(
+                (m.n if (m := v.metrics.get("accuracy")) else 0) for v in totals.values()
+            )
             return (count, feedback) == (2 * n_requests, n_feedback) and totals
 
         totals = wait_until(recorded)

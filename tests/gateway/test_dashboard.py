@@ -11,9 +11,10 @@ import pytest
 import requests
 
 from abgate.processes import Child
+from abgate.schema import StatsHash, decode_epochs, decode_stats, epoch_record
 from experiments.config import ExperimentConfig
 from gateway.dashboard_data import AUDIT_ROWS, dashboard_payload, window_series
-from gateway.outcomes import OutcomeAggregator, VariantOutcomes, parse_outcome_fields
+from gateway.outcomes import OutcomeAggregator
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -33,8 +34,8 @@ def config(weights: dict[str, float], *, ramp: bool = False) -> ExperimentConfig
     return ExperimentConfig.model_validate(raw)
 
 
-def windows_of(agg: OutcomeAggregator) -> dict[int, dict[str, VariantOutcomes]]:
-    return {start: parse_outcome_fields(delta) for (_, start), delta in sorted(agg.drain().items())}
+def windows_of(agg: OutcomeAggregator) -> dict[int, StatsHash]:
+    return {start: decode_stats(delta) for (_, start), delta in sorted(agg.drain().items())}
 
 
 # --- pure ------------------------------------------------------------------------------
@@ -44,9 +45,9 @@ def test_window_series_rates_error_rates_and_p99() -> None:
     agg = OutcomeAggregator(window_s=10)
     for i in range(50):  # window 100: 50 champion requests, 5 failed, latencies 1..45 ms
         ok = i >= 5
-        agg.add_request("demo", "champion", ok=ok, client_error=False,
+        agg.add_request("demo", "champion", 1, ok=ok, client_error=False,
                         latency_ms=float(i), fallback=False, ts=100 + i * 0.1)  # fmt: skip
-    agg.add_request("demo", "canary", ok=True, client_error=False, latency_ms=3.0,
+    agg.add_request("demo", "canary", 1, ok=True, client_error=False, latency_ms=3.0,
                     fallback=False, ts=112)  # fmt: skip
     points = window_series(windows_of(agg), ["champion", "canary"], window_s=10, now=114.0)
     assert [p["start"] for p in points] == [100, 110]
@@ -65,7 +66,7 @@ def test_window_series_rates_error_rates_and_p99() -> None:
 
 def test_window_that_just_opened_is_not_charted() -> None:
     agg = OutcomeAggregator(window_s=10)
-    agg.add_request("demo", "champion", ok=True, client_error=False, latency_ms=1.0,
+    agg.add_request("demo", "champion", 1, ok=True, client_error=False, latency_ms=1.0,
                     fallback=False, ts=120.1)  # fmt: skip
     assert window_series(windows_of(agg), ["champion"], window_s=10, now=120.2) == []
 
@@ -75,14 +76,17 @@ def test_payload_split_primary_ramp_audit_and_no_drift() -> None:
     agg = OutcomeAggregator(window_s=60)
     for variant, n, correct in (("champion", 400, 300), ("canary", 100, 90)):
         for i in range(n):
-            agg.add_request("demo", variant, ok=True, client_error=False, latency_ms=2.0,
+            agg.add_request("demo", variant, 3, ok=True, client_error=False, latency_ms=2.0,
                             fallback=False, ts=60.0)  # fmt: skip
-            agg.add_metric("demo", variant, "accuracy", float(i < correct), ts=60.0)
+            agg.add_metric("demo", variant, 3, "accuracy", float(i < correct), ts=60.0)
     totals = windows_of(agg)[60]
+    epochs = decode_epochs(
+        {"3": epoch_record(cfg.model_dump(mode="json"), paused=False, started_at=60.0)}, totals
+    )
     audit = [{"ts": f"t{i}", "actor": "a", "action": "set_weights", "reason": str(i),
               "version": str(i), "evidence": {"rule": "r"}} for i in range(40)]  # fmt: skip
     payload = dashboard_payload(
-        cfg, version=3, paused=False, totals=totals, windows={60: totals}, first_window=60,
+        cfg, version=3, paused=False, epochs=epochs, windows={60: totals}, first_window=60,
         ramp_state={"step": 1, "status": "running", "step_started_at": 90.0,
                     "ramp_baseline": {"x": "1"}},
         audit=audit, window_s=60, now=130.0, experiments=["demo"],
@@ -91,6 +95,8 @@ def test_payload_split_primary_ramp_audit_and_no_drift() -> None:
     assert split["champion"]["configured_share"] == 0.8
     assert split["canary"]["observed_share"] == 0.2
     assert split["canary"]["requests"] == 100
+    assert split["canary"]["expected_share"] == 0.2  # the split check's, epoch 3's weights
+    assert payload["srm"]["epochs"][0]["version"] == 3 and not payload["srm"]["mismatch"]
     (canary,) = payload["primary"]["variants"]
     assert canary["variant"] == "canary"
     assert canary["means"] == {"champion": 0.75, "variant": 0.9}
@@ -112,7 +118,7 @@ def test_payload_passes_drift_through() -> None:
     cfg = config({"champion": 50, "canary": 50})
     rows = [{"feature": "f0", "psi": 0.31, "drifted": True}]
     payload = dashboard_payload(
-        cfg, version=1, paused=True, totals={}, windows={}, first_window=None, ramp_state=None,
+        cfg, version=1, paused=True, epochs=[], windows={}, first_window=None, ramp_state=None,
         audit=[], window_s=60, now=1.0, experiments=["demo"], drift=rows,
     )  # fmt: skip
     assert payload["drift"] == rows

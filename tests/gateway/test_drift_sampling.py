@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from abgate.processes import Child
+from abgate.schema import parse_drift_fields
 from experiments.config import ExperimentConfig
 from gateway.drift_sampling import VariantBins, sample_every, variant_bins
-from gateway.outcomes import OutcomeAggregator, parse_drift_fields
+from gateway.outcomes import OutcomeAggregator
 from model_workers.registry import ModelRegistry
 
 REFERENCE = {

@@ -14,8 +14,8 @@ import requests
 
 from abgate.processes import start_child, wait_http_ok
 from abgate.redis_server import free_port
+from abgate.schema import decode_stats
 from abgate.store import Store
-from gateway.outcomes import parse_outcome_fields
 from tests.conftest import port_of, start_gateway, write_config
 
 pytestmark = pytest.mark.integration
@@ -41,13 +41,13 @@ def test_shadow_gets_copies_and_agreement_is_recorded(tmp_path, redis_url, demo_
             assert r.json()["variant"] == "champion"  # a shadow answer is never returned
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
-            shadow_stats = parse_outcome_fields(Store(redis_url).totals("demo")).get("shadow-v2")
-            if shadow_stats and shadow_stats.shadow.get("requests") == 60:
+            shadow_stats = decode_stats(Store(redis_url).totals("demo")).shadows.get("shadow-v2")
+            if shadow_stats and shadow_stats.requests == 60:
                 break
             time.sleep(0.05)
-        assert shadow_stats.shadow["requests"] == 60
-        assert shadow_stats.shadow["compared"] == 60
-        assert 0 < shadow_stats.shadow["agreed"] <= 60
+        assert shadow_stats is not None and shadow_stats.requests == 60
+        assert shadow_stats.compared == 60
+        assert 0 < shadow_stats.agreed <= 60
         metrics = requests.get(gw.url + "/metrics").text
         assert 'abgate_shadow_agreement_ratio{experiment="demo",shadow="shadow-v2"}' in metrics
     finally:

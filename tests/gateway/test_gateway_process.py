@@ -110,7 +110,7 @@ def test_counts_in_redis_equal_requests_and_feedback(gateway: Child, redis_url: 
     def recorded():
         t = totals(redis_url)
         reqs = sum(v.requests for v in t.values())
-        fb = sum(v.metrics.get("accuracy", {}).get("n", 0) for v in t.values())
+        fb = sum((m.n if (m := v.metrics.get("accuracy")) else 0) for v in t.values())
         return (reqs, fb) == (n_requests, n_feedback) and t
 
     t = wait_until(recorded)

@@ -8,16 +8,20 @@ import time
 from abgate.errors import RedisUnavailable
 from abgate.redis_server import free_port, start_redis
 from abgate.store import AsyncStore, FlushBatch, Store
+from analysis.sufficient import MetricStats
 from gateway.outcomes import parse_outcome_fields
 from gateway.recorder import Recorder
 
 
-def record(recorder: Recorder, n: int, *, variant: str = "champion", start: int = 0) -> None:
+def record(
+    recorder: Recorder, n: int, *, variant: str = "champion", start: int = 0, epoch: int = 1
+) -> None:
     now = time.time()
     for i in range(n):
         recorder.record_request(
-            "demo", variant, "v1", ok=i % 10 != 0, client_error=False, latency_ms=1.0 + i % 7,
-            fallback=False, request_id=f"r{start + i}", prediction=1, error=None, ts=now,
+            "demo", variant, "v1", epoch, ok=i % 10 != 0, client_error=False,
+            latency_ms=1.0 + i % 7, fallback=False, request_id=f"r{start + i}", prediction=1,
+            error=None, ts=now,
         )  # fmt: skip
 
 
@@ -28,24 +32,24 @@ def test_flush_writes_exact_sufficient_statistics(store_target: tuple[str, bool]
         store = AsyncStore(url, cluster=cluster)
         recorder = Recorder(store)
         record(recorder, 250)
-        recorder.record_metric("demo", "champion", "accuracy", 1.0, time.time())
-        recorder.record_metric("demo", "champion", "accuracy", 0.0, time.time())
+        recorder.record_metric("demo", "champion", 1, "accuracy", 1.0, time.time())
+        recorder.record_metric("demo", "champion", 1, "accuracy", 0.0, time.time())
         assert await recorder.flush()
         found = await store.lookup_request("demo", "r7", time.time())
         await store.close()
         return found
 
-    assert asyncio.run(scenario()) == "champion|v1|1"
+    assert asyncio.run(scenario()) == "champion|v1|1|1"
     sync = Store(url, cluster=cluster)
     outcome = parse_outcome_fields(sync.totals("demo"))["champion"]
     assert outcome.requests == 250
     assert outcome.errors == 25
-    assert outcome.latency["n"] == 225
+    assert outcome.latency_ms.n == 225
     expected = [1.0 + i % 7 for i in range(250) if i % 10 != 0]
-    assert outcome.latency["sum"] == sum(expected)
-    assert outcome.latency["ss"] == sum(x * x for x in expected)
-    assert sum(outcome.latency_hist) == 225
-    assert outcome.metrics["accuracy"] == {"n": 2, "sum": 1.0, "ss": 1.0}
+    assert outcome.latency_ms.sum == sum(expected)
+    assert outcome.latency_ms.sum_squares == sum(x * x for x in expected)
+    assert outcome.latency is not None and outcome.latency.n == 225
+    assert outcome.metrics["accuracy"] == MetricStats(2, 1.0, 1.0)
     windows = sync.windows("demo")
     assert len(windows) == 1
     assert parse_outcome_fields(next(iter(windows.values())))["champion"].requests == 250
@@ -173,9 +177,16 @@ def test_the_same_batch_written_twice_is_applied_once(redis_url: str) -> None:
     now = time.time()
     batch = FlushBatch(
         "demo",
-        {60: {"champion:requests": 3, "champion:latency_ms:sum": 1.5}},
+        {
+            60: {
+                "1|champion:requests": 3,
+                "1|champion:latency_ms:n": 3,
+                "1|champion:latency_ms:sum": 1.5,
+                "1|champion:latency_ms:ss": 0.75,
+            }
+        },
         [(now, "r1", "champion", "v1", True, 0.5, False, None)],
-        {int(now // 3600): {"r1": "champion|v1|1"}},
+        {int(now // 3600): {"r1": "champion|v1|1|1"}},
     )
     twin = FlushBatch("demo", batch.deltas, batch.events, batch.requests)  # a new batch id
 
@@ -188,5 +199,5 @@ def test_the_same_batch_written_twice_is_applied_once(redis_url: str) -> None:
     asyncio.run(scenario())
     sync = Store(redis_url)
     totals = parse_outcome_fields(sync.totals("demo"))["champion"]
-    assert totals.requests == 6 and totals.latency["sum"] == 3.0
+    assert totals.requests == 6 and totals.latency_ms.sum == 3.0
     assert len(sync.events("demo")) == 2

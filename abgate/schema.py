@@ -1,0 +1,499 @@
+"""What abgate keeps in Redis: key names, stats-hash fields, request mappings, epochs.
+
+The one owner of the encoding. The gateway's aggregator names its fields
+with the builders here, the store's scripts write them unchanged, and the
+readers here turn them back into ``analysis.sufficient`` statistics, so that
+totals, windows, epochs and baselines are plain ``+`` and ``-``. Pure: no
+Redis client, no I/O (``abgate.store`` does the talking).
+
+Keys of one experiment all carry its name as a Redis Cluster hash tag::
+
+    abgate:{demo}:config            current config (JSON)   :config_version  INCR counter
+    abgate:{demo}:epochs            hash: config version -> epoch record (JSON)
+    abgate:{demo}:stats:total       hash: all-time stats fields (below)
+    abgate:{demo}:stats:<start>     hash: the same fields for one time window
+    abgate:{demo}:windows           sorted set of window starts
+    abgate:{demo}:requests:<hour>   hash: request id -> served mapping (below)
+
+Stats-hash fields, ``<epoch>|<variant>:<stat>`` for everything a request or a
+delayed outcome adds (the epoch is the config version that routed the
+request)::
+
+    7|champion:requests  7|champion:errors  7|champion:client_errors  7|champion:fallbacks
+    7|champion:latency_ms:n|sum|ss  7|champion:latency_hist:<bucket>
+    7|champion:metric:<metric>:n|sum|ss
+
+and, not per epoch: ``<shadow>:shadow:requests|errors|compared|agreed`` and
+drift bins ``<variant>:drift:<model version>:x|class|score:...`` (drift
+references are per model version already). Fields recorded before epochs
+were kept have no ``<epoch>|`` and read as epoch 0 (routing unknown). ``|``
+cannot occur in a variant name, so the two forms never collide.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from analysis.drift import DriftCounts
+from analysis.epochs import Epoch
+from analysis.sufficient import LatencyHistogram, MetricStats, VariantStats
+
+__all__ = [
+    "COUNTER_FIELDS",
+    "LATENCY_BOUNDS_MS",
+    "LATENCY_FIELDS",
+    "Keys",
+    "Served",
+    "ShadowStats",
+    "StatsHash",
+    "decode_epochs",
+    "decode_served",
+    "decode_stats",
+    "drift_class_field",
+    "drift_feature_field",
+    "drift_score_field",
+    "encode_served",
+    "epoch_record",
+    "latency_bucket",
+    "latency_hist_field",
+    "metric_prefix",
+    "parse_drift_fields",
+    "routed_weights",
+    "shadow_field",
+    "sum_stats",
+    "variant_prefix",
+    "window_start",
+]
+
+
+class Keys:
+    """Key templates of one experiment, all in the ``{name}`` hash slot."""
+
+    def __init__(self, experiment: str) -> None:
+        self.experiment = experiment
+        self.base = f"abgate:{{{experiment}}}"
+
+    config = property(lambda self: f"{self.base}:config")
+    config_version = property(lambda self: f"{self.base}:config_version")
+    epochs = property(lambda self: f"{self.base}:epochs")
+    totals = property(lambda self: f"{self.base}:stats:total")
+    windows = property(lambda self: f"{self.base}:windows")
+    events = property(lambda self: f"{self.base}:events")
+    audit = property(lambda self: f"{self.base}:audit")
+
+    drift_reference = property(lambda self: f"{self.base}:drift_reference")
+    ramp = property(lambda self: f"{self.base}:ramp")
+    ramp_lock = property(lambda self: f"{self.base}:ramp_lock")
+
+    def window(self, start: int) -> str:
+        """Stats hash of the window starting at ``start``."""
+        return f"{self.base}:stats:{start}"
+
+    def requests(self, hour: int) -> str:
+        """request id -> served mapping, for the hour the request was served."""
+        return f"{self.base}:requests:{hour}"
+
+    def feedback_claim(self, request_id: str) -> str:
+        """Set once the feedback of ``request_id`` has been counted."""
+        return f"{self.base}:feedback:{request_id}"
+
+    @property
+    def flushed(self) -> str:
+        """Parts of recent flushes already applied (sorted set, scored by time)."""
+        return f"{self.base}:flushed"
+
+
+# --- time windows and latency buckets ---------------------------------------------------
+
+# Upper bounds (ms) of latency buckets, growing by 25 % from 0.1 ms to ~60 s,
+# so a p99 read from the histogram is within one bucket (≤ 25 %) of the truth.
+LATENCY_BOUNDS_MS: tuple[float, ...] = tuple(
+    round(0.1 * 1.25**i, 4) for i in range(int(math.log(600_000) / math.log(1.25)) + 1)
+)
+
+
+def window_start(ts: float, window_s: int) -> int:
+    """Start (unix seconds) of the window holding ``ts``."""
+    return int(ts // window_s) * window_s
+
+
+def latency_bucket(latency_ms: float) -> int:
+    """Index of the first bucket whose upper bound is >= latency (last = overflow)."""
+    return bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms)
+
+
+# --- field names ------------------------------------------------------------------------
+
+COUNTER_FIELDS = ("requests", "client_errors", "errors", "fallbacks")
+"""Per-request counters of a variant, in the order the aggregator keeps them."""
+
+LATENCY_FIELDS = ("latency_ms:n", "latency_ms:sum", "latency_ms:ss")
+"""n, sum and sum of squares of the latency (ms) of answered requests."""
+
+_HIST = "latency_hist:"
+
+
+def variant_prefix(epoch: int, variant: str) -> str:
+    """``7|champion:``: what every per-epoch field of ``variant`` starts with."""
+    return f"{epoch}|{variant}:"
+
+
+def metric_prefix(epoch: int, variant: str, metric: str) -> str:
+    """``7|champion:metric:accuracy:``, followed by ``n``, ``sum`` or ``ss``."""
+    return f"{epoch}|{variant}:metric:{metric}:"
+
+
+def latency_hist_field(prefix: str, bucket: int) -> str:
+    """The histogram bucket field after a ``variant_prefix``."""
+    return f"{prefix}{_HIST}{bucket}"
+
+
+def shadow_field(shadow: str, stat: str) -> str:
+    """A shadow's counter: ``requests``, ``errors``, ``compared`` or ``agreed``."""
+    return f"{shadow}:shadow:{stat}"
+
+
+# Drift fields carry the model version as well as the variant: a promotion
+# gives a variant another version (and another reference), and its samples
+# must not mix with the old version's.
+
+
+def drift_feature_field(variant: str, version: str, feature: int, bin_index: int) -> str:
+    """Stats field counting sampled values of feature ``feature`` in bin ``bin_index``."""
+    return f"{variant}:drift:{version}:x:{feature}:{bin_index}"
+
+
+def drift_class_field(variant: str, version: str, label: int) -> str:
+    """Stats field counting sampled answers that predicted class ``label``."""
+    return f"{variant}:drift:{version}:class:{label}"
+
+
+def drift_score_field(variant: str, version: str, bin_index: int) -> str:
+    """Stats field counting sampled answers whose score fell in bin ``bin_index``."""
+    return f"{variant}:drift:{version}:score:{bin_index}"
+
+
+# --- reading stats hashes -----------------------------------------------------------------
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _number(raw: Any) -> float:
+    value = float(_text(raw))
+    return int(value) if value.is_integer() else value
+
+
+@dataclass(frozen=True)
+class ShadowStats:
+    """Mirrored calls to one shadow: answered or not, and agreement with the live answer."""
+
+    requests: int = 0
+    errors: int = 0
+    compared: int = 0
+    agreed: int = 0
+
+    def __add__(self, other: ShadowStats) -> ShadowStats:
+        if not isinstance(other, ShadowStats):
+            return NotImplemented
+        return ShadowStats(
+            self.requests + other.requests,
+            self.errors + other.errors,
+            self.compared + other.compared,
+            self.agreed + other.agreed,
+        )
+
+    def __sub__(self, other: ShadowStats) -> ShadowStats:
+        if not isinstance(other, ShadowStats):
+            return NotImplemented
+        return ShadowStats(
+            self.requests - other.requests,
+            self.errors - other.errors,
+            self.compared - other.compared,
+            self.agreed - other.agreed,
+        )
+
+
+@dataclass(frozen=True)
+class StatsHash:
+    """A decoded stats hash: per epoch and variant, plus the shadows' counters."""
+
+    epochs: Mapping[int, Mapping[str, VariantStats]]
+    shadows: Mapping[str, ShadowStats]
+
+    def variants(self) -> dict[str, VariantStats]:
+        """Every variant's statistics summed over all epochs (counters, metrics, gauges)."""
+        out: dict[str, VariantStats] = {}
+        for per in self.epochs.values():
+            for name, stats in per.items():
+                out[name] = out.get(name, VariantStats()) + stats
+        return out
+
+    def __sub__(self, other: StatsHash) -> StatsHash:
+        """What was recorded since ``other``, an earlier copy of the same hash."""
+        if not isinstance(other, StatsHash):
+            return NotImplemented
+        epochs: dict[int, dict[str, VariantStats]] = {}
+        for epoch, per in self.epochs.items():
+            before = other.epochs.get(epoch, {})
+            for name, stats in per.items():
+                since = stats - before[name] if name in before else stats
+                if not since.is_empty:
+                    epochs.setdefault(epoch, {})[name] = since
+        shadows = {
+            name: s - other.shadows.get(name, ShadowStats()) for name, s in self.shadows.items()
+        }
+        return StatsHash(epochs, shadows)
+
+    def __add__(self, other: StatsHash) -> StatsHash:
+        if not isinstance(other, StatsHash):
+            return NotImplemented
+        epochs = {e: dict(per) for e, per in self.epochs.items()}
+        for epoch, per in other.epochs.items():
+            target = epochs.setdefault(epoch, {})
+            for name, stats in per.items():
+                target[name] = target.get(name, VariantStats()) + stats
+        shadows = dict(self.shadows)
+        for name, s in other.shadows.items():
+            shadows[name] = shadows.get(name, ShadowStats()) + s
+        return StatsHash(epochs, shadows)
+
+
+_EMPTY_HASH = StatsHash({}, {})
+
+
+class _Parts:
+    """Mutable accumulator for one (epoch, variant) while a hash is decoded."""
+
+    __slots__ = ("counters", "hist", "latency", "metrics")
+
+    def __init__(self) -> None:
+        self.counters = dict.fromkeys(COUNTER_FIELDS, 0)
+        self.latency = {"n": 0.0, "sum": 0.0, "ss": 0.0}
+        self.hist: dict[int, int] = {}
+        self.metrics: dict[str, dict[str, float]] = {}
+
+    def add(self, parts: list[str], value: float) -> None:
+        head = parts[0]
+        if head in self.counters and len(parts) == 1:
+            self.counters[head] += int(value)
+        elif head == "latency_ms" and len(parts) == 2 and parts[1] in self.latency:
+            self.latency[parts[1]] += value
+        elif head == "latency_hist" and len(parts) == 2:
+            index = int(parts[1])
+            if 0 <= index <= len(LATENCY_BOUNDS_MS):
+                self.hist[index] = self.hist.get(index, 0) + int(value)
+        elif head == "metric" and len(parts) == 3 and parts[2] in ("n", "sum", "ss"):
+            entry = self.metrics.setdefault(parts[1], {"n": 0.0, "sum": 0.0, "ss": 0.0})
+            entry[parts[2]] += value
+
+    def stats(self) -> VariantStats:
+        counts = [0] * (len(LATENCY_BOUNDS_MS) + 1)
+        for index, count in self.hist.items():
+            counts[index] = count
+        return VariantStats(
+            **self.counters,
+            latency_ms=_metric(self.latency),
+            latency=LatencyHistogram(LATENCY_BOUNDS_MS, tuple(counts)) if self.hist else None,
+            metrics={name: _metric(m) for name, m in self.metrics.items()},
+        )
+
+
+def _metric(parts: Mapping[str, float]) -> MetricStats:
+    n = int(parts["n"])
+    if n == 0:
+        return MetricStats(0, 0.0, 0.0)
+    total = float(parts["sum"])
+    # Float sums added in many increments may fall a rounding below sum²/n.
+    return MetricStats(n, total, max(float(parts["ss"]), total * total / n))
+
+
+def decode_stats(fields: Mapping[Any, Any]) -> StatsHash:
+    """A stats hash (field -> amount, bytes or str) as statistics per epoch and variant.
+
+    Drift fields are left to ``parse_drift_fields``; fields that do not parse
+    (another version's, a hand edit) are skipped.
+    """
+    parts_by: dict[tuple[int, str], _Parts] = {}
+    shadows: dict[str, dict[str, int]] = {}
+    for raw_name, raw_value in fields.items():
+        name = _text(raw_name)
+        epoch_text, bar, rest = name.partition("|")
+        if not bar:
+            epoch_text, rest = "0", name
+        variant, _, stat = rest.partition(":")
+        parts = stat.split(":")
+        try:
+            epoch = int(epoch_text)
+            value = _number(raw_value)
+            if parts[0] == "shadow":
+                if len(parts) == 2 and not bar:
+                    entry = shadows.setdefault(variant, {})
+                    entry[parts[1]] = entry.get(parts[1], 0) + int(value)
+                continue
+            if parts[0] == "drift":
+                continue
+            accumulator = parts_by.get((epoch, variant))
+            if accumulator is None:
+                accumulator = parts_by[(epoch, variant)] = _Parts()
+            accumulator.add(parts, value)
+        except ValueError:
+            continue
+    epochs: dict[int, dict[str, VariantStats]] = {}
+    for (epoch, variant), accumulator in parts_by.items():
+        epochs.setdefault(epoch, {})[variant] = accumulator.stats()
+    return StatsHash(
+        epochs,
+        {
+            name: ShadowStats(
+                s.get("requests", 0), s.get("errors", 0), s.get("compared", 0), s.get("agreed", 0)
+            )
+            for name, s in shadows.items()
+        },
+    )
+
+
+def sum_stats(hashes: Iterable[Mapping[Any, Any]]) -> StatsHash:
+    """Several stats hashes (windows, say) decoded and added together."""
+    total = _EMPTY_HASH
+    for fields in hashes:
+        total = total + decode_stats(fields)
+    return total
+
+
+def parse_drift_fields(*hashes: Mapping[Any, Any]) -> dict[tuple[str, str], DriftCounts]:
+    """The drift counts in stats hashes (summed) by (variant, model version); other fields
+    are skipped."""
+    out: dict[tuple[str, str], DriftCounts] = {}
+    for raw_name, raw_value in (item for fields in hashes for item in fields.items()):
+        name = _text(raw_name)
+        variant, _, rest = name.partition(":")
+        parts = rest.split(":")
+        if parts[0] != "drift" or len(parts) < 4 or "|" in variant:
+            continue
+        version, kind = parts[1], parts[2]
+        try:
+            numbers = [int(p) for p in parts[3:]]
+            value = int(_number(raw_value))
+        except ValueError:
+            continue
+        counts = out.setdefault((variant, version), DriftCounts())
+        if kind == "x" and len(numbers) == 2 and 0 <= numbers[1] < 1000:
+            bins = counts.features.setdefault(numbers[0], [])
+            bins += [0] * (numbers[1] + 1 - len(bins))
+            bins[numbers[1]] += value
+        elif kind == "class" and len(numbers) == 1:
+            counts.classes[numbers[0]] = counts.classes.get(numbers[0], 0) + value
+        elif kind == "score" and len(numbers) == 1:
+            counts.scores[numbers[0]] = counts.scores.get(numbers[0], 0) + value
+    return out
+
+
+# --- request -> served mapping ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Served:
+    """What served a request: variant, model version, epoch and the prediction (as text)."""
+
+    variant: str
+    model_version: str
+    epoch: int
+    prediction: str
+
+
+def encode_served(variant: str, model_version: str, epoch: int, prediction: Any) -> str:
+    """``champion|v1|7|1``: the mapping value feedback is joined on."""
+    return f"{variant}|{model_version}|{epoch}|{prediction}"
+
+
+def decode_served(value: str) -> Served:
+    """Read a mapping; one written before epochs were kept (``variant|version|prediction``)
+    reads as epoch 0."""
+    parts = value.split("|", 3)
+    if len(parts) == 4 and parts[2].isdigit():
+        return Served(parts[0], parts[1], int(parts[2]), parts[3])
+    variant, version, prediction = value.split("|", 2)
+    return Served(variant, version, 0, prediction)
+
+
+# --- epochs -------------------------------------------------------------------------------
+
+
+def _variant_entries(config: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    # A stored config is validated before it is routed, but the store takes any JSON:
+    # a malformed one opens an epoch without routing (never routed by a gateway).
+    variants = config.get("variants")
+    if not isinstance(variants, list):
+        return []
+    return [
+        v
+        for v in variants
+        if isinstance(v, Mapping)
+        and isinstance(v.get("name"), str)
+        and isinstance(v.get("weight", 0), int | float)
+    ]
+
+
+def routed_weights(config: Mapping[str, Any], *, paused: bool) -> dict[str, float]:
+    """The weights requests are routed with: the config's, or all to the champion when
+    paused (the gateway then sends every request there)."""
+    variants = _variant_entries(config)
+    if paused:
+        return {v["name"]: 100.0 if v.get("role") == "champion" else 0.0 for v in variants}
+    return {v["name"]: float(v.get("weight", 0.0)) for v in variants}
+
+
+def epoch_record(config: Mapping[str, Any], *, paused: bool, started_at: float) -> str:
+    """The JSON stored for the epoch a config version opens."""
+    return json.dumps(
+        {
+            "weights": routed_weights(config, paused=paused),
+            "model_versions": {
+                v["name"]: str(v.get("model_version", "")) for v in _variant_entries(config)
+            },
+            "paused": paused,
+            "start": started_at,
+        },
+        separators=(",", ":"),
+    )
+
+
+def decode_epochs(records: Mapping[Any, Any], stats: StatsHash | None = None) -> list[Epoch]:
+    """Epochs from the stored records (config version -> JSON) and a decoded stats hash,
+    oldest first. An epoch ends when the next stored one starts; epochs with counts
+    but no record (epoch 0, or records lost) have unknown weights."""
+    meta: dict[int, dict[str, Any]] = {}
+    for raw_version, raw in records.items():
+        try:
+            meta[int(_text(raw_version))] = dict(json.loads(_text(raw)))
+        except (ValueError, TypeError):
+            continue
+    per_epoch = stats.epochs if stats is not None else {}
+    versions = sorted(set(meta) | set(per_epoch))
+    starts = sorted((v, float(m["start"])) for v, m in meta.items() if "start" in m)
+    epochs = []
+    for version in versions:
+        record = meta.get(version, {})
+        later = [start for v, start in starts if v > version]
+        weights = record.get("weights")
+        epochs.append(
+            Epoch(
+                version=version,
+                weights={str(k): float(w) for k, w in weights.items()} if weights else None,
+                model_versions={
+                    str(k): str(v) for k, v in record.get("model_versions", {}).items()
+                },
+                paused=bool(record.get("paused", False)),
+                start=float(record["start"]) if "start" in record else None,
+                end=later[0] if later else None,
+                variants=dict(per_epoch.get(version, {})),
+            )
+        )
+    return epochs
