@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from abgate.drift import drift_from_stats, drift_since
-from abgate.schema import StatsHash, decode_epochs, decode_stats, sum_stats
+from abgate.schema import StatsHash, decode_epochs, decode_stats
 from abgate.store import Store
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch, variant_totals
@@ -87,7 +87,9 @@ def experiment_data(
     elif since is None:
         recorded = decode_stats(totals)
     else:
-        recorded = sum_stats(raw_windows[s] for s in starts)
+        recorded = StatsHash({}, {})
+        for window in windows.values():
+            recorded = recorded + window
     clock = time.time() if now is None else now
     duration = clock - starts[0] if starts else None
     # Drift over the config's lookback period up to ``now``, whatever

@@ -11,9 +11,9 @@ against that epoch's own weights and combines the epochs with Holm's
 correction: the split is flagged when any epoch's Holm-adjusted p-value is
 below the threshold, and the message names that epoch. Holm rather than one
 chi-square summed over epochs: a broken epoch among many healthy ones would
-be diluted by their degrees of freedom (one epoch at p = 1e-5 among ten sums
-to p ~ 0.001, not flagged), while Holm costs a factor of at most the number
-of epochs checked and says which epoch broke.
+be diluted by their degrees of freedom (one epoch at p = 2e-5 among nine
+sound ones sums to p ~ 0.002, not flagged), while Holm costs a factor of at
+most the number of epochs checked and says which epoch broke.
 """
 
 from __future__ import annotations

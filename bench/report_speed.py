@@ -37,7 +37,7 @@ HOURS = 24
 def fill(store_url: str) -> None:
     """Write 10 M outcomes' statistics as 24 hourly windows x 3 variants."""
     config = load_experiment(ROOT / "experiments" / "demo.yaml")
-    Store(store_url).put_config(
+    epoch = Store(store_url).put_config(
         "demo", config.model_dump(mode="json"), actor="bench", action="apply"
     )
     rng = np.random.default_rng(0)
@@ -53,21 +53,21 @@ def fill(store_url: str) -> None:
             n = int(per_hour * share)
             latencies = rng.lognormal(0.0, 0.4, size=2000)
             scale = n / len(latencies)
-            delta[f"{variant}:requests"] = n
-            delta[f"{variant}:errors"] = int(n * 0.001)
-            delta[f"{variant}:latency_ms:n"] = n
-            delta[f"{variant}:latency_ms:sum"] = float(latencies.sum() * scale)
-            delta[f"{variant}:latency_ms:ss"] = float((latencies**2).sum() * scale)
+            delta[f"{epoch}|{variant}:requests"] = n
+            delta[f"{epoch}|{variant}:errors"] = int(n * 0.001)
+            delta[f"{epoch}|{variant}:latency_ms:n"] = n
+            delta[f"{epoch}|{variant}:latency_ms:sum"] = float(latencies.sum() * scale)
+            delta[f"{epoch}|{variant}:latency_ms:ss"] = float((latencies**2).sum() * scale)
             for value in latencies:
-                delta[f"{variant}:latency_hist:{latency_bucket(value)}"] += int(scale)
+                delta[f"{epoch}|{variant}:latency_hist:{latency_bucket(value)}"] += int(scale)
         # Counts are integers in Redis (HINCRBY): only sums stay floats.
         for key, amount in list(delta.items()):
             if not key.endswith((":sum", ":ss")):
                 delta[key] = int(amount)
             correct = int(rng.binomial(n, accuracy[variant]))
-            delta[f"{variant}:metric:accuracy:n"] = n
-            delta[f"{variant}:metric:accuracy:sum"] = float(correct)
-            delta[f"{variant}:metric:accuracy:ss"] = float(correct)
+            delta[f"{epoch}|{variant}:metric:accuracy:n"] = n
+            delta[f"{epoch}|{variant}:metric:accuracy:sum"] = float(correct)
+            delta[f"{epoch}|{variant}:metric:accuracy:ss"] = float(correct)
         batches.append(FlushBatch("demo", {window: dict(delta)}, [], {}))
 
     async def write() -> None:

@@ -165,7 +165,7 @@ async def drive(url: str, pid: int, total: int, concurrency: int, feedback_share
 def _recorded(redis_url: str) -> tuple[int, int]:
     totals = parse_outcome_fields(Store(redis_url).totals("bench"))
     requests_n = sum(v.requests for v in totals.values())
-    feedback_n = sum(int(m.get("n", 0)) for v in totals.values() for m in v.metrics.values())
+    feedback_n = sum(m.n for v in totals.values() for m in v.metrics.values())
     return requests_n, feedback_n
 
 
