@@ -49,6 +49,7 @@ __all__ = [
     "LATENCY_FIELDS",
     "Keys",
     "Served",
+    "ServedRow",
     "ShadowStats",
     "StatsHash",
     "decode_epochs",
@@ -396,6 +397,11 @@ def parse_drift_fields(*hashes: Mapping[Any, Any]) -> dict[tuple[str, str], Drif
 
 
 # --- request -> served mapping ------------------------------------------------------------
+
+
+ServedRow = tuple[str, str, int, Any]
+"""(variant, model version, epoch, prediction): what the hot path keeps per request until
+the flush encodes it, so no string is built on the request path."""
 
 
 @dataclass(frozen=True)

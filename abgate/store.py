@@ -31,7 +31,7 @@ import redis
 import redis.asyncio as aredis
 
 from abgate.errors import NotFound, RedisModeMismatch, RedisUnavailable
-from abgate.schema import Keys, epoch_record
+from abgate.schema import Keys, ServedRow, encode_served, epoch_record
 
 __all__ = [
     "CONFIG_CHANNEL",
@@ -186,7 +186,7 @@ class FlushBatch:
     experiment: str
     deltas: dict[int, dict[str, float]]  # window start -> field -> amount
     events: list[Event]
-    requests: dict[int, dict[str, str]]  # hour -> request id -> schema.encode_served(...)
+    requests: dict[int, dict[str, ServedRow]]  # hour -> request id -> what served it
     # Written again unchanged after a failed write: Redis applies each part once.
     batch_id: str = field(default_factory=lambda: os.urandom(8).hex())
 
@@ -526,7 +526,7 @@ class AsyncStore:
                 _REQUESTS_SCRIPT,
                 1,
                 keys.requests(hour),
-                orjson.dumps(mapping),
+                orjson.dumps({rid: encode_served(*row) for rid, row in mapping.items()}),
                 self.request_ttl_s + 3600,
             )
 

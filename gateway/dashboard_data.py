@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from abgate.reporting import assemble_experiment_data
-from abgate.schema import LATENCY_BOUNDS_MS, StatsHash
+from abgate.schema import StatsHash
 from analysis.decisions import analyze
 from analysis.drift import ExperimentDrift
+from analysis.epochs import Epoch
 from analysis.reports.json_report import jsonable, report_json
 from analysis.reports.plots import variant_colours
-from analysis.epochs import Epoch
 from analysis.sufficient import LatencyHistogram, VariantStats
 from experiments.config import ExperimentConfig
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from abgate.errors import RedisUnavailable
-from abgate.schema import encode_served
+from abgate.schema import ServedRow, encode_served
 from abgate.store import AsyncStore, Event, FlushBatch
 from gateway.outcomes import OutcomeAggregator
 
@@ -50,7 +50,7 @@ class Recorder:
     aggregator: OutcomeAggregator = field(init=False)
     lifetime: dict[str, defaultdict[str, float]] = field(init=False, default_factory=dict)
     events: dict[str, list[Event]] = field(init=False, default_factory=dict)
-    requests: dict[tuple[str, int], dict[str, str]] = field(init=False, default_factory=dict)
+    requests: dict[tuple[str, int], dict[str, ServedRow]] = field(init=False, default_factory=dict)
     # Mappings being written right now: feedback must still find them.
     in_flight: list[FlushBatch] = field(init=False, default_factory=list)
     pending: int = field(init=False, default=0)
@@ -126,8 +126,9 @@ class Recorder:
             if mapping is None:
                 mapping = self.requests[key] = {}
             # The epoch travels with the mapping: feedback that arrives after a weight
-            # change counts in the epoch that served its request.
-            mapping[request_id] = encode_served(variant, model_version, epoch, prediction)
+            # change counts in the epoch that served its request. A tuple here, a
+            # string (schema.encode_served) when the flush writes it.
+            mapping[request_id] = (variant, model_version, epoch, prediction)
 
     def record_drift(self, experiment: str, fields: list[str], ts: float) -> None:
         """One sampled request's drift bins (field names from ``VariantBins.fields_for``)."""
@@ -149,12 +150,12 @@ class Recorder:
         """A request mapping not flushed yet (feedback can arrive that fast)."""
         for (name, _), mapping in self.requests.items():
             if name == experiment and request_id in mapping:
-                return mapping[request_id]
+                return encode_served(*mapping[request_id])
         for batch in self.in_flight:
             if batch.experiment == experiment:
-                for mapping in batch.requests.values():
-                    if request_id in mapping:
-                        return mapping[request_id]
+                for served in batch.requests.values():
+                    if request_id in served:
+                        return encode_served(*served[request_id])
         return None
 
     # --- flusher ----------------------------------------------------------------

@@ -87,7 +87,7 @@ def test_one_flush_over_many_experiments_is_exact(store_target: tuple[str, bool]
             {60: {"champion:requests": i + 1, "champion:lat_sum": 0.5 * (i + 1)},
              120: {"champion:requests": 2}},
             [(now, f"{name}-r", "champion", "v1", True, 0.5 * i, False, None)],
-            {hour: {f"{name}-r": f"champion|v1|{i}"}},
+            {hour: {f"{name}-r": ("champion", "v1", 1, i)}},
         )  # fmt: skip
 
     async def scenario() -> list[str | None]:
@@ -98,7 +98,7 @@ def test_one_flush_over_many_experiments_is_exact(store_target: tuple[str, bool]
         await store.close()
         return found
 
-    assert asyncio.run(scenario()) == [f"champion|v1|{i}" for i in range(len(NAMES))]
+    assert asyncio.run(scenario()) == [f"champion|v1|1|{i}" for i in range(len(NAMES))]
     store = Store(url, cluster=cluster)
     for i, name in enumerate(NAMES):
         totals = store.totals(name)
@@ -168,7 +168,8 @@ async def _touch_every_key(url: str) -> None:
     store = AsyncStore(url, cluster=True)
     for name in NAMES:
         await store.put_config(name, {}, actor="t", action="a")
-        await store.write([FlushBatch(name, {60: {"x:requests": 1}}, [{}], {1: {"r": "x"}})])
+        mapping = {1: {"r": ("x", "v1", 1, 0)}}
+        await store.write([FlushBatch(name, {60: {"x:requests": 1}}, [{}], mapping)])
         await store.claim_feedback(name, "r")
     await store.close()
 

@@ -186,7 +186,7 @@ def test_the_same_batch_written_twice_is_applied_once(redis_url: str) -> None:
             }
         },
         [(now, "r1", "champion", "v1", True, 0.5, False, None)],
-        {int(now // 3600): {"r1": "champion|v1|1|1"}},
+        {int(now // 3600): {"r1": ("champion", "v1", 1, 1)}},
     )
     twin = FlushBatch("demo", batch.deltas, batch.events, batch.requests)  # a new batch id
 
