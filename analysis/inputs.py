@@ -1,7 +1,7 @@
 """What the engine analyses: per-variant sufficient statistics, from JSON or the recorder.
 
-The JSON form is what ``abgate analyze FILE.json`` reads (schema in the
-README); a malformed file raises ``InputError`` naming the field, e.g.
+The JSON form is what ``abgate analyze FILE.json`` reads (schema in
+docs/statistics.md); a malformed file raises ``InputError`` naming the field, e.g.
 ``variants.1.metrics.accuracy.sum_squares: must be >= sum^2/n``.
 """
 

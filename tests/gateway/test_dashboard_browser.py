@@ -2,7 +2,7 @@
 
 Skipped, with the reason, where no Chromium is installed (``.ci/run`` installs
 Debian's when it runs as root). Set ``ABGATE_SAVE_SCREENSHOT=1`` to copy the
-1440x900 screenshot to ``reports/dashboard.png`` for the README.
+1440x900 screenshot to ``reports/dashboard.png`` for docs/gateway.md.
 """
 
 from __future__ import annotations
