@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -719,3 +720,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"abgate {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `abgate status --json | head`: the reader left. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail again, and exit quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR

@@ -167,3 +167,18 @@ def test_apply_if_absent_keeps_a_stored_config(tmp_path, redis_url) -> None:
     record = Store(redis_url).get_config("demo")
     assert record.version == 2
     assert [v["weight"] for v in record.config["variants"]] == [50, 50]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(repo_root) -> None:
+    """`abgate validate ... | head -0`: the pipe is closed before the command writes."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written: the first write fails
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "abgate", "validate", *map(str, (repo_root / "experiments").glob("*.yaml"))],
+            stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1
