@@ -173,9 +173,10 @@ def test_a_reader_that_leaves_early_gets_no_traceback(repo_root) -> None:
     """`abgate validate ... | head -0`: the pipe is closed before the command writes."""
     read, write = os.pipe()
     os.close(read)  # the reader is gone before anything is written: the first write fails
+    configs = [str(p) for p in (repo_root / "experiments").glob("*.yaml")]
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "abgate", "validate", *map(str, (repo_root / "experiments").glob("*.yaml"))],
+            [sys.executable, "-m", "abgate", "validate", *configs],
             stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
         )  # fmt: skip
     finally:
