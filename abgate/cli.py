@@ -166,6 +166,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         weights = ", ".join(f"{v.name} {v.weight:g}%" for v in config.variants)
         print(f"{path}: ok ({config.name}: {weights})")
+        if config.ramp is not None:
+            served = " → ".join(f"{s:g}" for s in config.ramp.served_steps)
+            listed = (
+                " (the 100 in steps is that promotion, not a step)"
+                if len(config.ramp.served_steps) < len(config.ramp.steps)
+                else ""
+            )
+            print(
+                f"  ramp: the canary serves {served} %; 100 % is the promotion, given only "
+                f"once the evidence holds{listed}"
+            )
     return EXIT_ERROR if failed else 0
 
 
