@@ -207,3 +207,38 @@ def test_next_state_moves_a_step_and_records_endings() -> None:
     assert (moved.step, moved.step_started_at, moved.status) == (1, 20, "running")
     harm = decide(PLAN, moved, observation(now=21, primary=evidence(-0.06, -0.012)))
     assert next_state(moved, harm, 21).status == "rolled_back"
+
+
+def test_whole_ramp_totals_never_hold_the_guardrails_even_when_their_srm_p_underflows() -> None:
+    from analysis.inputs import AnalysisSettings, ExperimentData, VariantData
+    from analysis.sufficient import ProportionStats
+    from ramp.policy import observe
+
+    def data(champion: int, canary: int) -> ExperimentData:
+        return ExperimentData(
+            "demo",
+            (
+                VariantData(
+                    "champion",
+                    "champion",
+                    50.0,
+                    champion,
+                    champion // 500,
+                    metrics={"accuracy": ProportionStats(champion, champion * 0.84)},
+                ),
+                VariantData(
+                    "canary",
+                    "canary",
+                    50.0,
+                    canary,
+                    canary // 5,
+                    metrics={"accuracy": ProportionStats(canary, canary * 0.84)},
+                ),
+            ),
+            AnalysisSettings(alpha=0.05, tuning_n=500, min_samples=50, max_p99_ratio=None),
+        )
+
+    # 90,000 / 10,000 at 50/50: the chi-square p-value is 0.0 in floating point
+    obs = observe(PLAN, data(90_000, 10_000), data(1000, 1000), now=20.0)
+    decision = decide(PLAN, state(), obs)
+    assert (decision.action, decision.rule) == ("rollback", "guardrail:error_rate")
