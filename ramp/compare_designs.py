@@ -31,7 +31,7 @@ BASELINE = 0.84
 # (label, test, power override for the group-sequential maximum information)
 DESIGNS: tuple[tuple[str, RampTest, float | None], ...] = (
     ("mSPRT, tau = margin", "msprt", None),
-    ("confidence sequence, N* = tuning_n (before)", "confidence_sequence", None),
+    ("confidence sequence, N* = tuning_n (chosen)", "confidence_sequence", None),
     ("group-sequential, 10 looks, power 0.8", "group_sequential", 0.8),
     ("group-sequential, 10 looks, power 0.9", "group_sequential", 0.9),
 )

@@ -142,7 +142,12 @@ def _evidence_lines(report: RampReport) -> list[tuple[str, str]]:
     for key in ("test", "critical_z", "samples", "elapsed_s", "p_value", "promote_on"):
         if key in ev and ev[key] is not None:
             value = ev[key]
-            rows.append((key, f"{value:.3g}" if isinstance(value, float) else str(value)))
+            if isinstance(value, dict):
+                text = ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                                 for k, v in value.items())  # fmt: skip
+            else:
+                text = f"{value:.3g}" if isinstance(value, float) else str(value)
+            rows.append((key, text))
     return rows
 
 
