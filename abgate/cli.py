@@ -168,6 +168,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         weights = ", ".join(f"{v.name} {v.weight:g}%" for v in config.variants)
         print(f"{path}: ok ({config.name}: {weights})")
+        if config.ramp is not None:
+            served = " → ".join(f"{s:g}" for s in config.ramp.served_steps)
+            listed = (
+                " (the 100 in steps is that promotion, not a step)"
+                if len(config.ramp.served_steps) < len(config.ramp.steps)
+                else ""
+            )
+            print(
+                f"  ramp: the canary serves {served} %; 100 % is the promotion, given only "
+                f"once the evidence holds{listed}"
+            )
     return EXIT_ERROR if failed else 0
 
 
@@ -430,7 +441,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
             from abgate.store import Store
 
             store = Store(settings.redis_url, cluster=settings.redis_cluster)
-        print(describe_plan(config, registry=registry, store=store))
+        print(describe_plan(config, registry=registry, store=store, rate=args.rate, runs=args.runs))
         return 0
     store = _store(settings)
 
@@ -535,6 +546,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------
 
 Handler = Callable[[argparse.Namespace], int]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
 
 
 def _registry_flag(parser: argparse.ArgumentParser) -> None:
@@ -672,7 +703,20 @@ def build_parser() -> argparse.ArgumentParser:
     ramp = sub.add_parser("ramp", help="walk a canary through its ramp plan, gated by statistics")
     ramp.add_argument("file", metavar="FILE", help="experiment YAML with a `ramp:` section")
     ramp.add_argument("--out", default=None, help="report folder (default: next to FILE)")
-    ramp.add_argument("--dry-run", action="store_true", help="print the plan and sample sizes")
+    ramp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan, the time it needs and its operating characteristics (simulated)",
+    )
+    ramp.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=None,
+        help="requests/s for --dry-run (default: the recorded rate, if Redis has one)",
+    )
+    ramp.add_argument(
+        "--runs", type=_positive_int, default=500, help="simulated ramps per canary (--dry-run)"
+    )
     ramp.set_defaults(handler=cmd_ramp)
 
     promote = sub.add_parser("promote", help="make a variant the champion with all traffic")
