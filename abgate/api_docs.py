@@ -14,7 +14,7 @@ import functools
 from importlib import metadata, resources
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
@@ -71,29 +71,31 @@ def install_api_docs(app: FastAPI) -> None:
         raise ValueError("build the app with docs_url=None and redoc_url=None")
     openapi_url = app.openapi_url or "/openapi.json"
 
-    def static(name: str) -> str:
-        return f"{STATIC_PREFIX}/{name}?v={_assets_version()}"
+    def static(request: Request, name: str) -> str:
+        # Behind a proxy that mounts the app under a prefix, as FastAPI's own pages do.
+        root = request.scope.get("root_path", "")
+        return f"{root}{STATIC_PREFIX}/{name}?v={_assets_version()}"
 
     @app.get("/docs", include_in_schema=False)
-    async def swagger_ui() -> HTMLResponse:
+    async def swagger_ui(request: Request) -> HTMLResponse:
         page = get_swagger_ui_html(
-            openapi_url=openapi_url,
+            openapi_url=request.scope.get("root_path", "") + openapi_url,
             title=f"{app.title} - Swagger UI",
-            swagger_js_url=static("swagger-ui-bundle.js"),
-            swagger_css_url=static("swagger-ui.css"),
-            swagger_favicon_url=static("favicon.png"),
+            swagger_js_url=static(request, "swagger-ui-bundle.js"),
+            swagger_css_url=static(request, "swagger-ui.css"),
+            swagger_favicon_url=static(request, "favicon.png"),
             swagger_ui_parameters={**_SWAGGER_PARAMETERS, **(app.swagger_ui_parameters or {})},
         )
         page.headers.update(_PAGE_HEADERS)
         return page
 
     @app.get("/redoc", include_in_schema=False)
-    async def redoc() -> HTMLResponse:
+    async def redoc(request: Request) -> HTMLResponse:
         page = get_redoc_html(
-            openapi_url=openapi_url,
+            openapi_url=request.scope.get("root_path", "") + openapi_url,
             title=f"{app.title} - ReDoc",
-            redoc_js_url=static("redoc.standalone.js"),
-            redoc_favicon_url=static("favicon.png"),
+            redoc_js_url=static(request, "redoc.standalone.js"),
+            redoc_favicon_url=static(request, "favicon.png"),
             with_google_fonts=False,
         )
         page.headers.update(_PAGE_HEADERS)
