@@ -576,12 +576,35 @@ def _registry_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def installed_version() -> str:
+    """The version of the installed ``abgate`` distribution (what pip reports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("abgate")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (metadata scans take time)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        print(f"{parser.prog} {installed_version()}")
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
     parser = _Parser(
         prog="abgate",
         description="A/B and canary traffic-routing gateway for machine-learning models.",
     )
+    # Only before a command: `abgate train --version v2` names a model version.
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 

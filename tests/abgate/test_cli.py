@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -32,6 +33,13 @@ def test_help_on_each_command(command: str) -> None:
     result = abgate(command, "--help")
     assert result.returncode == 0
     assert "usage: abgate" in result.stdout
+
+
+def test_version_is_the_installed_distribution() -> None:
+    result = abgate("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"abgate {importlib.metadata.version('abgate')}\n"
+    assert result.stderr == ""
 
 
 @pytest.mark.parametrize(

@@ -26,37 +26,16 @@ from abgate.store import Store
 from experiments.loader import load_experiment
 from model_workers.registry import ModelRegistry
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
+from tests.gateway._chromium import CHROMIUM, LAUNCH_ARGS, needs_chromium, playwright_sync
 
 pytestmark = pytest.mark.integration
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 LAPTOP = {"width": 1440, "height": 900}
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
-LAUNCH_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
 RAMP = """ramp:
   steps: [5, 15, 50, 100]
   min_duration_s: 60
   min_samples: 200"""
-
-
-def find_chromium() -> str | None:
-    """``ABGATE_CHROMIUM``, else the first Chromium-like browser on PATH."""
-    given = os.environ.get("ABGATE_CHROMIUM")
-    if given:
-        return given if Path(given).exists() else None
-    return next((found for n in CHROMIUM_NAMES if (found := shutil.which(n))), None)
-
-
-CHROMIUM = find_chromium()
-playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="no Chromium: install chromium (or chromium-browser / google-chrome) on PATH "
-    "or point ABGATE_CHROMIUM at one",
-)
 
 
 class Traffic:
