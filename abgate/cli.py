@@ -441,7 +441,9 @@ def cmd_ramp(args: argparse.Namespace) -> int:
             print(f"note: champion not recorded in the registry: {exc.message}", file=sys.stderr)
 
     out_dir = Path(args.out) if args.out else Path(args.file).resolve().parent
-    controller = RampController(store, config, out_dir=out_dir, on_promote=record_champion)
+    controller = RampController(
+        store, config, out_dir=out_dir, on_promote=record_champion, verbose=args.verbose
+    )
     try:
         outcome = controller.run()
     except KeyboardInterrupt:
@@ -671,6 +673,13 @@ def build_parser() -> argparse.ArgumentParser:
     ramp.add_argument("file", metavar="FILE", help="experiment YAML with a `ramp:` section")
     ramp.add_argument("--out", default=None, help="report folder (default: next to FILE)")
     ramp.add_argument("--dry-run", action="store_true", help="print the plan and sample sizes")
+    ramp.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also log every decision with its evidence to stderr (always in ramp-NAME.log "
+        "in the report folder)",
+    )
     ramp.set_defaults(handler=cmd_ramp)
 
     promote = sub.add_parser("promote", help="make a variant the champion with all traffic")
