@@ -454,7 +454,9 @@ def cmd_ramp(args: argparse.Namespace) -> int:
             print(f"note: champion not recorded in the registry: {exc.message}", file=sys.stderr)
 
     out_dir = Path(args.out) if args.out else Path(args.file).resolve().parent
-    controller = RampController(store, config, out_dir=out_dir, on_promote=record_champion)
+    controller = RampController(
+        store, config, out_dir=out_dir, on_promote=record_champion, verbose=args.verbose
+    )
     try:
         outcome = controller.run()
     except KeyboardInterrupt:
@@ -739,6 +741,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ramp.add_argument(
         "--runs", type=_positive_int, default=500, help="simulated ramps per canary (--dry-run)"
+    )
+    ramp.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also log every decision with its evidence to stderr (always in ramp-NAME.log "
+        "in the report folder)",
     )
     ramp.set_defaults(handler=cmd_ramp)
 

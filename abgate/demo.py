@@ -188,9 +188,16 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
                 )
                 time.sleep(0.3)  # gateways follow over pub/sub
                 print(f"== canary ramp of {version} ({story}): steps 10 → 50 %, then promotion")
+                # The decisions go to this file, one per check; the console shows the live display.
+                decision_log = reports / f"ramp-{version}.log"
+                decision_log.unlink(missing_ok=True)
                 with _traffic(stack.gateway_url, rate=300):
                     controller = RampController(
-                        store, ramp_config, out_dir=reports, report_stem=f"ramp-{version}-report"
+                        store,
+                        ramp_config,
+                        out_dir=reports,
+                        report_stem=f"ramp-{version}-report",
+                        decision_log=decision_log,
                     )
                     outcome = controller.run()
                 outcomes.append((version, outcome))

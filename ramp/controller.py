@@ -26,7 +26,10 @@ from abgate.store import Store
 from experiments import changes
 from experiments.config import ExperimentConfig
 from gateway.outcomes import parse_outcome_fields
+from ramp.decision_log import DecisionLog
+from ramp.display import RampDisplay
 from ramp.policy import Decision, Observation, RampState, decide, next_state, observe
+from ramp.progress import is_final
 from ramp.report import RampReport, StepRecord, render_ramp_report, step_record
 
 __all__ = [
@@ -78,6 +81,8 @@ class RampController:
         clock: Any = time.time,
         sleep: Any = time.sleep,
         report_stem: str | None = None,
+        decision_log: Path | None = None,
+        verbose: bool = False,
     ) -> None:
         if config.ramp is None:
             raise AbgateError(f"{config.name} has no ramp plan (add a `ramp:` section)")
@@ -86,7 +91,20 @@ class RampController:
         self.plan = config.ramp
         self.variant = config.ramp.variant or ""
         self.out_dir = out_dir
-        self.out = out
+        self.decision_log = DecisionLog(decision_log or out_dir / f"ramp-{config.name}.log")
+        self.verbose = verbose
+        # Everything the loop writes passes the display, so a message lands above
+        # or below the live block, never inside it. With ``verbose`` the decision
+        # records stream to stderr between redraws and would tear the block: the
+        # display then writes plain lines.
+        self.display = RampDisplay(
+            out,
+            experiment=config.name,
+            plan=config.ramp,
+            log_path=str(self.decision_log.path),
+            live=out.isatty() and not verbose,
+        )
+        self.out: Any = self.display
         self.on_promote = on_promote
         self.clock = clock
         self.sleep = sleep
@@ -340,10 +358,23 @@ class RampController:
         return RampOutcome(decision.action, decision.reason, reports, state.status, decision.rule)
 
     def _log_decision(self, state: RampState, decision: Decision) -> None:
-        """Every decision, with the evidence it rests on (WARNING for a rollback)."""
-        log.log(
-            logging.WARNING if decision.action == "rollback" else logging.INFO,
+        """Every decision, with the evidence it rests on, to the decision log file.
+
+        On the console (the process's log handlers) only when ``verbose``: once a
+        second they would bury the live display. An ending other than promotion
+        is a WARNING.
+        """
+        level = (
+            logging.WARNING if is_final(decision) and decision.action != "promote" else logging.INFO
+        )
+        record = log.makeRecord(
+            log.name,
+            level,
+            __file__,
+            0,
             "ramp decision",
+            (),
+            None,
             extra=fields(
                 experiment=self.name,
                 variant=self.variant,
@@ -357,35 +388,9 @@ class RampController:
                 evidence=decision.evidence,
             ),
         )
+        self.decision_log.append(record)
+        if self.verbose and log.isEnabledFor(level):
+            log.handle(record)
 
     def _progress(self, state: RampState, obs: Observation, decision: Decision) -> None:
-        step = f"step {state.step + 1}/{len(self.plan.steps)} at {self.plan.steps[state.step]:g} %"
-        samples = obs.step_samples.get(self.variant, 0)
-        gates = []
-        analysis = obs.analysis
-        if analysis is not None:
-            mine = next(a for a in analysis.variants if a.variant == self.variant)
-            gates.append("errors " + ("FAIL" if mine.errors.significant else "ok"))
-            if mine.latency is not None:
-                gates.append(
-                    "p99 "
-                    + (
-                        "FAIL"
-                        if mine.latency.worse
-                        else ("ok" if mine.latency.conclusive else "n/a")
-                    )
-                )
-            if mine.primary is not None and not mine.primary.error:
-                gates.append(
-                    f"{analysis.data.settings.primary_metric} {mine.primary.estimate:+.1%}"
-                )
-        gates.append("SRM " + ("MISMATCH" if obs.step_srm.mismatch else "ok"))
-        line = (
-            f"[{self.name}] {step} | {samples}/{self.plan.min_samples} samples | "
-            f"{' | '.join(gates)} | {decision.action}: {decision.reason}"
-        )
-        if self.out.isatty():
-            self.out.write("\r\033[K" + line[:200])
-        else:
-            self.out.write(line + "\n")
-        self.out.flush()
+        self.display.update(state, obs, decision)

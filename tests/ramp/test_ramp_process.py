@@ -195,8 +195,9 @@ def test_failing_canary_is_rolled_back_at_the_first_check(setup, redis_url, tmp_
         Store(redis_url).audit("demo", count=100)[-1]["evidence"]["rule"] == "guardrail:error_rate"
     )
     assert elapsed < 30
-    # Every decision is logged (JSON lines on stderr) with its evidence; the rollback last.
-    records = [orjson.loads(line) for line in result.stderr.splitlines()]
+    # Every decision is logged (JSON lines in ramp-NAME.log) with its evidence; the rollback last.
+    log = tmp_path / "out" / "ramp-demo.log"
+    records = [orjson.loads(line) for line in log.read_text().splitlines()]
     decisions = [r for r in records if r["msg"] == "ramp decision"]
     assert decisions
     assert all(r["process"] == "ramp" and r["experiment"] == "demo" for r in decisions)
