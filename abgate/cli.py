@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -167,6 +168,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         weights = ", ".join(f"{v.name} {v.weight:g}%" for v in config.variants)
         print(f"{path}: ok ({config.name}: {weights})")
+        if config.ramp is not None:
+            served = " → ".join(f"{s:g}" for s in config.ramp.served_steps)
+            listed = (
+                " (the 100 in steps is that promotion, not a step)"
+                if len(config.ramp.served_steps) < len(config.ramp.steps)
+                else ""
+            )
+            print(
+                f"  ramp: the canary serves {served} %; 100 % is the promotion, given only "
+                f"once the evidence holds{listed}"
+            )
     return EXIT_ERROR if failed else 0
 
 
@@ -429,7 +441,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
             from abgate.store import Store
 
             store = Store(settings.redis_url, cluster=settings.redis_cluster)
-        print(describe_plan(config, registry=registry, store=store))
+        print(describe_plan(config, registry=registry, store=store, rate=args.rate, runs=args.runs))
         return 0
     store = _store(settings)
 
@@ -442,7 +454,9 @@ def cmd_ramp(args: argparse.Namespace) -> int:
             print(f"note: champion not recorded in the registry: {exc.message}", file=sys.stderr)
 
     out_dir = Path(args.out) if args.out else Path(args.file).resolve().parent
-    controller = RampController(store, config, out_dir=out_dir, on_promote=record_champion)
+    controller = RampController(
+        store, config, out_dir=out_dir, on_promote=record_champion, verbose=args.verbose
+    )
     try:
         outcome = controller.run()
     except KeyboardInterrupt:
@@ -536,6 +550,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
 Handler = Callable[[argparse.Namespace], int]
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    return value
+
+
 def _registry_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--registry",
@@ -544,12 +578,35 @@ def _registry_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def installed_version() -> str:
+    """The version of the installed ``abgate`` distribution (what pip reports)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("abgate")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (metadata scans take time)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> NoReturn:
+        print(f"{parser.prog} {installed_version()}")
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
     parser = _Parser(
         prog="abgate",
         description="A/B and canary traffic-routing gateway for machine-learning models.",
     )
+    # Only before a command: `abgate train --version v2` names a model version.
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -671,7 +728,27 @@ def build_parser() -> argparse.ArgumentParser:
     ramp = sub.add_parser("ramp", help="walk a canary through its ramp plan, gated by statistics")
     ramp.add_argument("file", metavar="FILE", help="experiment YAML with a `ramp:` section")
     ramp.add_argument("--out", default=None, help="report folder (default: next to FILE)")
-    ramp.add_argument("--dry-run", action="store_true", help="print the plan and sample sizes")
+    ramp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan, the time it needs and its operating characteristics (simulated)",
+    )
+    ramp.add_argument(
+        "--rate",
+        type=_positive_float,
+        default=None,
+        help="requests/s for --dry-run (default: the recorded rate, if Redis has one)",
+    )
+    ramp.add_argument(
+        "--runs", type=_positive_int, default=500, help="simulated ramps per canary (--dry-run)"
+    )
+    ramp.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also log every decision with its evidence to stderr (always in ramp-NAME.log "
+        "in the report folder)",
+    )
     ramp.set_defaults(handler=cmd_ramp)
 
     promote = sub.add_parser("promote", help="make a variant the champion with all traffic")
@@ -719,3 +796,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"abgate {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `abgate status --json | head`: the reader left. Point stdout at /dev/null so the
+        # interpreter's final flush does not fail again, and exit quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_ERROR

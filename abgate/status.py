@@ -14,7 +14,7 @@ from analysis.drift import ExperimentDrift
 from analysis.srm import SrmResult, epoch_sample_ratio_mismatch
 from experiments.config import ExperimentConfig
 
-__all__ = ["drift_lines", "experiment_status", "render_status", "srm_line"]
+__all__ = ["drift_lines", "experiment_status", "ramp_line", "render_status", "srm_line"]
 
 
 def _p99(hist: tuple[int, ...]) -> float | None:
@@ -72,6 +72,7 @@ def experiment_status(store: Store, name: str) -> dict[str, Any]:
         "variants": rows,
         "srm": _srm(srm),
         "drift": _drift(store, name, record.config),
+        "ramp": _ramp(store.ramp_state(name)),
     }
 
 
@@ -105,6 +106,38 @@ def srm_line(srm: dict[str, Any]) -> str:
     if not srm["checked"]:
         return f"split: not checked ({srm['message']})"
     return f"split: ok, {srm['message']}"
+
+
+_RAMP_WORDS = {
+    "running": "running",
+    "promoted": "PROMOTED",
+    "rolled_back": "ROLLED BACK (harm shown)",
+    "expired": "EXPIRED (not shown good enough in time)",
+}
+
+
+def _ramp(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where the experiment's ramp is, or how it ended (promoted, rolled back, expired)."""
+    if state is None:
+        return None
+    history = state.get("history") or []
+    weight = next((h.get("weight") for h in history if h.get("step") == state.get("step")), None)
+    return {
+        "status": state.get("status", "running"),
+        "step": int(state.get("step", 0)) + 1,
+        "weight": weight,
+        "rule": state.get("rule"),
+    }
+
+
+def ramp_line(ramp: dict[str, Any] | None) -> str | None:
+    """One line on the ramp: its status, step and the rule that ended it."""
+    if ramp is None:
+        return None
+    where = f"step {ramp['step']}" + (f" ({ramp['weight']:g} %)" if ramp["weight"] else "")
+    rule = f", rule {ramp['rule']}" if ramp.get("rule") else ""
+    word = _RAMP_WORDS.get(ramp["status"], ramp["status"])
+    return f"ramp: {word} at {where}{rule}"
 
 
 def _drift(store: Store, name: str, config: dict[str, Any]) -> dict[str, Any] | None:
@@ -176,4 +209,7 @@ def render_status(store: Store, name: str | None, *, as_json: bool = False) -> s
             )
         out.append("  " + srm_line(s["srm"]))
         out += ["  " + line for line in drift_lines(s["drift"])]
+        ramp = ramp_line(s.get("ramp"))
+        if ramp is not None:
+            out.append("  " + ramp)
     return "\n".join(out)

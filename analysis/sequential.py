@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_TUNING",
     "SEQUENTIAL_CS",
     "guardrail_test",
+    "mixture_critical",
     "non_inferiority_test",
     "sequential_halfwidth",
     "sequential_p_value",
@@ -60,6 +61,25 @@ def _mixture_terms(n_total: FloatArray, rho: float) -> tuple[FloatArray, FloatAr
     """n·ρ² + 1 and 2(n·ρ² + 1)/(n·ρ)²: the boundary's pieces shared by width and p-value."""
     spread = n_total * rho**2 + 1.0
     return spread, 2.0 * spread / (n_total * rho) ** 2
+
+
+def mixture_critical(
+    reach: FloatArray, *, alpha: float = 0.05, one_sided: bool = False
+) -> FloatArray:
+    """The normal-mixture boundary as a critical value on the z scale.
+
+    ``reach`` is the mixture's variance over the estimate's variance: n·ρ² for
+    the confidence sequence above (ρ per unit), τ²/variance for an mSPRT whose
+    mixture has scale τ on the effect itself (Johari et al. 2017). An estimate
+    more than ``critical · stddev`` from a null excludes it at every look at once.
+    ``sequential_halfwidth`` is this value times the estimate's standard deviation.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        spread = reach + 1.0
+        scale = 2.0 * spread / reach
+        if one_sided:
+            return np.sqrt(scale * np.log(1.0 + np.sqrt(spread) / (2.0 * alpha)))
+        return np.sqrt(scale * np.log(np.sqrt(spread) / alpha))
 
 
 def sequential_halfwidth(

@@ -6,7 +6,7 @@ Times, per request: the sampling draw every request pays, a new trace context
 (trace id, span id, the forwarded header), and one full JSON access record
 written to a file through the configured logging. The average cost at
 ``--rate`` is ``draw + rate * record``; compare it with the gateway's CPU time
-per request (README "Performance": ~42 us) for the share of throughput.
+per request (docs/performance.md: ~42 us) for the share of throughput.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from abgate.settings import Settings
 from abgate.tracing import continue_trace
 from gateway.access_log import AccessLog
 
-GATEWAY_US_PER_REQUEST = 42.0  # README "Performance": one core's time per proxied request
+GATEWAY_US_PER_REQUEST = 42.0  # docs/performance.md: one core's time per proxied request
 
 
 def _per_call_us(action: Callable[[], object], count: int) -> float:

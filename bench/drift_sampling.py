@@ -25,7 +25,7 @@ from gateway.recorder import Recorder
 
 __all__ = ["main"]
 
-GATEWAY_US_PER_REQUEST = 42.0  # CPU per request of the whole gateway (README "Performance")
+GATEWAY_US_PER_REQUEST = 42.0  # CPU per request of the whole gateway (docs/performance.md)
 
 
 def _config() -> ExperimentConfig:

@@ -10,6 +10,7 @@ through ``ExperimentConfig.model_validate``.
 from __future__ import annotations
 
 import difflib
+import functools
 import ipaddress
 import math
 import re
@@ -24,6 +25,7 @@ from abgate.errors import ConfigError, NotFound
 
 __all__ = [
     "CONFIG_ERROR_TYPE",
+    "PROMOTION_PERCENT",
     "ExperimentConfig",
     "Fallback",
     "FallbackTrigger",
@@ -35,6 +37,7 @@ __all__ = [
     "PrimaryMetric",
     "Problem",
     "Ramp",
+    "RampTest",
     "Role",
     "Shadow",
     "Statistics",
@@ -433,19 +436,39 @@ class Statistics(_Model):
     )
 
 
+RampTest = Literal["msprt", "confidence_sequence", "group_sequential"]
+
+PROMOTION_PERCENT = 100.0
+"""A step of 100 % in a plan is the promotion, never a weight the canary serves
+before the promotion evidence holds."""
+
+
+@functools.lru_cache(maxsize=64)
+def _served_steps(steps: tuple[float, ...]) -> tuple[float, ...]:
+    # Cached: the policy asks at every check, and simulations check a million times.
+    served = tuple(float(s) for s in steps)
+    return served[:-1] if served and served[-1] >= PROMOTION_PERCENT else served
+
+
 class Ramp(_Model):
-    """The canary ramp plan: traffic steps and what each step must show."""
+    """The canary ramp plan: traffic steps, the evidence each larger step must buy,
+    and what promotes, rolls back or ends the ramp."""
 
     variant: Name | None = Field(
         default=None,
         description="Variant to ramp (not the champion); default: the variant with role canary.",
     )
     steps: tuple[Number, ...] = Field(
-        min_length=1, description="Strictly increasing percents of traffic, each in (0, 100]."
+        min_length=1,
+        description=(
+            "Strictly increasing percents of traffic the canary serves, each in (0, 100). "
+            "A last step of 100 is accepted and means the promotion: the canary gets 100 % "
+            "only when it is promoted, never as a step before the evidence holds."
+        ),
     )
     min_duration_s: Seconds = Field(default=30, description="Least time spent at each step.")
     min_samples: int = Field(
-        default=200, ge=0, strict=True, description="Least samples per arm at each step."
+        default=200, ge=0, strict=True, description="Least canary requests at each step."
     )
     check_interval_s: float = Field(
         default=5, gt=0, strict=True, allow_inf_nan=False, description="Time between checks."
@@ -455,32 +478,61 @@ class Ramp(_Model):
         gt=0,
         strict=True,
         allow_inf_nan=False,
-        description="Longest a step may wait for a verdict before the ramp stops.",
+        description=(
+            "Longest the whole ramp may run; a canary not shown good enough by then "
+            "expires (see on_expiry)."
+        ),
+    )
+    on_expiry: Literal["rollback", "hold"] = Field(
+        default="rollback",
+        description=(
+            "What an expired ramp does: rollback (canary to 0 %) or hold (weights stay "
+            "where they are for a person to decide with `abgate promote` or `rollback`)."
+        ),
     )
     on_srm: Literal["hold", "rollback"] = Field(
         default="hold", description="What a sample-ratio mismatch does to the ramp."
     )
     non_inferiority_margin: float = Field(
         default=0.01,
-        ge=0,
+        gt=0,
         strict=True,
         allow_inf_nan=False,
-        description="Largest relative drop of the primary metric that still counts as not worse.",
-    )
-    promote_on: Literal["non_inferiority", "no_harm"] = Field(
-        default="non_inferiority",
         description=(
-            "What the last step needs before promoting: non_inferiority (the primary metric "
-            "shown to be within the margin of the champion's, so an underpowered ramp waits, "
-            "and stops at max_duration_s) or no_harm (only no gate failed)."
+            "Largest relative drop of the primary metric that still counts as not worse: "
+            "a canary shown worse by more is rolled back, and promotion needs evidence "
+            "that it is not."
         ),
     )
+    promote_on: Literal["non_inferiority", "superiority", "no_harm"] = Field(
+        default="non_inferiority",
+        description=(
+            "Evidence the promotion needs at the last served step: non_inferiority (the "
+            "primary metric shown within the margin of the champion's), superiority "
+            "(shown better), or no_harm (the step's minimum time and samples, no harm "
+            "shown: weak, an underpowered ramp promotes a worse model)."
+        ),
+    )
+    test: RampTest = Field(
+        default="confidence_sequence",
+        description=(
+            "How the primary metric is monitored: confidence_sequence (always valid, tuned "
+            "to statistics.tuning_n), msprt (a mixture sequential test scaled to the "
+            "margin) or group_sequential (alpha spent over 10 planned looks, the last one "
+            "final). docs/ramp.md compares them."
+        ),
+    )
+
+    @property
+    def served_steps(self) -> tuple[float, ...]:
+        """The weights the canary serves before promotion: ``steps`` without a final 100."""
+        return _served_steps(self.steps)
 
     @model_validator(mode="after")
     def _check(self) -> Ramp:
         problems: list[tuple[Loc, str]] = []
         for i, step in enumerate(self.steps):
-            if not 0 < step <= 100:
+            if not 0 < step <= PROMOTION_PERCENT:
                 problems.append((("steps", i), f"must be a percent in (0, 100], got {step:g}"))
             elif i and step <= self.steps[i - 1]:
                 problems.append(
@@ -489,6 +541,14 @@ class Ramp(_Model):
                         f"steps must increase strictly: {self.steps[i - 1]:g} then {step:g}",
                     )
                 )
+        if not problems and not self.served_steps:
+            problems.append(
+                (
+                    ("steps",),
+                    "needs a step below 100: 100 is the promotion, not a step the canary "
+                    "serves first",
+                )
+            )
         if self.max_duration_s < self.min_duration_s:
             problems.append(
                 (("max_duration_s",), f"must be at least min_duration_s ({self.min_duration_s:g})")

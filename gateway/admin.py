@@ -7,14 +7,16 @@ over pub/sub. The bearer token is compared in constant time and never logged.
 
 from __future__ import annotations
 
+import hmac
 import logging
-import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Security
 from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
+from abgate.api_docs import install_api_docs
 from abgate.drift import load_experiment_drift_async
 from abgate.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
 from abgate.http import error_responses, install_error_handlers
@@ -50,6 +52,14 @@ class Promotion(BaseModel):
     variant: str
     reason: str = Field(default="", max_length=500)
 
+
+# The scheme in the OpenAPI document (Swagger UI's Authorize button). auto_error=False:
+# the answers to a missing or wrong token stay this module's 403/401 and error body.
+_ADMIN_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="adminToken",
+    description="The gateway's ABGATE_ADMIN_TOKEN, sent as `Authorization: Bearer <token>`.",
+)
 
 _REQUEST_ID = r"^[A-Za-z0-9._:\-]{1,128}$"
 
@@ -122,22 +132,23 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
         title="abgate gateway",
         version="0.1.0",
         description="A/B and canary routing for ML models. Admin endpoints need a bearer token.",
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_api_docs(app)
     _public_routes(app)
 
     def actor(
         request: Request,
-        authorization: str | None = Header(default=None),
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_ADMIN_BEARER)],
         x_abgate_actor: str | None = Header(default=None),
     ) -> str:
         token = settings.admin_token
         if not token:
             raise Forbidden("admin API is disabled: set ABGATE_ADMIN_TOKEN to turn it on")
-        scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not secrets.compare_digest(
-            given.strip().encode(), token.encode()
-        ):
+        given = bearer.credentials if bearer is not None else ""  # no or another scheme
+        if not hmac.compare_digest(given.encode(), token.encode()):
             # Who tried and where; never what they sent.
             client = request.client.host if request.client else None
             log.warning(

@@ -1,8 +1,8 @@
 """The gateway process: an ASGI front that keeps the hot path off the framework.
 
 ``/predict``, ``/v1/{model}/predict``, ``/feedback``, ``/health``, ``/ready``
-and ``/metrics`` are answered by plain ASGI code; everything else (``/admin``,
-``/docs``, ``/openapi.json``) goes to the FastAPI admin app.
+and ``/metrics`` (GET or HEAD) are answered by plain ASGI code; everything else
+(``/admin``, ``/docs``, ``/redoc``, ``/openapi.json``) goes to the FastAPI admin app.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 _JSON = (b"content-type", b"application/json")
 _HEALTHY = orjson.dumps({"status": "healthy"})
+_GET_OR_HEAD = ("GET", "HEAD")
 
 
 class _TooLarge(Exception):
@@ -124,11 +125,12 @@ class Gateway:
                 headers = dict(scope["headers"])
                 answer = await self.hotpath.predict(body, headers, model or None)
             await _send(send, answer)
-        elif path == "/health" and method == "GET":
+        # HEAD as GET: the server (uvicorn, or abgate's own) sends the head without the body.
+        elif path == "/health" and method in _GET_OR_HEAD:
             await _send(send, Answer(200, _HEALTHY, []))
-        elif path == "/ready" and method == "GET":
+        elif path == "/ready" and method in _GET_OR_HEAD:
             await _send(send, await self.ready())
-        elif path == "/metrics" and method == "GET":
+        elif path == "/metrics" and method in _GET_OR_HEAD:
             text = render_metrics(self.experiments, self.recorder, self.hotpath).encode()
             await _send(
                 send,

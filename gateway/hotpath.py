@@ -2,7 +2,7 @@
 
 Written as plain ASGI handlers, not FastAPI routes: a framework route costs
 more CPU per request than everything abgate itself does here (measured; see
-README "Performance"). No Redis call is awaited on this path; outcomes go to
+docs/performance.md). No Redis call is awaited on this path; outcomes go to
 the recorder's in-process buffer.
 """
 

@@ -7,7 +7,8 @@ more CPU than abgate's own work. This server is an asyncio ``Protocol``
 gateway directly:
 
 - ``POST /predict``, ``POST /v1/{model}/predict``, ``POST /feedback``,
-  ``GET /health``, ``GET /ready`` and ``GET /metrics`` go to the same code
+  ``GET /health``, ``GET /ready`` and ``GET /metrics`` (and HEAD of these three,
+  the same head without the body) go to the same code
   ``gateway.app.Gateway`` runs under ASGI, and each response leaves in ONE
   ``transport.write`` (status line, headers and body);
 - every other request (``/admin``, ``/docs``, ``/openapi.json``, other methods)
@@ -96,13 +97,18 @@ def _error(status: int, message: str) -> Answer:
     return Answer(status, orjson.dumps({"status": "error", "error": message}), [])
 
 
-def _encode(answer: Answer, content_type: bytes, date: bytes, connection: bytes) -> bytes:
-    """Status line, headers and body of one response, ready for a single write."""
+def _encode(
+    answer: Answer, content_type: bytes, date: bytes, connection: bytes, head: bool = False
+) -> bytes:
+    """Status line, headers and body of one response, ready for a single write.
+
+    ``head``: the answer to a HEAD request, the GET's headers (its length too) and no body.
+    """
     body = answer.body
     parts = [_status_line(answer.status), content_type, b"content-length: %d\r\n" % len(body)]
     for name, value in answer.headers:
         parts.append(b"%s: %s\r\n" % (name, value))
-    parts += (date, connection, b"\r\n", body)
+    parts += (date, connection, b"\r\n", b"" if head else body)
     return b"".join(parts)
 
 
@@ -499,7 +505,8 @@ class _Connection(asyncio.Protocol):
             return await self._bridge(request, path, raw_path, query)
         answer, content_type = routed
         keep_alive, connection = self._keep_alive(request)
-        return _encode(answer, content_type, self.server.clock.line(), connection), keep_alive
+        date, head = self.server.clock.line(), request.method == b"HEAD"
+        return _encode(answer, content_type, date, connection, head), keep_alive
 
     async def _route(self, request: _Request, path: str) -> tuple[Answer, bytes] | None:
         """The gateway's own endpoints (as ``Gateway._http``); None for the admin app."""
@@ -512,7 +519,7 @@ class _Connection(asyncio.Protocol):
                 return await gateway.hotpath.predict(body, headers, model or None), _JSON
             if path == "/feedback":
                 return await gateway.hotpath.feedback(request.content()), _JSON
-        elif method == b"GET":
+        elif method == b"GET" or method == b"HEAD":
             if path == "/health":
                 return Answer(200, _HEALTHY, []), _JSON
             if path == "/ready":

@@ -29,6 +29,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from abgate.api_docs import install_api_docs
 from abgate.errors import BadRequest
 from abgate.http import BodySizeLimit, install_error_handlers
 from abgate.logs import fields
@@ -100,8 +101,11 @@ def create_worker_app(settings: Settings, runtime: ModelRuntime) -> FastAPI:
         title=f"abgate worker: {runtime.model} {runtime.version}",
         version="0.1.0",
         description="Serves one model version with the classic predict contract.",
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_api_docs(app)
     registry = CollectorRegistry()
     requests_total = Counter(
         "abgate_worker_requests",

@@ -15,22 +15,35 @@ import os
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from abgate.errors import AbgateError, Conflict
 from abgate.logs import fields
-from abgate.reporting import experiment_data, write_report
+from abgate.reporting import experiment_data
+from abgate.schema import decode_stats
 from abgate.store import Store
 from experiments import changes
 from experiments.config import ExperimentConfig
-from ramp.policy import Decision, Observation, RampState, decide, observe
+from ramp.decision_log import DecisionLog
+from ramp.display import RampDisplay
+from ramp.policy import Decision, Observation, RampState, decide, next_state, observe
+from ramp.progress import is_final
+from ramp.report import RampReport, StepRecord, render_ramp_report, step_record
 
-__all__ = ["EXIT_PROMOTED", "EXIT_ROLLED_BACK", "RampController", "RampOutcome"]
+__all__ = [
+    "EXIT_EXPIRED",
+    "EXIT_PROMOTED",
+    "EXIT_ROLLED_BACK",
+    "RampController",
+    "RampOutcome",
+]
 
 EXIT_PROMOTED = 0
 EXIT_ROLLED_BACK = 3
+EXIT_EXPIRED = 4
+_EXIT_CODES = {"promoted": EXIT_PROMOTED, "rolled_back": EXIT_ROLLED_BACK, "expired": EXIT_EXPIRED}
 ACTOR = "ramp-controller"
 LOCK_TTL_S = 30.0
 
@@ -39,16 +52,19 @@ log = logging.getLogger("abgate.ramp")
 
 @dataclass(frozen=True)
 class RampOutcome:
-    """How a ramp ended."""
+    """How a ramp ended: promoted, rolled back (harm shown) or expired (not shown good
+    enough in time; ``on_expiry`` said whether the canary went back to 0 % or held)."""
 
-    action: str  # "promote" | "rollback"
+    action: str  # "promote" | "rollback" | "expire"
     reason: str
     reports: dict[str, Path]
+    status: str = ""  # "promoted" | "rolled_back" | "expired"
+    rule: str = ""
 
     @property
     def exit_code(self) -> int:
-        """0 on promotion, 3 on rollback."""
-        return EXIT_PROMOTED if self.action == "promote" else EXIT_ROLLED_BACK
+        """0 promoted, 3 rolled back, 4 expired."""
+        return _EXIT_CODES.get(self.status, EXIT_ROLLED_BACK)
 
 
 class RampController:
@@ -65,6 +81,8 @@ class RampController:
         clock: Any = time.time,
         sleep: Any = time.sleep,
         report_stem: str | None = None,
+        decision_log: Path | None = None,
+        verbose: bool = False,
     ) -> None:
         if config.ramp is None:
             raise AbgateError(f"{config.name} has no ramp plan (add a `ramp:` section)")
@@ -73,7 +91,20 @@ class RampController:
         self.plan = config.ramp
         self.variant = config.ramp.variant or ""
         self.out_dir = out_dir
-        self.out = out
+        self.decision_log = DecisionLog(decision_log or out_dir / f"ramp-{config.name}.log")
+        self.verbose = verbose
+        # Everything the loop writes passes the display, so a message lands above
+        # or below the live block, never inside it. With ``verbose`` the decision
+        # records stream to stderr between redraws and would tear the block: the
+        # display then writes plain lines.
+        self.display = RampDisplay(
+            out,
+            experiment=config.name,
+            plan=config.ramp,
+            log_path=str(self.decision_log.path),
+            live=out.isatty() and not verbose,
+        )
+        self.out: Any = self.display
         self.on_promote = on_promote
         self.clock = clock
         self.sleep = sleep
@@ -89,7 +120,13 @@ class RampController:
     def _snapshot(self) -> dict[str, str]:
         return {k.decode(): v.decode() for k, v in self.store.totals(self.name).items()}
 
-    def _save(self, state: RampState, ramp_base: dict[str, str], step_base: dict[str, str]) -> None:
+    def _save(
+        self,
+        state: RampState,
+        ramp_base: dict[str, str],
+        step_base: dict[str, str],
+        history: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.store.save_ramp_state(
             self.name,
             {
@@ -97,6 +134,8 @@ class RampController:
                 "ramp_baseline": ramp_base,
                 "step_baseline": step_base,
                 "owner": self.owner,
+                # every step's start and totals snapshot: the report's per-step counts
+                "history": history or [],
             },
         )
 
@@ -169,69 +208,173 @@ class RampController:
 
     def _run(self) -> RampOutcome:
         state, ramp_base, step_base = self._resume_or_start()
+        stored = self.store.ramp_state(self.name) or {}
+        state = RampState(
+            state.step, state.started_at, state.step_started_at, looks=int(stored.get("looks", 0))
+        )
+        history: list[dict[str, Any]] = list(stored.get("history") or []) or [
+            {
+                "step": state.step,
+                "weight": self.plan.served_steps[state.step],
+                "started_at": state.step_started_at,
+                "baseline": step_base,
+            }
+        ]
+        self._save(state, ramp_base, step_base, history)
         while True:
             self.store.refresh_ramp_lock(self.name, self.owner, LOCK_TTL_S)
             obs = self._observe(ramp_base, step_base)
             decision = decide(self.plan, state, obs)
             self._log_decision(state, decision)
             self._progress(state, obs, decision)
+            after = next_state(state, decision, obs.now)
             if decision.action == "advance":
                 assert decision.weight is not None
                 self._set_weight(decision.weight, decision, "ramp_advance")
-                now = self.clock()
-                state = RampState(state.step + 1, state.started_at, now)
+                state = replace(after, step_started_at=self.clock())
                 step_base = self._snapshot()
-                self._save(state, ramp_base, step_base)
-                self.out.write("\n")
-            elif decision.action in ("promote", "rollback"):
-                return self._finish(state, decision, ramp_base)
-            elif decision.action == "hold":
-                self.store.add_audit(
-                    self.name,
-                    actor=ACTOR,
-                    action="ramp_hold",
-                    reason=decision.reason,
-                    evidence=decision.evidence,
+                history.append(
+                    {
+                        "step": state.step,
+                        "weight": decision.weight,
+                        "started_at": state.step_started_at,
+                        "baseline": step_base,
+                    }
                 )
+                self._save(state, ramp_base, step_base, history)
+                self.out.write("\n")
+            elif after.status != "running":
+                return self._finish(after, decision, ramp_base, history)
+            else:
+                if after.looks != state.looks:  # a group-sequential look taken: never twice
+                    self._save(after, ramp_base, step_base, history)
+                state = after
+                if decision.action == "hold":
+                    self.store.add_audit(
+                        self.name,
+                        actor=ACTOR,
+                        action="ramp_hold",
+                        reason=decision.reason,
+                        evidence=decision.evidence,
+                    )
             self.sleep(self.plan.check_interval_s)
 
+    def _steps(
+        self, config: ExperimentConfig, history: list[dict[str, Any]], now: float, threshold: float
+    ) -> tuple[StepRecord, ...]:
+        """Each step's requests (totals between its snapshot and the next) and its SRM."""
+        ends = [*history[1:], {"started_at": now, "baseline": self._snapshot()}]
+        records = []
+        for start, end in zip(history, ends, strict=True):
+            served = (decode_stats(end["baseline"]) - decode_stats(start["baseline"])).variants()
+            weight = float(start["weight"])
+            records.append(
+                step_record(
+                    int(start["step"]),
+                    weight,
+                    config.ramp_weights(weight),
+                    {v.name: served[v.name].requests if v.name in served else 0
+                     for v in config.variants},
+                    started_at=float(start["started_at"]),
+                    ended_at=float(end["started_at"]),
+                    threshold=threshold,
+                )
+            )  # fmt: skip
+        return tuple(records)
+
     def _finish(
-        self, state: RampState, decision: Decision, ramp_base: dict[str, str]
+        self,
+        state: RampState,
+        decision: Decision,
+        ramp_base: dict[str, str],
+        history: list[dict[str, Any]],
     ) -> RampOutcome:
         config = self._config()
-        if decision.action == "promote":
-            updated = changes.promote(config, self.variant)
-            action, status = "promote", "promoted"
-        else:
-            updated = changes.rollback(config)
-            action, status = "rollback", "rolled_back"
+        now = self.clock()
         data = experiment_data(self.store, self.name, baseline=ramp_base, config=config)
-        self.store.put_config(
-            self.name,
-            updated.model_dump(mode="json"),
-            actor=ACTOR,
-            action=action,
-            reason=decision.reason,
-            evidence={"rule": decision.rule, **decision.evidence},
-        )
+        steps = self._steps(config, history, now, data.settings.srm_threshold)
+        evidence = {"rule": decision.rule, "ending": state.status, **decision.evidence}
+        if decision.action == "promote":
+            # one config change: 100 % and the new champion together
+            updated = changes.promote(config, self.variant)
+            evidence["weight"] = decision.weight
+        elif decision.action == "rollback" or self.plan.on_expiry == "rollback":
+            updated = changes.rollback(config)
+            evidence["weight"] = 0.0
+        else:
+            updated = None  # expired, on_expiry: hold: the weights stay for a person to decide
+        if updated is None:
+            self.store.add_audit(
+                self.name,
+                actor=ACTOR,
+                action="ramp_expired",
+                reason=f"{decision.reason}; holding at {self.plan.served_steps[state.step]:g} %"
+                " for a person to promote or roll back",
+                evidence={**evidence, "on_expiry": "hold"},
+            )
+        else:
+            self.store.put_config(
+                self.name,
+                updated.model_dump(mode="json"),
+                actor=ACTOR,
+                action={"promote": "promote", "rollback": "rollback"}.get(
+                    decision.action, "ramp_expired"
+                ),
+                reason=decision.reason,
+                evidence=evidence
+                if decision.action != "expire"
+                else {**evidence, "on_expiry": self.plan.on_expiry},
+            )
         self.store.save_ramp_state(
-            self.name,
-            {**RampState(state.step, state.started_at, state.step_started_at, status).as_dict()},
+            self.name, {**state.as_dict(), "history": history, "rule": decision.rule}
         )
         if decision.action == "promote" and self.on_promote is not None:
             self.on_promote(config.variant(self.variant))
-        reports = write_report(data, self.out_dir, self.report_stem)
-        word = "PROMOTED" if action == "promote" else "ROLLED BACK"
-        self.out.write(f"\n{word} {self.variant}: {decision.reason}\n")
+        report = RampReport(
+            experiment=self.name,
+            variant=self.variant,
+            status=state.status,
+            rule=decision.rule,
+            reason=decision.reason,
+            evidence=decision.evidence,
+            plan={
+                **self.plan.model_dump(mode="json"),
+                "served_steps": list(self.plan.served_steps),
+            },
+            steps=steps,
+        )
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        reports = {}
+        for fmt, text in render_ramp_report(report, data).items():
+            path = self.out_dir / f"{self.report_stem}.{fmt}"
+            path.write_text(text)
+            reports[fmt] = path
+        held = (
+            ", weights held for a person" if state.status == "expired" and updated is None else ""
+        )
+        self.out.write(f"\n{report.headline}{held}\n")
         for fmt, path in reports.items():
             self.out.write(f"  report ({fmt}): {path}\n")
-        return RampOutcome(action, decision.reason, reports)
+        return RampOutcome(decision.action, decision.reason, reports, state.status, decision.rule)
 
     def _log_decision(self, state: RampState, decision: Decision) -> None:
-        """Every decision, with the evidence it rests on (WARNING for a rollback)."""
-        log.log(
-            logging.WARNING if decision.action == "rollback" else logging.INFO,
+        """Every decision, with the evidence it rests on, to the decision log file.
+
+        On the console (the process's log handlers) only when ``verbose``: once a
+        second they would bury the live display. An ending other than promotion
+        is a WARNING.
+        """
+        level = (
+            logging.WARNING if is_final(decision) and decision.action != "promote" else logging.INFO
+        )
+        record = log.makeRecord(
+            log.name,
+            level,
+            __file__,
+            0,
             "ramp decision",
+            (),
+            None,
             extra=fields(
                 experiment=self.name,
                 variant=self.variant,
@@ -245,35 +388,9 @@ class RampController:
                 evidence=decision.evidence,
             ),
         )
+        self.decision_log.append(record)
+        if self.verbose and log.isEnabledFor(level):
+            log.handle(record)
 
     def _progress(self, state: RampState, obs: Observation, decision: Decision) -> None:
-        step = f"step {state.step + 1}/{len(self.plan.steps)} at {self.plan.steps[state.step]:g} %"
-        samples = obs.step_samples.get(self.variant, 0)
-        gates = []
-        analysis = obs.analysis
-        if analysis is not None:
-            mine = next(a for a in analysis.variants if a.variant == self.variant)
-            gates.append("errors " + ("FAIL" if mine.errors.significant else "ok"))
-            if mine.latency is not None:
-                gates.append(
-                    "p99 "
-                    + (
-                        "FAIL"
-                        if mine.latency.worse
-                        else ("ok" if mine.latency.conclusive else "n/a")
-                    )
-                )
-            if mine.primary is not None and not mine.primary.error:
-                gates.append(
-                    f"{analysis.data.settings.primary_metric} {mine.primary.estimate:+.1%}"
-                )
-        gates.append("SRM " + ("MISMATCH" if obs.step_srm.mismatch else "ok"))
-        line = (
-            f"[{self.name}] {step} | {samples}/{self.plan.min_samples} samples | "
-            f"{' | '.join(gates)} | {decision.action}: {decision.reason}"
-        )
-        if self.out.isatty():
-            self.out.write("\r\033[K" + line[:200])
-        else:
-            self.out.write(line + "\n")
-        self.out.flush()
+        self.display.update(state, obs, decision)

@@ -1,41 +1,74 @@
 """What the ramp does next, as a pure function of plan, state and observations.
 
 ``decide(plan, state, observation) -> Decision`` holds every rule; the
-controller only gathers observations and applies decisions. Rules, first
-match wins:
+controller only gathers observations and applies decisions (``next_state``
+says what a decision does to the state). The canary serves the plan's steps
+below 100 %; 100 % is the promotion, a decision taken only once the promotion
+evidence holds. Every larger step is bought with evidence: to grow from one
+step to the next, the data must rule out harm larger than ``advance_bound``,
+a bound that tightens as the exposure grows. Rules, first match wins:
 
-1. ``max_duration``: the ramp ran past ``max_duration_s`` → rollback.
-2. ``srm``: the traffic split of the current step (weights are constant within
-   a step) does not match the configured one → hold (or rollback, per plan).
-3. a gate failed on all data since the ramp started (sequential tests, valid
-   under continuous monitoring): error rate or p99 latency worse than the
-   guardrail, or the primary metric significantly worse → rollback at once.
-4. ``non_inferiority``: the primary metric is worse than the champion's by more
-   than the plan's margin (one-sided sequential test) → rollback.
+1. ``srm``: the traffic split of the current step (weights are constant within
+   a step) does not match the configured one → hold (or rollback, per plan);
+   a hold still expires at ``max_duration_s``.
+2. ``guardrail:*``: error rate or p99 latency worse than the guardrail, on all
+   data since the ramp started (sequential tests) → rollback at once.
+3. ``harm``: the primary metric is shown worse than the champion's by more
+   than ``non_inferiority_margin`` → rollback at once.
+4. ``max_duration``: the ramp ran past ``max_duration_s`` without being shown
+   good enough → expire (the plan's ``on_expiry`` says rollback or hold);
+   ``final_look``: a group-sequential design passed its last look unpromoted.
 5. ``min_duration`` / ``min_samples``: the step has not lasted or collected
    enough yet → wait.
-6. otherwise advance to the next step, or promote after the last one.
+6. at the last served step: ``promotion`` when the evidence ``promote_on``
+   names holds (within the margin, or better) → promote; else wait.
+7. ``advance``: harm beyond ``advance_bound`` ruled out → the next step; else wait.
+
+The primary-metric bounds come from ``ramp.evidence`` (the plan's ``test``);
+under a group-sequential design rules 3, 4 (final look), 6 and 7 act only at a
+planned look, each look taken once (``RampState.looks``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from analysis.decisions import Analysis, Verdict, analyze
 from analysis.inputs import ExperimentData
-from analysis.results import TestResult
-from analysis.sequential import guardrail_test, non_inferiority_test
 from analysis.srm import SrmResult, sample_ratio_mismatch
-from experiments.config import Ramp
+from analysis.sufficient import Moments, ProportionStats
+from experiments.config import PROMOTION_PERCENT, Ramp
+from ramp.evidence import PrimaryEvidence, evidence_design, primary_evidence
 
-__all__ = ["Decision", "Observation", "RampState", "decide", "observe"]
+__all__ = [
+    "ADVANCE_BOUND_CAP",
+    "Decision",
+    "Observation",
+    "RampState",
+    "advance_bound",
+    "decide",
+    "next_state",
+    "observe",
+]
 
-Action = Literal["wait", "hold", "advance", "promote", "rollback"]
+Action = Literal["wait", "hold", "advance", "promote", "rollback", "expire"]
+Status = Literal["running", "promoted", "rolled_back", "expired"]
+
+ADVANCE_BOUND_CAP = 2.0
+"""The largest harm, in margins, any advance may leave unexcluded: a canary
+worse by 3 margins stays at the first step."""
 
 # SRM is judged per step, where weights are constant; on data spanning several
 # steps the configured split has changed, so the whole-ramp analysis must not flag it.
-_NO_SRM = 1e-300
+_NO_SRM = 0.0  # p < 0 never holds, even when the p-value underflows to 0
+
+_ENDINGS: dict[str, Status] = {
+    "promote": "promoted",
+    "rollback": "rolled_back",
+    "expire": "expired",
+}
 
 
 @dataclass(frozen=True)
@@ -45,7 +78,8 @@ class RampState:
     step: int
     started_at: float
     step_started_at: float
-    status: Literal["running", "promoted", "rolled_back"] = "running"
+    status: Status = "running"
+    looks: int = 0  # group-sequential looks taken
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -54,6 +88,7 @@ class RampState:
             "started_at": self.started_at,
             "step_started_at": self.step_started_at,
             "status": self.status,
+            "looks": self.looks,
         }
 
 
@@ -65,10 +100,9 @@ class Observation:
     variant: str
     step_samples: dict[str, int]
     step_srm: SrmResult
-    verdict: Verdict
-    non_inferiority: TestResult | None  # harm: worse than the champion by more than the margin
+    verdict: Verdict  # the whole-ramp analysis; its guardrail rollbacks count
+    primary: PrimaryEvidence | None  # the canary's lift on the primary metric, with bounds
     analysis: Analysis | None = None
-    proven_non_inferior: TestResult | None = None  # evidence: within the margin of the champion
 
 
 @dataclass(frozen=True)
@@ -80,6 +114,20 @@ class Decision:
     reason: str
     weight: float | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    look: int | None = None  # the group-sequential look this check took
+
+
+def advance_bound(plan: Ramp, step: int) -> float:
+    """Harm (relative drop of the primary metric) the data must rule out to leave ``step``.
+
+    margin · min(2, sqrt(100 / next weight)): the more traffic the next step
+    gives the canary, the smaller the harm it may still hide; promotion (100 %)
+    needs the margin itself.
+    """
+    following = plan.served_steps[step + 1]
+    return plan.non_inferiority_margin * min(
+        ADVANCE_BOUND_CAP, math.sqrt(PROMOTION_PERCENT / following)
+    )
 
 
 def observe(
@@ -101,41 +149,52 @@ def observe(
     champion = ramp_data.champion.metrics.get(settings.primary_metric)
     canary_data = next(v for v in ramp_data.variants if v.name == variant)
     canary = canary_data.metrics.get(settings.primary_metric)
-    non_inferiority = proven = None
+    primary = None
     if champion is not None and canary is not None:
-        options: dict[str, Any] = {
-            "higher_is_better": settings.direction == "increase",
-            "margin": plan.non_inferiority_margin,
-            "difference_type": "relative",
-            "alpha": settings.alpha,
-            "tuning": float(settings.tuning_n),
-        }
-        non_inferiority = guardrail_test(champion, canary, **options)
-        proven = non_inferiority_test(champion, canary, **options)
+        primary = primary_evidence(
+            evidence_design(plan, settings),
+            Moments.of(champion),
+            Moments.of(canary),
+            proportion=isinstance(champion, ProportionStats),
+            higher_is_better=settings.direction == "increase",
+        )
     return Observation(
         now=now,
         variant=variant,
         step_samples={v.name: v.requests for v in step_data.variants},
         step_srm=step_srm,
         verdict=verdict,
-        non_inferiority=non_inferiority,
+        primary=primary,
         analysis=whole,
-        proven_non_inferior=proven,
     )
+
+
+def _lift(primary: PrimaryEvidence) -> str:
+    return f"lift {primary.estimate:+.2%} [{primary.low:+.2%}, {primary.high:+.2%}]"
+
+
+def _primary_evidence(plan: Ramp, primary: PrimaryEvidence | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"margin": plan.non_inferiority_margin}
+    if primary is not None:
+        out.update(primary.as_dict())
+    return out
 
 
 def decide(plan: Ramp, state: RampState, obs: Observation) -> Decision:
     """The next move of the ramp."""
     elapsed = obs.now - state.started_at
-    if elapsed > plan.max_duration_s:
-        return Decision(
-            "rollback",
-            "max_duration",
-            f"ramp ran {elapsed:.0f}s, over max_duration_s={plan.max_duration_s:g}",
-            evidence={"elapsed_s": elapsed},
-        )
+    expired = elapsed > plan.max_duration_s
+    margin = plan.non_inferiority_margin
+    primary = obs.primary
+    # A group-sequential design may act on the primary metric only at a new look.
+    look = None
+    if primary is not None and primary.look is not None:
+        look = primary.look if primary.look > state.looks else None
+        usable = look is not None
+    else:
+        usable = primary is not None
     srm = obs.step_srm
-    if srm.mismatch:
+    if srm.mismatch and not (expired and plan.on_srm == "hold"):
         action: Action = "hold" if plan.on_srm == "hold" else "rollback"
         return Decision(
             action,
@@ -146,35 +205,51 @@ def decide(plan: Ramp, state: RampState, obs: Observation) -> Decision:
                 "expected": dict(zip(srm.arms, srm.expected, strict=True)),
                 "p_value": srm.p_value,
             },
+            look=look,
         )
-    if obs.verdict.action == "rollback":
-        return Decision(
-            "rollback", obs.verdict.rule, obs.verdict.reason, evidence=obs.verdict.evidence
-        )
-    ni = obs.non_inferiority
-    if ni is not None and ni.significant:
+    verdict = obs.verdict
+    if verdict.action == "rollback" and verdict.rule.startswith("guardrail:"):
+        return Decision("rollback", verdict.rule, verdict.reason, evidence=verdict.evidence)
+    if usable and primary is not None and primary.shows_harm_beyond(margin):
         return Decision(
             "rollback",
-            "non_inferiority",
-            f"primary metric worse than the champion's by more than "
-            f"{plan.non_inferiority_margin:.1%}: lift {ni.estimate:+.2%} "
-            f"[{ni.ci_low:+.2%}, {ni.ci_high:+.2%}], p={ni.p_value:.4g}",
-            evidence={
-                "estimate": ni.estimate,
-                "ci": [ni.ci_low, ni.ci_high],
-                "p_value": ni.p_value,
-                "margin": plan.non_inferiority_margin,
-                "samples": {"champion": ni.control_n, "variant": ni.treatment_n},
-            },
+            "harm",
+            f"primary metric shown worse than the champion's by more than {margin:.1%}: "
+            f"{_lift(primary)}",
+            evidence=_primary_evidence(plan, primary),
+            look=look,
+        )
+    if expired:
+        return Decision(
+            "expire",
+            "max_duration",
+            f"not shown good enough within max_duration_s={plan.max_duration_s:g} "
+            f"({elapsed:.0f}s)" + (f": {_lift(primary)}" if primary is not None else ""),
+            evidence={"elapsed_s": elapsed, **_primary_evidence(plan, primary)},
+            look=look,
         )
     in_step = obs.now - state.step_started_at
     samples = obs.step_samples.get(obs.variant, 0)
+    weights = plan.served_steps
+    last = state.step + 1 >= len(weights)
+    promotable = usable and primary is not None and _promotion_shown(plan, primary)
+    final = look is not None and primary is not None and primary.look == primary.looks
+    if final and primary is not None and not (last and promotable):
+        return Decision(
+            "expire",
+            "final_look",
+            f"the group-sequential design's last look passed without the promotion "
+            f"evidence: {_lift(primary)}",
+            evidence=_primary_evidence(plan, primary),
+            look=look,
+        )
     if in_step < plan.min_duration_s:
         return Decision(
             "wait",
             "min_duration",
             f"step {state.step + 1}: {in_step:.0f}s of {plan.min_duration_s:g}s",
             evidence={"seconds_in_step": in_step},
+            look=look,
         )
     if samples < plan.min_samples:
         return Decision(
@@ -182,46 +257,96 @@ def decide(plan: Ramp, state: RampState, obs: Observation) -> Decision:
             "min_samples",
             f"step {state.step + 1}: {samples} of {plan.min_samples} samples",
             evidence={"samples": samples},
+            look=look,
         )
-    gates = {
-        "verdict": obs.verdict.action,
-        "rule": obs.verdict.rule,
-        "samples_in_step": samples,
-        "seconds_in_step": in_step,
-    }
-    if state.step + 1 >= len(plan.steps):
-        proof = obs.proven_non_inferior
-        if plan.promote_on == "non_inferiority" and (proof is None or not proof.significant):
-            shown = (
-                "no primary-metric data yet"
-                if proof is None
-                else f"lift {proof.estimate:+.2%}, bound {proof.ci_low:+.2%}..{proof.ci_high:+.2%}"
-            )
+    gates = {"samples_in_step": samples, "seconds_in_step": in_step}
+    if last:
+        if plan.promote_on == "no_harm" or promotable:
+            shown = {
+                "non_inferiority": f"shown within {margin:.1%} of the champion",
+                "superiority": "shown better than the champion",
+                "no_harm": "no harm shown (promote_on: no_harm)",
+            }[plan.promote_on]
             return Decision(
-                "wait",
-                "non_inferiority_unproven",
-                f"holding {obs.variant} at 100 % until it is shown to be within "
-                f"{plan.non_inferiority_margin:.1%} of the champion ({shown})",
+                "promote",
+                "promotion",
+                f"{obs.variant} {shown}" + (f": {_lift(primary)}" if primary is not None else ""),
+                weight=PROMOTION_PERCENT,
                 evidence={
                     **gates,
-                    "estimate": None if proof is None else proof.estimate,
-                    "ci": None if proof is None else [proof.ci_low, proof.ci_high],
-                    "margin": plan.non_inferiority_margin,
+                    "promote_on": plan.promote_on,
+                    **_primary_evidence(plan, primary),
                 },
+                look=look,
             )
+        needed = "within" if plan.promote_on == "non_inferiority" else "better than"
+        return _waiting(
+            plan, state, primary, usable, gates, look,
+            "promotion_evidence",
+            f"holding {obs.variant} at {weights[state.step]:g} % until it is shown {needed} "
+            + (f"{margin:.1%} of " if needed == "within" else "")
+            + "the champion",
+        )  # fmt: skip
+    bound = advance_bound(plan, state.step)
+    weight = weights[state.step + 1]
+    if usable and primary is not None and primary.excludes_harm_beyond(bound):
         return Decision(
-            "promote",
-            "completed",
-            f"every step passed its gates; {obs.variant} held 100 % cleanly"
-            + ("" if plan.promote_on == "no_harm" else ", shown non-inferior"),
-            evidence=gates,
+            "advance",
+            "advance",
+            f"step {state.step + 1} passed: harm beyond {bound:.2%} ruled out "
+            f"({_lift(primary)}); next {weight:g} %",
+            weight=weight,
+            evidence={**gates, "bound": bound, **_primary_evidence(plan, primary)},
+            look=look,
         )
-    weight = float(plan.steps[state.step + 1])
+    return _waiting(
+        plan, state, primary, usable, {**gates, "bound": bound}, look,
+        "advance_evidence",
+        f"holding {obs.variant} at {weights[state.step]:g} % until harm beyond {bound:.2%} "
+        f"is ruled out before {weight:g} %",
+    )  # fmt: skip
+
+
+def _promotion_shown(plan: Ramp, primary: PrimaryEvidence) -> bool:
+    if plan.promote_on == "superiority":
+        return primary.excludes_harm_beyond(0.0)
+    return primary.excludes_harm_beyond(plan.non_inferiority_margin)
+
+
+def _waiting(
+    plan: Ramp,
+    state: RampState,
+    primary: PrimaryEvidence | None,
+    usable: bool,
+    gates: dict[str, Any],
+    look: int | None,
+    rule: str,
+    reason: str,
+) -> Decision:
+    if primary is None:
+        shown = "no primary-metric data yet"
+    elif primary.look is not None and not usable:
+        shown = (
+            f"next look {state.looks + 1}/{primary.looks} at "
+            f"{(state.looks + 1) / (primary.looks or 1):.0%} of the planned information, "
+            f"now {primary.information_fraction or 0.0:.0%}"
+        )
+    else:
+        shown = _lift(primary)
     return Decision(
-        "advance",
-        "gates_passed",
-        f"step {state.step + 1} passed: {samples} samples in {in_step:.0f}s, "
-        f"no gate failed; next {weight:g} %",
-        weight=weight,
-        evidence=gates,
+        "wait",
+        rule,
+        f"{reason} ({shown})",
+        evidence={**gates, **_primary_evidence(plan, primary)},
+        look=look,
     )
+
+
+def next_state(state: RampState, decision: Decision, now: float) -> RampState:
+    """The state after ``decision`` was applied at ``now``."""
+    looks = state.looks if decision.look is None else max(state.looks, decision.look)
+    if decision.action == "advance":
+        return RampState(state.step + 1, state.started_at, now, "running", looks)
+    if decision.action in _ENDINGS:
+        return replace(state, status=_ENDINGS[decision.action], looks=looks)
+    return state if looks == state.looks else replace(state, looks=looks)

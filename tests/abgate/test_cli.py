@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -32,6 +33,13 @@ def test_help_on_each_command(command: str) -> None:
     result = abgate(command, "--help")
     assert result.returncode == 0
     assert "usage: abgate" in result.stdout
+
+
+def test_version_is_the_installed_distribution() -> None:
+    result = abgate("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"abgate {importlib.metadata.version('abgate')}\n"
+    assert result.stderr == ""
 
 
 @pytest.mark.parametrize(
@@ -167,3 +175,19 @@ def test_apply_if_absent_keeps_a_stored_config(tmp_path, redis_url) -> None:
     record = Store(redis_url).get_config("demo")
     assert record.version == 2
     assert [v["weight"] for v in record.config["variants"]] == [50, 50]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(repo_root) -> None:
+    """`abgate validate ... | head -0`: the pipe is closed before the command writes."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before anything is written: the first write fails
+    configs = [str(p) for p in (repo_root / "experiments").glob("*.yaml")]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "abgate", "validate", *configs],
+            stdout=write, stderr=subprocess.PIPE, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1

@@ -174,7 +174,7 @@ def test_workers_wait_for_their_trained_version(services: dict[str, dict[str, An
             continue
         assert "models:/models" in service["volumes"]
         params = training_params(args)
-        # The containers serve the same models as `make demo` and the README's table.
+        # The containers serve the same models as `make demo` and docs/models.md's table.
         assert params == DEMO_VERSIONS[args.version], name
         trained[args.version] = name
     for name, service in abgate_services(services).items():

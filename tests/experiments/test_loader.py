@@ -209,7 +209,8 @@ def test_demo_example_is_what_the_demo_routes() -> None:
 def test_canary_example_has_the_ramp_plan() -> None:
     config = load_experiment(EXAMPLES / "canary.yaml")
     assert config.ramp is not None
-    assert config.ramp.steps == (1, 5, 25, 50, 100)
+    assert config.ramp.steps == (10, 25, 50)  # 100 % is the promotion, not a step
+    assert config.ramp.on_expiry == "rollback"
     assert config.ramp_variant is not None and config.ramp_variant.name == "canary"
     assert {v.role for v in config.variants} == {"champion", "canary"}
 
@@ -242,3 +243,11 @@ def test_bad_stored_json_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         experiment_from_json('{"name": "x", "model": "demo", "variants": []}')
     assert caught.value.problems == ["variants: expected at least 1 item(s), got a list of 0"]
+
+
+def test_a_last_step_of_100_is_the_promotion_and_a_plan_needs_a_step_below_it() -> None:
+    from experiments.config import Ramp
+
+    assert Ramp(steps=(10, 50, 100)).served_steps == (10.0, 50.0)
+    with pytest.raises(Exception, match="100 is the promotion"):
+        Ramp(steps=(100,))

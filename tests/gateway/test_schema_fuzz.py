@@ -51,6 +51,18 @@ def test_the_gateway_serves_this_schema(live_gateway: Child) -> None:
     assert requests.get(f"{live_gateway.url}/openapi.json", timeout=10).json() == OPENAPI
 
 
+def test_admin_operations_declare_the_bearer_scheme() -> None:
+    # What Swagger UI's Authorize button and generated clients go by.
+    scheme = OPENAPI["components"]["securitySchemes"]["adminToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for path, operations in OPENAPI["paths"].items():
+        for method, operation in operations.items():
+            names = {p["name"].lower() for p in operation.get("parameters", [])}
+            assert "authorization" not in names, (method, path)
+            expected = [{"adminToken": []}] if path.startswith("/admin/") else None
+            assert operation.get("security") == expected, (method, path)
+
+
 @schema.parametrize()
 @settings(max_examples=30, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
 def test_gateway_answers_conform_to_its_schema(

@@ -227,6 +227,33 @@ def test_head_through_the_bridge_has_no_body(tmp_path: Path) -> None:
     assert health.json() == {"status": "healthy"}
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("server", ["abgate", "uvicorn"])
+def test_head_of_health_and_ready_answers_like_get_without_a_body(
+    tmp_path: Path, server: str
+) -> None:
+    # The champion's port has no listener: /ready answers 503, HEAD must say the same.
+    config = write_config(tmp_path / "head.yaml", {"champion": free_port()}, {"champion": 100})
+    child = start_gateway(config, None, "--server", server)
+    try:
+        with raw_client(port_of(child)) as client:
+            for path in ("/health", "/ready", "/metrics"):
+                client.send(request_bytes("GET", path))
+                got = client.read()
+                client.send(request_bytes("HEAD", path))
+                head = client.read(head_only=True)
+                assert head.status == got.status, path
+                assert head.headers["content-type"] == got.headers["content-type"], path
+                assert int(head.headers["content-length"]) > 0, path
+                if path == "/health":  # the only body that cannot change between the two
+                    assert head.headers["content-length"] == str(len(got.body))
+            # A body after a HEAD answer would be read here as the next status line.
+            client.send(request_bytes("GET", "/health"))
+            assert client.read().json() == {"status": "healthy"}
+    finally:
+        child.stop()
+
+
 def read_head_then_get(port: int, data: bytes) -> list[Response]:
     with raw_client(port) as client:
         client.send(data)

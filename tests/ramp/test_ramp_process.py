@@ -31,6 +31,7 @@ def ramp_tail(
     min_samples: int = 40,
     max_duration: float = 90,
     p99_ratio: float = 1.5,
+    on_expiry: str = "rollback",
 ) -> str:
     return (
         f"{STATS}\n"
@@ -38,7 +39,7 @@ def ramp_tail(
         f"{{name: p99_latency_ms, max_ratio: {p99_ratio}}}]}}\n"
         f"ramp: {{variant: canary, steps: {steps}, min_duration_s: {min_duration}, "
         f"min_samples: {min_samples}, check_interval_s: 0.5, max_duration_s: {max_duration}, "
-        "non_inferiority_margin: 0.02}"
+        f"non_inferiority_margin: 0.02, on_expiry: {on_expiry}}}"
     )
 
 
@@ -71,6 +72,28 @@ def ramp(
 
 def weights_history(redis_url: str, name: str = "demo") -> list[dict]:
     return [e for e in Store(redis_url).audit(name, count=1000) if e["actor"] == "ramp-controller"]
+
+
+@contextmanager
+def watched_weights(redis_url: str, name: str = "demo") -> Iterator[list[float]]:
+    """The canary weight of the live config, read every 50 ms while the block runs."""
+    seen: list[float] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        store = Store(redis_url)
+        while not stop.is_set():
+            variants = store.get_config(name).config["variants"]
+            seen.extend(v["weight"] for v in variants if v["name"] == "canary")
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -112,11 +135,53 @@ def test_worse_canary_is_rolled_back_and_never_reaches_100(setup, redis_url, tmp
     history = weights_history(redis_url)
     weights = [e["evidence"].get("weight") for e in history if "weight" in (e["evidence"] or {})]
     assert 100 not in weights and 100.0 not in weights
+    # never more than the first step: harm was shown before any advance
+    assert max(weights) == 10, weights
+    # harm shown (a busy machine's p99 may trip its guardrail first)
+    assert history[-1]["action"] == "rollback"
+    assert history[-1]["evidence"]["rule"] in ("harm", "guardrail:p99_latency")
     final = Store(redis_url).get_config("demo").config["variants"]
     assert {v["name"]: v["weight"] for v in final} == {"champion": 100, "canary": 0}
+    assert Store(redis_url).ramp_state("demo")["status"] == "rolled_back"
+    # the report leads with the ramp's ending and carries no whole-ramp SRM alarm
+    report = (tmp_path / "out" / "demo-ramp-report.md").read_text()
+    assert report.startswith("## Ramp of canary in demo: ROLLED BACK")
+    assert "Sample-ratio mismatch" not in report and "MISMATCH" not in report
     assert (tmp_path / "out" / "demo-ramp-report.html").is_file()
     for entry in history:  # time, actor and evidence on every change
         assert entry["ts"] and entry["actor"] == "ramp-controller" and entry["evidence"] is not None
+
+
+def test_worse_canary_never_serves_more_than_the_first_step(setup, redis_url, tmp_path) -> None:
+    """Every config version the gateways followed gave the canary at most the first step."""
+    config, gateway = setup(steps="[5, 25, 50]", min_duration=1, min_samples=20)
+    with traffic(gateway.url), watched_weights(redis_url) as seen:
+        result = ramp(config, redis_url, tmp_path / "out")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert seen and max(seen) == 5, sorted(set(seen))
+    audited = [e["evidence"].get("weight") for e in weights_history(redis_url)]
+    assert max(w for w in audited if w is not None) == 5
+
+
+def test_a_ramp_that_runs_out_of_time_expires_and_can_hold(setup, redis_url, tmp_path) -> None:
+    config, gateway = setup(
+        canary="challenger", steps="[20, 60]", min_duration=2, min_samples=10**7,
+        max_duration=4, p99_ratio=50, on_expiry="hold",
+    )  # fmt: skip
+    with traffic(gateway.url):
+        result = ramp(config, redis_url, tmp_path / "out")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "EXPIRED canary (max_duration)" in result.stdout
+    store = Store(redis_url)
+    final = {v["name"]: v["weight"] for v in store.get_config("demo").config["variants"]}
+    assert final == {"champion": 80, "canary": 20}  # held for a person
+    assert store.ramp_state("demo")["status"] == "expired"
+    assert store.audit("demo", count=10)[-1]["action"] == "ramp_expired"
+    status = subprocess.run(
+        [sys.executable, "-m", "abgate", "status", "demo"], capture_output=True, text=True,
+        env={**os.environ, "REDIS_URL": redis_url}, timeout=60,
+    )  # fmt: skip
+    assert "ramp: EXPIRED (not shown good enough in time) at step 1 (20 %)" in status.stdout
 
 
 def test_failing_canary_is_rolled_back_at_the_first_check(setup, redis_url, tmp_path) -> None:
@@ -130,8 +195,9 @@ def test_failing_canary_is_rolled_back_at_the_first_check(setup, redis_url, tmp_
         Store(redis_url).audit("demo", count=100)[-1]["evidence"]["rule"] == "guardrail:error_rate"
     )
     assert elapsed < 30
-    # Every decision is logged (JSON lines on stderr) with its evidence; the rollback last.
-    records = [orjson.loads(line) for line in result.stderr.splitlines()]
+    # Every decision is logged (JSON lines in ramp-NAME.log) with its evidence; the rollback last.
+    log = tmp_path / "out" / "ramp-demo.log"
+    records = [orjson.loads(line) for line in log.read_text().splitlines()]
     decisions = [r for r in records if r["msg"] == "ramp decision"]
     assert decisions
     assert all(r["process"] == "ramp" and r["experiment"] == "demo" for r in decisions)
@@ -150,7 +216,12 @@ def test_better_model_is_promoted(setup, redis_url, tmp_path, demo_registry) -> 
     assert result.returncode == 0, result.stdout + result.stderr
     final = {v["name"]: v for v in Store(redis_url).get_config("demo").config["variants"]}
     assert final["canary"]["role"] == "champion" and final["canary"]["weight"] == 100
-    assert (tmp_path / "out" / "demo-ramp-report.md").is_file()
+    # 100 % came with the promotion, in one config change, never as a step
+    promotions = [e for e in weights_history(redis_url) if e["evidence"].get("weight") == 100]
+    assert [e["action"] for e in promotions] == ["promote"]
+    report = (tmp_path / "out" / "demo-ramp-report.md").read_text()
+    assert report.startswith("## Ramp of canary in demo: PROMOTED")
+    assert "Sample-ratio mismatch" not in report
 
 
 def test_interrupted_ramp_resumes_and_a_second_one_is_refused(setup, redis_url, tmp_path) -> None:

@@ -1,0 +1,79 @@
+"""The ramp's report: its ending first, per-step SRM, no whole-ramp SRM alarm."""
+
+from __future__ import annotations
+
+import json
+
+from analysis.decisions import analyze
+from analysis.inputs import AnalysisSettings, ExperimentData, VariantData
+from analysis.sufficient import ProportionStats
+from ramp.report import RampReport, render_ramp_report, step_record
+
+
+def whole_ramp() -> ExperimentData:
+    """Totals of a ramp 10 % → 50 %: nothing like the last step's 50/50 split."""
+    settings = AnalysisSettings(alpha=0.05, tuning_n=500, min_samples=50, max_p99_ratio=None)
+    variants = (
+        VariantData("champion", "champion", 50.0, 9000, 10, metrics={
+            "accuracy": ProportionStats(9000, 7560.0)}),
+        VariantData("canary", "canary", 50.0, 3000, 4, metrics={
+            "accuracy": ProportionStats(3000, 2790.0)}),
+    )  # fmt: skip
+    return ExperimentData("demo", variants, settings)
+
+
+def report(status: str = "promoted", skewed_step: bool = False) -> RampReport:
+    steps = (
+        step_record(0, 10.0, {"champion": 90.0, "canary": 10.0},
+                    {"champion": 5400, "canary": 600}, started_at=0.0, ended_at=20.0,
+                    threshold=0.001),
+        step_record(1, 50.0, {"champion": 50.0, "canary": 50.0},
+                    {"champion": 5000, "canary": 2400} if skewed_step
+                    else {"champion": 3000, "canary": 3000},
+                    started_at=20.0, ended_at=36.0, threshold=0.001),
+    )  # fmt: skip
+    return RampReport(
+        experiment="demo",
+        variant="canary",
+        status=status,
+        rule="promotion" if status == "promoted" else "harm",
+        reason="canary shown within 2.0% of the champion: lift +10.71% [+8.1%, +13.3%]",
+        evidence={"estimate": 0.1071, "ci": [0.081, 0.133], "margin": 0.02, "test": "cs"},
+        plan={
+            "served_steps": [10.0, 50.0],
+            "promote_on": "non_inferiority",
+            "non_inferiority_margin": 0.02,
+            "test": "confidence_sequence",
+            "max_duration_s": 300,
+            "on_expiry": "rollback",
+        },
+        steps=steps,
+    )
+
+
+def test_plain_analysis_of_whole_ramp_totals_raises_a_false_srm_alarm() -> None:
+    assert analyze(whole_ramp()).srm.mismatch  # the bug the ramp report avoids
+
+
+def test_the_report_leads_with_the_ending_and_has_no_false_srm_alarm() -> None:
+    out = render_ramp_report(report(), whole_ramp())
+    md = out["md"]
+    assert md.startswith("## Ramp of canary in demo: PROMOTED")
+    assert md.index("PROMOTED canary (promotion)") < md.index("## abgate report")
+    assert "| 1 | 10 % | 20 | champion 5,400, canary 600 | ok" in md
+    assert "Sample-ratio mismatch" not in md and "MISMATCH" not in md
+    assert "not checked on the whole ramp" in md
+    assert "| canary | ✅ promote | primary |" in md  # decided on the data, not held
+    html = out["html"]
+    assert html.index("Ramp of canary: PROMOTED") < html.index("Verdicts")
+    assert "srm-alert" not in html.split("<main>", 1)[1].split("</style>")[-1]
+    body = json.loads(out["json"])
+    assert next(iter(body)) == "ramp" and body["ramp"]["ending"] == "promoted"
+    assert [s["canary_weight"] for s in body["ramp"]["steps"]] == [10.0, 50.0]
+    assert body["srm"]["mismatch"] is False and body["srm"]["checked"] is False
+
+
+def test_a_step_whose_split_is_off_is_flagged_in_its_row() -> None:
+    md = render_ramp_report(report("rolled_back", skewed_step=True), whole_ramp())["md"]
+    assert md.startswith("## Ramp of canary in demo: ROLLED BACK")
+    assert "| 2 | 50 % | 16 | champion 5,000, canary 2,400 | MISMATCH" in md
