@@ -280,7 +280,11 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     def build() -> Any:
         store = (
-            AsyncStore(settings.redis_url, cluster=settings.redis_cluster)
+            AsyncStore(
+                settings.redis_url,
+                cluster=settings.redis_cluster,
+                request_ttl_s=settings.request_ttl_s,
+            )
             if settings.redis_url
             else None
         )

@@ -14,6 +14,16 @@ Keys of one experiment all carry its name as a Redis Cluster hash tag::
     abgate:{demo}:stats:<start>     hash: the same fields for one time window
     abgate:{demo}:windows           sorted set of window starts
     abgate:{demo}:requests:<hour>   hash: request id -> served mapping (below)
+    abgate:{demo}:feedback:<id>     the feedback claim of one request id (exactly once)
+    abgate:{demo}:pending_feedback  hash: request id -> feedback waiting for its mapping
+    abgate:{demo}:pending_feedback_due   sorted set: request id -> when it expires
+    abgate:{demo}:feedback_joins    hash: parked, joined, expired (all-time counts)
+
+Feedback whose request mapping is not in Redis yet (it waits in the serving
+process until its next flush) is parked; the script that writes mappings
+joins it, and a sweep expires what waited longer than the mapping is kept
+(``abgate.store``). The join scripts build metric fields as
+``metric_prefix`` does; a change here must change them too.
 
 Stats-hash fields, ``<epoch>|<variant>:<stat>`` for everything a request or a
 delayed outcome adds (the epoch is the config version that routed the
@@ -100,8 +110,13 @@ class Keys:
         return f"{self.base}:requests:{hour}"
 
     def feedback_claim(self, request_id: str) -> str:
-        """Set once the feedback of ``request_id`` has been counted."""
+        """Set once the feedback of ``request_id`` is counted or parked (value: its token)."""
         return f"{self.base}:feedback:{request_id}"
+
+    # Not under ``feedback:``: a request id may be any safe string, "pending" too.
+    pending_feedback = property(lambda self: f"{self.base}:pending_feedback")
+    pending_feedback_due = property(lambda self: f"{self.base}:pending_feedback_due")
+    feedback_joins = property(lambda self: f"{self.base}:feedback_joins")
 
     @property
     def flushed(self) -> str:

@@ -74,7 +74,19 @@ class Settings(BaseSettings):
     max_pending_outcomes: int = Field(
         default=100_000,
         gt=0,
-        description="Raw outcomes buffered while Redis is down; more are dropped and counted.",
+        description=(
+            "Raw outcomes (and feedback) buffered while Redis is down; more outcomes are "
+            "dropped and counted, more feedback is refused with a 503."
+        ),
+    )
+    request_ttl_s: int = Field(
+        default=86400,
+        gt=0,
+        description=(
+            "How long a request's variant mapping is kept for feedback (seconds). Feedback "
+            "that arrives before its request's mapping reached Redis waits as long, then "
+            "expires and is counted as expired."
+        ),
     )
     drift_sample_rate: float = Field(
         default=0.05,

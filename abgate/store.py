@@ -39,6 +39,9 @@ __all__ = [
     "AsyncStore",
     "ConfigRecord",
     "Event",
+    "FeedbackItem",
+    "FeedbackJoins",
+    "FeedbackResult",
     "FlushBatch",
     "Keys",
     "Store",
@@ -101,10 +104,51 @@ return 1
 # retried within seconds, so a few minutes covers it many times over.
 FLUSHED_MEMORY_S = 600
 
+# Counts one feedback against the mapping of the request it belongs to
+# (``schema.encode_served``: variant|version|epoch|prediction, or the older
+# variant|version|prediction, read as epoch 0), into the stats fields
+# ``schema.metric_prefix`` names. A label scores 1 when it equals the
+# prediction as a number. Shared by the feedback script and the mapping
+# writer, so a feedback counts the same whichever of the two comes second.
+_COUNT_FEEDBACK = """
+local function count_feedback(served, metric, kind, value, window_key, totals_key,
+                              windows_key, window, window_ttl)
+  local variant, version, rest = string.match(served, '^([^|]*)|([^|]*)|(.*)$')
+  if not variant then return nil end
+  local epoch, prediction = string.match(rest, '^(%d+)|(.*)$')
+  if not epoch then epoch, prediction = '0', rest end
+  local amount
+  if kind == 'label' then
+    local p, l = tonumber(prediction), tonumber(value)
+    amount = (p ~= nil and p == l) and 1 or 0
+  else
+    amount = tonumber(value) or 0
+  end
+  local prefix = epoch .. '|' .. variant .. ':metric:' .. metric .. ':'
+  local sum = string.format('%.17g', amount)
+  local ss = string.format('%.17g', amount * amount)
+  for _, key in ipairs({window_key, totals_key}) do
+    redis.call('HINCRBY', key, prefix .. 'n', 1)
+    redis.call('HINCRBYFLOAT', key, prefix .. 'sum', sum)
+    redis.call('HINCRBYFLOAT', key, prefix .. 'ss', ss)
+  end
+  redis.call('ZADD', windows_key, window, window)
+  if window_ttl > 0 then redis.call('EXPIRE', window_key, window_ttl) end
+  return sum
+end
+"""
+
 # Adds a batch of request -> served-variant entries, sent as one JSON object:
 # decoding it here costs Redis less than the client spends packing one HSET
-# argument per request.
-_REQUESTS_SCRIPT = """
+# argument per request. Feedback that arrived before its mapping (parked by
+# the feedback script) is counted here, in the same atomic step, and leaves
+# the parking. Running it twice (a retry after a lost reply) counts nothing
+# twice: a joined feedback is no longer parked.
+# KEYS: requests hash, pending hash, pending due set, joins hash, window, totals, windows
+# ARGV: entries JSON, mapping TTL, window start, window TTL
+_REQUESTS_SCRIPT = (
+    _COUNT_FEEDBACK
+    + """
 local entries = cjson.decode(ARGV[1])
 local args, n = {}, 0
 for id, served in pairs(entries) do
@@ -117,7 +161,81 @@ for id, served in pairs(entries) do
 end
 if n > 0 then redis.call('HSET', KEYS[1], unpack(args, 1, n)) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return 1
+if redis.call('ZCARD', KEYS[3]) == 0 then return 0 end
+local joined = 0
+for id, served in pairs(entries) do
+  local parked = redis.call('HGET', KEYS[2], id)
+  if parked then
+    local p = cjson.decode(parked)
+    count_feedback(served, p[1], p[2], p[3], KEYS[5], KEYS[6], KEYS[7], ARGV[3],
+                   tonumber(ARGV[4]))
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZREM', KEYS[3], id)
+    joined = joined + 1
+  end
+end
+if joined > 0 then redis.call('HINCRBY', KEYS[4], 'joined', joined) end
+return joined
+"""
+)
+
+# One feedback, atomically: refused when its request id was claimed before (by
+# another token: a duplicate; by the same token: this very call, retried after
+# its reply was lost), counted when the request's mapping is in Redis (or given,
+# when the receiving process served the request and has not flushed it yet),
+# else parked until the mapping arrives or the wait ends (or, with park=0,
+# reported unknown and left unclaimed).
+# KEYS: claim, pending hash, pending due set, joins hash, window, totals, windows,
+#       then the request hashes of every hour a mapping may be kept in
+# ARGV: request id, token, metric, kind, value, served or '', window start,
+#       window TTL, claim TTL, expiry time, park (1/0)
+_FEEDBACK_SCRIPT = (
+    _COUNT_FEEDBACK
+    + """
+local claim = redis.call('GET', KEYS[1])
+if claim then
+  if claim == ARGV[2] then return {'again'} end
+  return {'duplicate'}
+end
+local served = ARGV[6]
+if served == '' then
+  for i = 8, #KEYS do
+    local found = redis.call('HGET', KEYS[i], ARGV[1])
+    if found then
+      served = found
+      break
+    end
+  end
+end
+if served == '' then
+  if ARGV[11] ~= '1' then return {'unknown'} end
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[9])
+  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({ARGV[3], ARGV[4], ARGV[5]}))
+  redis.call('ZADD', KEYS[3], ARGV[10], ARGV[1])
+  redis.call('HINCRBY', KEYS[4], 'parked', 1)
+  return {'pending'}
+end
+local amount = count_feedback(served, ARGV[3], ARGV[4], ARGV[5], KEYS[5], KEYS[6], KEYS[7],
+                              ARGV[7], tonumber(ARGV[8]))
+if not amount then return {'malformed', served} end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[9])
+return {'counted', served, amount}
+"""
+)
+
+# Drops parked feedback whose wait is over, counting it; returns how many it
+# dropped now, how many still wait, and the all-time parked, joined, expired.
+# KEYS: pending hash, pending due set, joins hash. ARGV: now, at most this many
+_EXPIRE_FEEDBACK_SCRIPT = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids > 0 then
+  redis.call('HDEL', KEYS[1], unpack(ids))
+  redis.call('ZREM', KEYS[2], unpack(ids))
+  redis.call('HINCRBY', KEYS[3], 'expired', #ids)
+end
+local joins = redis.call('HMGET', KEYS[3], 'parked', 'joined', 'expired')
+return {#ids, redis.call('ZCARD', KEYS[2]), tonumber(joins[1]) or 0, tonumber(joins[2]) or 0,
+        tonumber(joins[3]) or 0}
 """
 
 # Stores a config with the next version number, opens the epoch of that
@@ -179,6 +297,47 @@ EVENT_FIELDS = ("ts", "rid", "variant", "version", "ok", "latency_ms", "fallback
 Event = tuple[float, str, str, str, bool, float, bool, str | None]
 
 
+@dataclass(frozen=True)
+class FeedbackItem:
+    """One feedback as received, ready for the feedback script.
+
+    ``token`` is drawn once per received feedback and becomes the value of its
+    request's claim: a retried write recognises its own claim (``again``)
+    where another feedback's claim makes it a duplicate.
+    """
+
+    request_id: str
+    token: str
+    metric: str
+    kind: str  # label, reward or value
+    value: float
+    served: str  # the mapping when the receiving process knows it, else ""
+    ts: float
+    window: int  # start of the stats window it is counted in
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    """What the feedback script did: ``counted`` (with the mapping and the amount),
+    ``pending`` (parked until its mapping arrives), ``duplicate``, ``again`` (this
+    very feedback was applied before), ``unknown`` (not parked) or ``malformed``."""
+
+    status: str
+    served: str = ""
+    amount: float = 0.0
+
+
+@dataclass(frozen=True)
+class FeedbackJoins:
+    """Parked feedback of one experiment, as Redis holds it (every replica's)."""
+
+    expired_now: int  # expired by the sweep that read this
+    pending: int
+    parked: int  # all-time
+    joined: int  # all-time
+    expired: int  # all-time
+
+
 @dataclass
 class FlushBatch:
     """What one flush writes for one experiment."""
@@ -189,6 +348,10 @@ class FlushBatch:
     requests: dict[int, dict[str, ServedRow]]  # hour -> request id -> what served it
     # Written again unchanged after a failed write: Redis applies each part once.
     batch_id: str = field(default_factory=lambda: os.urandom(8).hex())
+    # Feedback received while Redis was unreachable; each is applied once (its token).
+    feedback: list[FeedbackItem] = field(default_factory=list)
+    # The stats window feedback joined by these mappings counts in (when taken).
+    join_window: int = 0
 
 
 _EVENT_FIELDS_JSON = orjson.dumps(EVENT_FIELDS)
@@ -442,6 +605,13 @@ class Store:
         self._release_lock(keys=[Keys(name).ramp_lock], args=[owner])
 
 
+def _feedback_result(answer: Any) -> FeedbackResult:
+    parts = [part.decode() if isinstance(part, bytes) else str(part) for part in answer]
+    return FeedbackResult(
+        parts[0], parts[1] if len(parts) > 1 else "", float(parts[2]) if len(parts) > 2 else 0.0
+    )
+
+
 class AsyncStore:
     """The gateway's access, used off the request path."""
 
@@ -458,6 +628,7 @@ class AsyncStore:
         self.cluster = cluster
         self.window_ttl_s = window_ttl_s
         self.events_maxlen = events_maxlen
+        # How long a mapping is kept, and so how long feedback waits for one.
         self.request_ttl_s = request_ttl_s
         self._options: dict[str, Any] = {
             "socket_timeout": 2, "socket_connect_timeout": 1, "health_check_interval": 5,
@@ -477,15 +648,25 @@ class AsyncStore:
         except (redis.RedisError, OSError):
             return False
 
-    async def write(self, batches: list[FlushBatch]) -> None:
-        """Write one flush in a single round trip; raise RedisUnavailable on failure."""
+    async def write(self, batches: list[FlushBatch]) -> list[FeedbackResult]:
+        """Write one flush in a single round trip; raise RedisUnavailable on failure.
+
+        Returns what became of each batch's feedback, in order.
+        """
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 for batch in batches:
                     self._queue(pipe, batch)
-                await pipe.execute()
+                # Feedback last, so that one the writing process served itself finds
+                # its mapping already written (it carries it anyway).
+                for batch in batches:
+                    for item in batch.feedback:
+                        self._queue_feedback(pipe, batch.experiment, item, park=True)
+                answers = await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             raise RedisUnavailable(f"flush failed: {exc}") from exc
+        n = sum(len(batch.feedback) for batch in batches)
+        return [_feedback_result(answer) for answer in answers[len(answers) - n :]] if n else []
 
     def _queue(self, pipe: Any, batch: FlushBatch) -> None:
         keys = Keys(batch.experiment)
@@ -521,14 +702,78 @@ class AsyncStore:
                 _EVENT_FIELDS_JSON,
                 orjson.dumps(batch.events),
             )
+        window = batch.join_window or max(batch.deltas, default=0) or int(now // 60) * 60
         for hour, mapping in batch.requests.items():
             pipe.eval(
                 _REQUESTS_SCRIPT,
-                1,
+                7,
                 keys.requests(hour),
+                keys.pending_feedback,
+                keys.pending_feedback_due,
+                keys.feedback_joins,
+                keys.window(window),
+                keys.totals,
+                keys.windows,
                 orjson.dumps({rid: encode_served(*row) for rid, row in mapping.items()}),
                 self.request_ttl_s + 3600,
+                window,
+                self.window_ttl_s,
             )
+
+    def _queue_feedback(self, pipe: Any, name: str, item: FeedbackItem, *, park: bool) -> None:
+        keys = Keys(name)
+        # Every hour a mapping may still be kept in, and the next one: a replica
+        # whose clock runs ahead may have filed it there already.
+        hours = range(_hour(item.ts) + 1, _hour(item.ts - self.request_ttl_s) - 1, -1)
+        pipe.eval(
+            _FEEDBACK_SCRIPT,
+            7 + len(hours),
+            keys.feedback_claim(item.request_id),
+            keys.pending_feedback,
+            keys.pending_feedback_due,
+            keys.feedback_joins,
+            keys.window(item.window),
+            keys.totals,
+            keys.windows,
+            *(keys.requests(hour) for hour in hours),
+            item.request_id,
+            item.token,
+            item.metric,
+            item.kind,
+            repr(float(item.value)),
+            item.served,
+            item.window,
+            self.window_ttl_s,
+            self.request_ttl_s + 3600,
+            item.ts + self.request_ttl_s,
+            1 if park else 0,
+        )
+
+    async def feedback(self, name: str, item: FeedbackItem, *, park: bool) -> FeedbackResult:
+        """Count, park or refuse one feedback (``_FEEDBACK_SCRIPT``); one round trip.
+
+        Raises RedisUnavailable when Redis does not answer: the script may then
+        have run or not, and the same item (same token) may be sent again.
+        """
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                self._queue_feedback(pipe, name, item, park=park)
+                (answer,) = await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"feedback store unavailable: {exc}") from exc
+        return _feedback_result(answer)
+
+    async def expire_feedback(self, name: str, now: float, limit: int = 1000) -> FeedbackJoins:
+        """Drop (and count) parked feedback of ``name`` whose wait ended before ``now``."""
+        keys = Keys(name)
+        try:
+            answer = await self.client.eval(
+                _EXPIRE_FEEDBACK_SCRIPT, 3, keys.pending_feedback, keys.pending_feedback_due,
+                keys.feedback_joins, now, limit,
+            )  # fmt: skip
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailable(f"cannot expire the parked feedback of {name}: {exc}") from exc
+        return FeedbackJoins(*(int(x) for x in answer))
 
     async def get_config(self, name: str) -> ConfigRecord | None:
         """The stored config of ``name``, or None."""

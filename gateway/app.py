@@ -186,6 +186,15 @@ class Gateway:
                 "dropped_outcomes": health.dropped_events,
                 "seconds_since_flush": round(health.seconds_since_flush, 3),
             },
+            "feedback": {
+                # Parked in Redis until their request's mapping arrives (every replica's).
+                "pending": health.feedback_pending,
+                # Expired unjoined after ABGATE_REQUEST_TTL_S, all-time (every replica's).
+                "expired": health.feedback_expired,
+                # This process's: kept while Redis was unreachable / refused, buffer full.
+                "waiting_for_redis": health.feedback_buffered,
+                "refused": health.feedback_refused,
+            },
             "experiments": experiments,
         }
         return Answer(200 if ready else 503, orjson.dumps(body), [])
@@ -217,7 +226,11 @@ def app_from_environment() -> Gateway:
     config = os.environ.get("ABGATE_GATEWAY_CONFIG")
     bootstrap = load_experiment(config) if config else None
     store = (
-        AsyncStore(settings.redis_url, cluster=settings.redis_cluster)
+        AsyncStore(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            request_ttl_s=settings.request_ttl_s,
+        )
         if settings.redis_url
         else None
     )
@@ -243,6 +256,7 @@ def create_app(
     )
     if settings.test_drop_records:
         recorder.lose_records(settings.test_drop_records)
+    recorder.experiment_names = lambda: experiments.by_name.keys()
     sync = ConfigSync(store, experiments, bootstrap)
     access = AccessLog(settings.access_log_rate, payloads=settings.log_payloads)
     hotpath = HotPath(

@@ -19,8 +19,16 @@ from typing import Any
 
 import orjson
 
-from abgate.errors import AbgateError, BadRequest, Conflict, NotFound, UpstreamUnavailable
-from abgate.schema import decode_served
+from abgate.errors import (
+    AbgateError,
+    BadRequest,
+    Conflict,
+    NotFound,
+    RedisUnavailable,
+    UpstreamUnavailable,
+)
+from abgate.schema import decode_served, window_start
+from abgate.store import FeedbackItem
 from abgate.tracing import Trace, continue_trace
 from gateway.access_log import AccessLog
 from gateway.drift_sampling import sample_every
@@ -106,11 +114,11 @@ def _json_object(body: bytes, not_an_object: str) -> dict[str, Any]:
     return payload
 
 
-def _same_number(label: float, prediction: str) -> bool:
-    try:
-        return float(prediction) == float(label)
-    except ValueError:
-        return False
+def _accepted(request_id: str, experiment: str, metric: str, waiting: str) -> Answer:
+    # 202: taken and kept; it counts once its request's mapping (or Redis) is there.
+    body = {"status": "accepted", "request_id": request_id, "experiment": experiment,
+            "metric": metric, "waiting": waiting}  # fmt: skip
+    return Answer(202, orjson.dumps(body), [])
 
 
 class HotPath:
@@ -416,35 +424,55 @@ class HotPath:
         if self.store is None:
             raise UpstreamUnavailable("feedback needs Redis, which this gateway has not")
         now = time.time()
-        found: tuple[str, str] | None = None
-        try:
-            for name in names:
-                served = self.recorder.pending_request(name, request_id)
-                if served is None:
-                    served = await self.store.lookup_request(name, request_id, now)
-                if served is not None:
-                    found = (name, served)
-                    break
-            if found is None:
-                raise NotFound(
-                    f"request_id {request_id!r} is unknown (never served here, or expired)"
-                )
-            name, served = found
-            if not await self.store.claim_feedback(name, request_id):
-                raise Conflict(f"feedback for request_id {request_id!r} was already counted")
-        except AbgateError:
-            raise
-        except Exception as exc:  # redis errors: the store is down
-            raise UpstreamUnavailable(f"feedback store unavailable, retry later: {exc}") from exc
-        mapping = decode_served(served)
-        variant, model_version = mapping.variant, mapping.model_version
-        live = self.experiments.by_name[name]
-        metric = live.feedback_metrics[kind]
-        if kind == "label":
-            amount = 1.0 if _same_number(value, mapping.prediction) else 0.0
+        # A request this process served but has not flushed yet: its mapping goes
+        # with the feedback, so it is counted now, wherever the mapping is.
+        for name in names:
+            served = self.recorder.pending_request(name, request_id)
+            if served is not None:
+                candidates = [(name, served)]
+                break
         else:
-            amount = float(value)
-        self.recorder.record_metric(name, variant, mapping.epoch, metric, amount, now)
+            candidates = [(name, "") for name in names]
+        # Park only where the request must belong: with several candidate
+        # experiments, parked copies in the others would expire as false losses.
+        park = len(candidates) == 1
+        token = os.urandom(8).hex()
+        window = window_start(now, self.recorder.window_s)
+        for name, served in candidates:
+            metric = self.experiments.by_name[name].feedback_metrics[kind]
+            item = FeedbackItem(request_id, token, metric, kind, float(value), served, now, window)
+            try:
+                result = await self.store.feedback(name, item, park=park)
+            except RedisUnavailable as exc:
+                if not park:
+                    raise UpstreamUnavailable(
+                        f"feedback store unavailable, retry later (or name the experiment "
+                        f"to have it kept until Redis is back): {exc}"
+                    ) from exc
+                if not self.recorder.buffer_feedback(name, item):
+                    raise UpstreamUnavailable(
+                        "feedback store unavailable and the buffer is full, retry later"
+                    ) from exc
+                return _accepted(request_id, name, metric, "waiting for Redis")
+            if result.status != "unknown":
+                self.recorder.count_feedback(name, result.status)
+                break
+        else:
+            raise NotFound(
+                f"request_id {request_id!r} is unknown in {', '.join(names)} (never served, or "
+                "expired); for a request answered moments ago, name its experiment and the "
+                "feedback waits for it"
+            )
+        if result.status == "pending":
+            return _accepted(request_id, name, metric, "waiting for its request")
+        if result.status in ("duplicate", "again"):
+            raise Conflict(
+                f"feedback for request_id {request_id!r} was already counted "
+                "(or is waiting for its request)"
+            )
+        if result.status != "counted":
+            raise UpstreamUnavailable(f"the stored mapping of {request_id!r} is unreadable")
+        mapping = decode_served(result.served)
         return Answer(
             200,
             orjson.dumps(
@@ -452,10 +480,10 @@ class HotPath:
                     "status": "success",
                     "request_id": request_id,
                     "experiment": name,
-                    "variant": variant,
-                    "model_version": model_version,
+                    "variant": mapping.variant,
+                    "model_version": mapping.model_version,
                     "metric": metric,
-                    "value": amount,
+                    "value": result.amount,
                 }
             ),
             [],

@@ -105,6 +105,42 @@ def _drift_families(
                 lines.append(f"abgate_drift_alert{labels} {int(check.alert)}")
 
 
+def _feedback_families(lines: list[str], family: Any, recorder: Recorder) -> None:
+    family(
+        "abgate_feedback_total",
+        "counter",
+        "Feedback this process received, by what became of it: counted, pending (parked "
+        "until its request is known), duplicate, unknown, buffered (Redis unreachable), "
+        "refused (buffer full), and buffered_* once a buffered one was written.",
+    )
+    for name, counts in sorted(recorder.feedback_results.items()):
+        for result, count in sorted(counts.items()):
+            lines.append(f"abgate_feedback_total{_labels(experiment=name, result=result)} {count}")
+    family(
+        "abgate_feedback_pending",
+        "gauge",
+        "Feedback parked in Redis until its request's mapping arrives (every replica's: "
+        "take the max across replicas, not the sum).",
+    )
+    for name, joins in sorted(recorder.feedback_joins.items()):
+        lines.append(f"abgate_feedback_pending{_labels(experiment=name)} {joins.pending}")
+    family(
+        "abgate_feedback_expired_total",
+        "counter",
+        "Parked feedback this process expired because its request never became known "
+        "within ABGATE_REQUEST_TTL_S (lost labels; sum across replicas).",
+    )
+    for name in sorted(set(recorder.feedback_joins) | set(recorder.feedback_expired)):
+        count = recorder.feedback_expired[name]
+        lines.append(f"abgate_feedback_expired_total{_labels(experiment=name)} {count}")
+    family(
+        "abgate_feedback_waiting_for_redis",
+        "gauge",
+        "Feedback received while Redis was unreachable, buffered until a flush succeeds.",
+    )
+    lines.append(f"abgate_feedback_waiting_for_redis {recorder.health().feedback_buffered}")
+
+
 def _references(live: LiveExperiment, stored: dict[str, Any]) -> dict[str, VariantReference]:
     return {
         v.name: VariantReference.from_json(v.model_version, stored[v.model_version])
@@ -244,6 +280,7 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
     lines.append(f"abgate_dropped_outcomes_total {health.dropped_events}")
     family("abgate_recording_flush_failures_total", "counter", "Flushes that failed (Redis down).")
     lines.append(f"abgate_recording_flush_failures_total {health.flush_failures}")
+    _feedback_families(lines, family, recorder)
     family("abgate_shadow_dropped_total", "counter", "Shadow calls skipped: too many in flight.")
     lines.append(f"abgate_shadow_dropped_total {hotpath.shadow_dropped}")
     return "\n".join(lines) + "\n"

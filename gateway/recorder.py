@@ -5,7 +5,13 @@ background task drains them every ``flush_interval_s`` into Redis in one
 pipelined round trip. When Redis is down, counters keep aggregating (their
 size does not grow with traffic) and raw events and request→variant mappings
 wait in a bounded buffer; what overflows that buffer is dropped and counted,
-and shows in ``/metrics`` and ``/ready``.
+and shows in ``/metrics`` and ``/ready``. Feedback received while Redis is
+unreachable waits in the same buffer (a full buffer refuses it with a 503
+rather than drop it), and is written with the next flush that succeeds.
+
+The flusher also expires feedback parked in Redis for longer than a mapping
+is kept (``AsyncStore.expire_feedback``) about once a second, and keeps the
+parked/joined/expired figures it reads for ``/metrics`` and ``/ready``.
 """
 
 from __future__ import annotations
@@ -14,13 +20,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from abgate.errors import RedisUnavailable
-from abgate.schema import ServedRow, encode_served
-from abgate.store import AsyncStore, Event, FlushBatch
+from abgate.schema import ServedRow, encode_served, window_start
+from abgate.store import AsyncStore, Event, FeedbackItem, FeedbackJoins, FeedbackResult, FlushBatch
 from gateway.outcomes import OutcomeAggregator
 
 __all__ = ["Recorder", "RecorderHealth"]
@@ -37,6 +44,10 @@ class RecorderHealth:
     flush_failures: int
     seconds_since_flush: float
     redis_ok: bool
+    feedback_buffered: int = 0  # received while Redis was unreachable, not written yet
+    feedback_refused: int = 0  # refused (503) because the buffer was full
+    feedback_pending: int = 0  # parked in Redis, waiting for their request (every replica's)
+    feedback_expired: int = 0  # expired unjoined, all-time (every replica's)
 
 
 @dataclass
@@ -47,10 +58,20 @@ class Recorder:
     window_s: int = 60
     flush_interval_s: float = 0.05
     max_pending: int = 100_000
+    sweep_interval_s: float = 1.0
+    # Experiments whose parked feedback this process helps expire (the routed ones).
+    experiment_names: Callable[[], Iterable[str]] = field(default=lambda: ())
     aggregator: OutcomeAggregator = field(init=False)
     lifetime: dict[str, defaultdict[str, float]] = field(init=False, default_factory=dict)
     events: dict[str, list[Event]] = field(init=False, default_factory=dict)
     requests: dict[tuple[str, int], dict[str, ServedRow]] = field(init=False, default_factory=dict)
+    feedback: dict[str, list[FeedbackItem]] = field(init=False, default_factory=dict)
+    # Per experiment: what became of the feedback this process received
+    # (FeedbackResult statuses, plus "buffered" and "refused").
+    feedback_results: dict[str, Counter[str]] = field(init=False, default_factory=dict)
+    feedback_expired: Counter[str] = field(init=False, default_factory=Counter)
+    feedback_joins: dict[str, FeedbackJoins] = field(init=False, default_factory=dict)
+    last_sweep: float = field(init=False, default=0.0)
     # Mappings being written right now: feedback must still find them.
     in_flight: list[FlushBatch] = field(init=False, default_factory=list)
     pending: int = field(init=False, default=0)
@@ -158,11 +179,31 @@ class Recorder:
                         return encode_served(*served[request_id])
         return None
 
+    def count_feedback(self, experiment: str, result: str) -> None:
+        """What became of one feedback this process received (for /metrics)."""
+        counts = self.feedback_results.get(experiment)
+        if counts is None:
+            counts = self.feedback_results[experiment] = Counter()
+        counts[result] += 1
+
+    def buffer_feedback(self, experiment: str, item: FeedbackItem) -> bool:
+        """Keep a feedback Redis did not take until a flush succeeds; False when the
+        buffer is full (the caller refuses it: the client can retry, nothing is lost)."""
+        if self.pending >= self.max_pending:
+            self.count_feedback(experiment, "refused")
+            return False
+        self.pending += 1
+        self.feedback.setdefault(experiment, []).append(item)
+        self.count_feedback(experiment, "buffered")
+        return True
+
     # --- flusher ----------------------------------------------------------------
 
     def _take(self) -> list[FlushBatch]:
         deltas = self.aggregator.drain()
         names = {name for name, _ in deltas} | set(self.events) | {n for n, _ in self.requests}
+        names |= set(self.feedback)
+        join_window = window_start(time.time(), self.window_s)
         batches = []
         for name in sorted(names):
             batches.append(
@@ -171,6 +212,8 @@ class Recorder:
                     deltas={w: d for (n, w), d in deltas.items() if n == name},
                     events=self.events.pop(name, []),
                     requests={h: m for (n, h), m in self.requests.items() if n == name},
+                    feedback=self.feedback.pop(name, []),
+                    join_window=join_window,
                 )
             )
         self.requests = {}
@@ -179,7 +222,7 @@ class Recorder:
         return batches
 
     def _has_pending(self) -> bool:
-        return bool(self.aggregator or self.events or self.requests)
+        return bool(self.aggregator or self.events or self.requests or self.feedback)
 
     def _count_lifetime(self, batches: list[FlushBatch]) -> None:
         for batch in batches:
@@ -188,10 +231,10 @@ class Recorder:
                 for name, amount in delta.items():
                     totals[name] += amount
 
-    async def _write(self, batches: list[FlushBatch]) -> None:
+    async def _write(self, batches: list[FlushBatch]) -> list[FeedbackResult]:
         assert self.store is not None
         try:
-            await self.store.write(batches)
+            return await self.store.write(batches)
         finally:
             self._writing = False
 
@@ -211,7 +254,7 @@ class Recorder:
         self.in_flight = batches  # taken, not yet confirmed: feedback still finds them
         self._writing = True
         try:
-            await self._write(batches)
+            results = await self._write(batches)
         except RedisUnavailable as exc:
             # (A cancel, only when stop() ran out of time, also leaves them in flight.)
             self.flush_failures += 1
@@ -220,7 +263,11 @@ class Recorder:
             self.redis_ok = False
             return False
         self.in_flight = []
-        self.pending -= sum(len(batch.events) for batch in batches)
+        self.pending -= sum(len(batch.events) + len(batch.feedback) for batch in batches)
+        written = (batch.experiment for batch in batches for _ in batch.feedback)
+        for name, result in zip(written, results, strict=True):
+            # "again": this very feedback was applied by a write whose reply was lost.
+            self.count_feedback(name, f"buffered_{result.status}")
         if not self.redis_ok:
             log.warning("recording resumed")
         self.redis_ok = True
@@ -228,10 +275,34 @@ class Recorder:
         self._count_lifetime(batches)
         return True
 
+    async def sweep(self) -> None:
+        """Expire parked feedback whose wait is over and read the parked figures.
+
+        Every replica sweeps; the script expires each entry once, so the
+        expirations a process counts add up across replicas.
+        """
+        self.last_sweep = time.monotonic()
+        if self.store is None:
+            return
+        for name in sorted(set(self.experiment_names())):
+            try:
+                joins = await self.store.expire_feedback(name, time.time())
+            except RedisUnavailable:
+                return  # the flusher reports Redis being down
+            self.feedback_joins[name] = joins
+            if joins.expired_now:
+                self.feedback_expired[name] += joins.expired_now
+                log.warning(
+                    "%d feedback for %s expired before their request was known",
+                    joins.expired_now, name,
+                )  # fmt: skip
+
     async def run(self) -> None:
-        """Flush forever; back off while Redis is down."""
+        """Flush forever; back off while Redis is down; sweep parked feedback now and then."""
         while True:
             ok = await self.flush()
+            if ok and time.monotonic() - self.last_sweep >= self.sweep_interval_s:
+                await self.sweep()
             await asyncio.sleep(
                 self.flush_interval_s if ok else min(1.0, self.flush_interval_s * 10)
             )
@@ -266,4 +337,9 @@ class Recorder:
             flush_failures=self.flush_failures,
             seconds_since_flush=time.monotonic() - self.last_flush,
             redis_ok=self.redis_ok,
+            feedback_buffered=sum(len(items) for items in self.feedback.values())
+            + sum(len(batch.feedback) for batch in self.in_flight),
+            feedback_refused=sum(c["refused"] for c in self.feedback_results.values()),
+            feedback_pending=sum(j.pending for j in self.feedback_joins.values()),
+            feedback_expired=sum(j.expired for j in self.feedback_joins.values()),
         )

@@ -155,7 +155,6 @@ def test_feedback_twice_is_counted_once(gateway: Child, redis_server: EmbeddedRe
 @pytest.mark.parametrize(
     ("payload", "status", "fragment"),
     [
-        ({"request_id": "never-served-here", "label": 1}, 404, "unknown"),
         ({"request_id": "x", "label": 1, "experiment": "nope"}, 404, "not routed here"),
         ({"request_id": "x" * 129, "label": 1}, 400, "request_id"),
         ({"request_id": 12, "label": 1}, 400, "request_id"),

@@ -91,9 +91,9 @@ def test_outage_buffers_then_flushes_everything(tmp_path) -> None:
 class SlowStore(AsyncStore):
     """A real store whose writes take a while, so shutdown lands mid-write."""
 
-    async def write(self, batches) -> None:
+    async def write(self, batches):  # type: ignore[no-untyped-def]
         await asyncio.sleep(0.2)
-        await super().write(batches)
+        return await super().write(batches)
 
 
 def test_stop_during_a_write_loses_and_doubles_nothing(redis_url: str) -> None:
@@ -145,10 +145,11 @@ class LostReplyStore(AsyncStore):
 
     async def write(self, batches):  # type: ignore[no-untyped-def]
         self.writes += 1
-        await super().write(batches)
+        results = await super().write(batches)
         if self.lost:
             self.lost -= 1
             raise RedisUnavailable("flush failed: reply lost after the write was applied")
+        return results
 
 
 def test_a_write_whose_reply_was_lost_is_retried_and_counted_once(redis_url: str) -> None:
