@@ -1,0 +1,97 @@
+"""The feedback scripts against a real Redis and a real Redis Cluster: whichever of a
+feedback and its request's mapping reaches Redis second counts it, exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from abgate.schema import decode_stats, window_start
+from abgate.store import AsyncStore, FeedbackItem, FlushBatch
+
+NAMES = ("demo", "checkout", "search-ranker")  # spread over the cluster's slots
+
+
+def item(rid: str, token: str, *, kind: str = "label", value: float = 1, served: str = "",
+         ts: float | None = None) -> FeedbackItem:  # fmt: skip
+    now = time.time() if ts is None else ts
+    return FeedbackItem(rid, token, "accuracy", kind, value, served, now, window_start(now, 60))
+
+
+def mappings(name: str, rows: dict[str, tuple[str, str, int, object]]) -> FlushBatch:
+    now = time.time()
+    return FlushBatch(name, {}, [], {int(now // 3600): rows}, join_window=window_start(now, 60))
+
+
+async def accuracy(store: AsyncStore, name: str) -> dict[tuple[int, str], tuple[int, float]]:
+    totals, *_ = await store.recorded(name, 1)
+    stats = decode_stats(totals)
+    return {
+        (epoch, variant): (m.n, m.sum)
+        for epoch, per in stats.epochs.items()
+        for variant, s in per.items()
+        if (m := s.metrics.get("accuracy")) is not None
+    }
+
+
+def test_feedback_before_or_after_its_mapping_counts_once(store_target: tuple[str, bool]) -> None:
+    url, cluster = store_target
+
+    async def scenario() -> dict[str, list[str]]:
+        store = AsyncStore(url, cluster=cluster)
+        seen: dict[str, list[Any]] = {}
+        for name in NAMES:
+            early = await store.feedback(name, item("early", "t1"), park=True)
+            await store.write([mappings(name, {"early": ("canary", "v3", 7, 1),
+                                               "late": ("champion", "v1", 7, 0)})])  # fmt: skip
+            late = await store.feedback(name, item("late", "t2", kind="reward", value=2.5),
+                                        park=True)  # fmt: skip
+            duplicate = await store.feedback(name, item("early", "t3"), park=True)
+            retried = await store.feedback(name, item("late", "t2"), park=True)
+            # The writer served it itself and has not flushed: it brings the mapping.
+            local = await store.feedback(name, item("local", "t4", served="canary|v3|7|0"),
+                                         park=True)  # fmt: skip
+            # A rewrite of the same mappings (a retried flush) joins nothing again.
+            await store.write([mappings(name, {"early": ("canary", "v3", 7, 1)})])
+            unknown = await store.feedback(name, item("nobody", "t5"), park=False)
+            seen[name] = [r.status for r in (early, late, duplicate, retried, local, unknown)]
+            seen[name].append(await accuracy(store, name))
+            assert late.served == "champion|v1|7|0" and late.amount == 2.5
+        await store.close()
+        return seen
+
+    seen = asyncio.run(scenario())
+    for name in NAMES:
+        *statuses, counted = seen[name]
+        assert statuses == ["pending", "counted", "duplicate", "again", "counted", "unknown"]
+        # label 1 vs prediction 1 (joined), label 1 vs prediction 0 (local), reward 2.5
+        assert counted == {(7, "canary"): (2, 1.0), (7, "champion"): (1, 2.5)}
+
+
+def test_parked_feedback_expires_counted(store_target: tuple[str, bool]) -> None:
+    url, cluster = store_target
+
+    async def scenario() -> tuple[list[int], list[int], list[Any]]:
+        store = AsyncStore(url, cluster=cluster, request_ttl_s=1)
+        now = time.time()
+        assert (await store.feedback("demo", item("gone", "t1", ts=now), park=True)).status == (
+            "pending"
+        )
+        waiting = await store.expire_feedback("demo", now + 0.5)
+        expired = await store.expire_feedback("demo", now + 1.5)
+        # Its mapping arriving after the wait counts nothing.
+        await store.write([mappings("demo", {"gone": ("canary", "v3", 7, 1)})])
+        again = await store.expire_feedback("demo", now + 2)
+        counted = await accuracy(store, "demo")
+        await store.close()
+        return (
+            [waiting.expired_now, waiting.pending, waiting.parked, waiting.expired],
+            [expired.expired_now, expired.pending, expired.expired, again.expired_now],
+            [again.joined, counted],
+        )
+
+    waiting, expired, joined = asyncio.run(scenario())
+    assert waiting == [0, 1, 1, 0]
+    assert expired == [1, 0, 1, 0]
+    assert joined == [0, {}]  # never a counted outcome
