@@ -1,21 +1,26 @@
 """Soak: many requests as fast as the machine goes, feedback on half; nothing lost, no leak.
 
     python -m bench.soak [--requests 100000] [--concurrency 32] [--feedback-share 0.5]
+                         [--workers 2]
 
 A real embedded Redis, two constant-time workers (``bench.constant_worker``,
 champion v1 90 % and canary v2 10 %, so the gateway is what is soaked, not a
-model) and one ``abgate gateway`` process. An asyncio client sends exactly
-``--requests`` predict calls over ``--concurrency`` keep-alive connections, a
-different ``X-User-ID`` each, and posts feedback (a label) for a fixed share of
-the answers. The gateway's resident memory (RSS, from /proc) is sampled after
-every tenth of the run.
+model) and one ``abgate gateway --workers N`` (2 by default, as docker-compose
+runs it). An asyncio client sends exactly ``--requests`` predict calls over
+``--concurrency`` keep-alive connections, a different ``X-User-ID`` each, and
+posts feedback (a label) for a fixed share of the answers the moment each
+answer arrives, each on a new connection, so the kernel hands it to either
+process, often the one that has not got the request's mapping yet. The
+gateway's resident memory (RSS of all its processes, from /proc) is sampled
+after every tenth of the run.
 
 Pass criteria, checked after the run: no client error (predict or feedback);
-the requests recorded in Redis equal the requests sent and the feedback
-recorded equals the feedback accepted (zero lost outcomes); no outcome dropped
-(``/ready``); the gateway's RSS at the end within 10 % of its RSS after the
-first 10 % of the requests; SIGTERM then stops the gateway with exit code 0.
-Exit code 0 when every criterion holds, 1 otherwise.
+every feedback accepted (200, or 202 while it waits for its request); the
+requests recorded in Redis equal the requests sent and the feedback recorded
+equals the feedback accepted (zero lost outcomes), none left waiting and none
+expired; no outcome dropped (``/ready``); the gateway's RSS at the end within
+10 % of its RSS after the first 10 % of the requests; SIGTERM then stops the
+gateway with exit code 0. Exit code 0 when every criterion holds, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -60,7 +65,10 @@ class SoakResult:
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     feedback_sent: int = 0
-    feedback_ok: int = 0
+    feedback_ok: int = 0  # accepted: 200 (counted) or 202 (waiting for its request)
+    feedback_waited: int = 0  # of which 202
+    feedback_pending: int = -1  # still parked in Redis at the end (/ready)
+    feedback_expired: int = -1
     seconds: float = 0.0
     rss_kib: list[tuple[int, int]] = field(default_factory=list)  # (requests done, RSS KiB)
     recorded_requests: int = 0
@@ -91,6 +99,11 @@ class SoakResult:
             found.append(f"recorded {self.recorded_requests} requests, answered {self.ok}")
         if self.recorded_feedback != self.feedback_ok:
             found.append(f"recorded {self.recorded_feedback} feedback, accepted {self.feedback_ok}")
+        if self.feedback_pending != 0 or self.feedback_expired != 0:
+            found.append(
+                f"feedback never joined: {self.feedback_pending} pending, "
+                f"{self.feedback_expired} expired"
+            )
         if self.dropped != 0:
             found.append(f"dropped outcomes: {self.dropped}")
         if not abs(self.rss_growth) <= MAX_RSS_GROWTH:
@@ -101,15 +114,30 @@ class SoakResult:
 
 
 def rss_kib(pid: int) -> int:
-    """Resident set size of ``pid`` in KiB (Linux /proc)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for pid {pid}")
+    """Resident set size of ``pid`` and its child processes in KiB (Linux /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    total = 0
+    for one in (pid, *map(int, children)):
+        for line in Path(f"/proc/{one}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    if not total:
+        raise RuntimeError(f"no VmRSS for pid {pid}")
+    return total
 
 
 async def drive(url: str, pid: int, total: int, concurrency: int, feedback_share: float,
                 result: SoakResult) -> None:  # fmt: skip
+    # Feedback on a new connection each: any process may take it, as from real clients.
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(force_close=True, limit=concurrency),
+        timeout=aiohttp.ClientTimeout(total=30),
+    ) as feedback_session:
+        await _drive(url, pid, total, concurrency, feedback_share, result, feedback_session)
+
+
+async def _drive(url: str, pid: int, total: int, concurrency: int, feedback_share: float,
+                 result: SoakResult, feedback_session: aiohttp.ClientSession) -> None:  # fmt: skip
     """Send ``total`` predict calls (feedback on a share of them), sampling RSS every tenth."""
     rng = random.Random(0)
     step = max(total // 10, 1)
@@ -132,10 +160,11 @@ async def drive(url: str, pid: int, total: int, concurrency: int, feedback_share
             result.feedback_sent += 1
             payload = {"request_id": f"soak-{index}", "label": rng.randrange(2)}
             try:
-                async with session.post(url + "/feedback", json=payload) as response:
+                async with feedback_session.post(url + "/feedback", json=payload) as response:
                     await response.read()
-                    if response.status == 200:
+                    if response.status in (200, 202):
                         result.feedback_ok += 1
+                        result.feedback_waited += int(response.status == 202)
                     else:
                         result.errors[f"feedback {response.status}"] += 1
             except (TimeoutError, aiohttp.ClientError) as exc:
@@ -169,7 +198,7 @@ def _recorded(redis_url: str) -> tuple[int, int]:
     return requests_n, feedback_n
 
 
-def soak(total: int, concurrency: int, feedback_share: float) -> SoakResult:
+def soak(total: int, concurrency: int, feedback_share: float, processes: int = 2) -> SoakResult:
     """Run the whole soak and return its figures (criteria checked by ``failures()``)."""
     result = SoakResult()
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="abgate-soak-") as tmp:
@@ -184,7 +213,9 @@ def soak(total: int, concurrency: int, feedback_share: float) -> SoakResult:
         port = free_port()
         gateway = start_child(
             "gateway",
-            abgate_argv("gateway", "--port", str(port), "--config", str(config)),
+            abgate_argv(
+                "gateway", "--port", str(port), "--config", str(config), "--workers", str(processes)
+            ),
             url=f"http://127.0.0.1:{port}",
             env={"REDIS_URL": redis.url, "ABGATE_LOG_LEVEL": "warning"},
         )
@@ -198,8 +229,15 @@ def soak(total: int, concurrency: int, feedback_share: float) -> SoakResult:
             if recorded == (result.ok, result.feedback_ok):
                 break
             time.sleep(0.1)
-        ready = requests.get(gateway.url + "/ready", timeout=10).json()
-        result.dropped = int(ready["recording"]["dropped_outcomes"])
+        time.sleep(1.5)  # a sweep of parked feedback (once a second) refreshes /ready
+        # Each process answers for itself: ask until both have (new connections).
+        dropped: dict[int, int] = {}
+        while len(dropped) < processes and time.monotonic() < deadline:
+            ready = requests.get(gateway.url + "/ready", timeout=10).json()
+            dropped[ready["pid"]] = int(ready["recording"]["dropped_outcomes"])
+            result.feedback_pending = int(ready["feedback"]["pending"])
+            result.feedback_expired = int(ready["feedback"]["expired"])
+        result.dropped = sum(dropped.values()) if len(dropped) == processes else -1
         gateway.process.send_signal(signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             result.exit_code = gateway.process.wait(timeout=30)
@@ -212,7 +250,9 @@ def _report(result: SoakResult) -> str:
     lines = [
         f"{result.requests} requests in {result.seconds:.1f} s: {result.rate:.0f} req/s, "
         f"{result.ok} ok, errors {dict(result.errors) or 0}",
-        f"feedback: {result.feedback_ok}/{result.feedback_sent} accepted",
+        f"feedback: {result.feedback_ok}/{result.feedback_sent} accepted "
+        f"({result.feedback_waited} with 202, joined when their request's mapping arrived); "
+        f"{result.feedback_pending} pending and {result.feedback_expired} expired at the end",
         f"recorded in Redis: {result.recorded_requests} requests, "
         f"{result.recorded_feedback} feedback; dropped {result.dropped}",
         f"gateway RSS: {first[1] / 1024:.1f} MiB after {first[0]} requests, "
@@ -228,11 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=100_000, help="predict calls to send")
     parser.add_argument("--concurrency", type=int, default=32, help="connections in parallel")
     parser.add_argument("--feedback-share", type=float, default=0.5, help="share with feedback")
+    parser.add_argument("--workers", type=int, default=2, help="gateway processes")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     if not 0 <= args.feedback_share <= 1 or args.requests < 10 or args.concurrency < 1:
         parser.error("need --requests >= 10, --concurrency >= 1, 0 <= --feedback-share <= 1")
-    result = soak(args.requests, args.concurrency, args.feedback_share)
+    result = soak(args.requests, args.concurrency, args.feedback_share, args.workers)
     print(_report(result))
     if args.json:
         figures: dict[str, Any] = {**asdict(result), "rate": result.rate,

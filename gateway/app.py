@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,6 +181,8 @@ class Gateway:
             }
         body = {
             "status": "ready" if ready else "not ready",
+            # Recording figures are this process's: with --workers N, say which one.
+            "pid": os.getpid(),
             "redis": "ok" if redis_ok else "unreachable",
             "recording": {
                 "pending_outcomes": health.pending_events,
@@ -216,8 +219,6 @@ async def _send(send: Send, answer: Answer, content_type: bytes = b"application/
 
 def app_from_environment() -> Gateway:
     """Factory for ``--workers N``: every process builds its gateway from the environment."""
-    import os
-
     from abgate.logs import configure_logging
     from experiments.loader import load_experiment
 
