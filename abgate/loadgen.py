@@ -29,16 +29,19 @@ class LoadResult:
     by_variant: Counter[str] = field(default_factory=Counter)
     correct: Counter[str] = field(default_factory=Counter)
     feedback_sent: int = 0
-    feedback_ok: int = 0
+    feedback_ok: int = 0  # accepted: 200 (counted) or 202 (kept until its request is known)
+    feedback_waited: int = 0  # of which 202
     seconds: float = 0.0
 
     def summary(self) -> str:
         """Human-readable lines."""
+        waited = f" ({self.feedback_waited} with 202: waited for their request)"
         lines = [
             f"sent {self.sent} requests in {self.seconds:.1f}s "
             f"({self.sent / max(self.seconds, 1e-9):.0f}/s): {self.ok} ok, "
             f"{sum(self.errors.values())} errors {dict(self.errors) or ''}".rstrip(),
-            f"feedback: {self.feedback_ok}/{self.feedback_sent} accepted",
+            f"feedback: {self.feedback_ok}/{self.feedback_sent} accepted"
+            + (waited if self.feedback_waited else ""),
         ]
         for variant, count in sorted(self.by_variant.items()):
             accuracy = self.correct[variant] / count if count else 0.0
@@ -106,7 +109,9 @@ async def run_load(
             try:
                 async with session.post(gateway_url + "/feedback", json=payload) as fb:
                     await fb.read()
-                    result.feedback_ok += int(fb.status == 200)
+                    # 202: accepted, counted once its request's mapping reaches Redis.
+                    result.feedback_ok += int(fb.status in (200, 202))
+                    result.feedback_waited += int(fb.status == 202)
             except aiohttp.ClientError:
                 pass
 

@@ -57,6 +57,7 @@ __all__ = [
     "COUNTER_FIELDS",
     "LATENCY_BOUNDS_MS",
     "LATENCY_FIELDS",
+    "UNSCORED",
     "Keys",
     "Served",
     "ServedRow",
@@ -427,6 +428,11 @@ class Served:
     model_version: str
     epoch: int
     prediction: str
+
+
+UNSCORED = "-"
+"""The mapping of a request its variant did not answer (a fallback, an error): feedback
+for it is received (its claim is taken) but never counted."""
 
 
 def encode_served(variant: str, model_version: str, epoch: int, prediction: Any) -> str:

@@ -31,7 +31,7 @@ import redis
 import redis.asyncio as aredis
 
 from abgate.errors import NotFound, RedisModeMismatch, RedisUnavailable
-from abgate.schema import Keys, ServedRow, encode_served, epoch_record
+from abgate.schema import UNSCORED, Keys, ServedRow, encode_served, epoch_record
 
 __all__ = [
     "CONFIG_CHANNEL",
@@ -142,7 +142,8 @@ end
 # decoding it here costs Redis less than the client spends packing one HSET
 # argument per request. Feedback that arrived before its mapping (parked by
 # the feedback script) is counted here, in the same atomic step, and leaves
-# the parking. Running it twice (a retry after a lost reply) counts nothing
+# the parking (feedback for a request its variant did not answer, ``UNSCORED``,
+# leaves uncounted). Running it twice (a retry after a lost reply) counts nothing
 # twice: a joined feedback is no longer parked.
 # KEYS: requests hash, pending hash, pending due set, joins hash, window, totals, windows
 # ARGV: entries JSON, mapping TTL, window start, window TTL
@@ -162,19 +163,24 @@ end
 if n > 0 then redis.call('HSET', KEYS[1], unpack(args, 1, n)) end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
 if redis.call('ZCARD', KEYS[3]) == 0 then return 0 end
-local joined = 0
+local joined, unscored = 0, 0
 for id, served in pairs(entries) do
   local parked = redis.call('HGET', KEYS[2], id)
   if parked then
-    local p = cjson.decode(parked)
-    count_feedback(served, p[1], p[2], p[3], KEYS[5], KEYS[6], KEYS[7], ARGV[3],
-                   tonumber(ARGV[4]))
+    if served == '-' then
+      unscored = unscored + 1
+    else
+      local p = cjson.decode(parked)
+      count_feedback(served, p[1], p[2], p[3], KEYS[5], KEYS[6], KEYS[7], ARGV[3],
+                     tonumber(ARGV[4]))
+      joined = joined + 1
+    end
     redis.call('HDEL', KEYS[2], id)
     redis.call('ZREM', KEYS[3], id)
-    joined = joined + 1
   end
 end
 if joined > 0 then redis.call('HINCRBY', KEYS[4], 'joined', joined) end
+if unscored > 0 then redis.call('HINCRBY', KEYS[4], 'unscored', unscored) end
 return joined
 """
 )
@@ -215,10 +221,11 @@ if served == '' then
   redis.call('HINCRBY', KEYS[4], 'parked', 1)
   return {'pending'}
 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[9])
+if served == '-' then return {'unscored'} end
 local amount = count_feedback(served, ARGV[3], ARGV[4], ARGV[5], KEYS[5], KEYS[6], KEYS[7],
                               ARGV[7], tonumber(ARGV[8]))
 if not amount then return {'malformed', served} end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[9])
 return {'counted', served, amount}
 """
 )
@@ -345,7 +352,8 @@ class FlushBatch:
     experiment: str
     deltas: dict[int, dict[str, float]]  # window start -> field -> amount
     events: list[Event]
-    requests: dict[int, dict[str, ServedRow]]  # hour -> request id -> what served it
+    # hour -> request id -> what served it (None: not its variant, schema.UNSCORED)
+    requests: dict[int, dict[str, ServedRow | None]]
     # Written again unchanged after a failed write: Redis applies each part once.
     batch_id: str = field(default_factory=lambda: os.urandom(8).hex())
     # Feedback received while Redis was unreachable; each is applied once (its token).
@@ -714,7 +722,12 @@ class AsyncStore:
                 keys.window(window),
                 keys.totals,
                 keys.windows,
-                orjson.dumps({rid: encode_served(*row) for rid, row in mapping.items()}),
+                orjson.dumps(
+                    {
+                        rid: UNSCORED if row is None else encode_served(*row)
+                        for rid, row in mapping.items()
+                    }
+                ),
                 self.request_ttl_s + 3600,
                 window,
                 self.window_ttl_s,

@@ -470,6 +470,11 @@ class HotPath:
                 f"feedback for request_id {request_id!r} was already counted "
                 "(or is waiting for its request)"
             )
+        if result.status == "unscored":
+            raise Conflict(
+                f"request_id {request_id!r} was not answered by its variant (a fallback to the "
+                "champion, or an error): its feedback is not counted"
+            )
         if result.status != "counted":
             raise UpstreamUnavailable(f"the stored mapping of {request_id!r} is unreadable")
         mapping = decode_served(result.served)

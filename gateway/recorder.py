@@ -26,13 +26,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from abgate.errors import RedisUnavailable
-from abgate.schema import ServedRow, encode_served, window_start
+from abgate.schema import UNSCORED, ServedRow, encode_served, window_start
 from abgate.store import AsyncStore, Event, FeedbackItem, FeedbackJoins, FeedbackResult, FlushBatch
 from gateway.outcomes import OutcomeAggregator
 
 __all__ = ["Recorder", "RecorderHealth"]
 
 log = logging.getLogger("abgate.recorder")
+
+
+def _encoded(row: ServedRow | None) -> str:
+    return UNSCORED if row is None else encode_served(*row)
 
 
 @dataclass
@@ -64,7 +68,9 @@ class Recorder:
     aggregator: OutcomeAggregator = field(init=False)
     lifetime: dict[str, defaultdict[str, float]] = field(init=False, default_factory=dict)
     events: dict[str, list[Event]] = field(init=False, default_factory=dict)
-    requests: dict[tuple[str, int], dict[str, ServedRow]] = field(init=False, default_factory=dict)
+    requests: dict[tuple[str, int], dict[str, ServedRow | None]] = field(
+        init=False, default_factory=dict
+    )
     feedback: dict[str, list[FeedbackItem]] = field(init=False, default_factory=dict)
     # Per experiment: what became of the feedback this process received
     # (FeedbackResult statuses, plus "buffered" and "refused").
@@ -141,15 +147,19 @@ class Recorder:
         if bucket is None:
             bucket = self.events[experiment] = []
         bucket.append(event)
+        key = (experiment, int(ts // 3600))
+        mapping = self.requests.get(key)
+        if mapping is None:
+            mapping = self.requests[key] = {}
+        # The epoch travels with the mapping: feedback that arrives after a weight
+        # change counts in the epoch that served its request. A tuple here, a
+        # string (schema.encode_served) when the flush writes it. A request its
+        # variant did not answer is mapped too (None, schema.UNSCORED), so feedback
+        # for it is answered at once and never waits for a mapping that cannot come.
         if ok and not fallback:
-            key = (experiment, int(ts // 3600))
-            mapping = self.requests.get(key)
-            if mapping is None:
-                mapping = self.requests[key] = {}
-            # The epoch travels with the mapping: feedback that arrives after a weight
-            # change counts in the epoch that served its request. A tuple here, a
-            # string (schema.encode_served) when the flush writes it.
             mapping[request_id] = (variant, model_version, epoch, prediction)
+        else:
+            mapping[request_id] = None
 
     def record_drift(self, experiment: str, fields: list[str], ts: float) -> None:
         """One sampled request's drift bins (field names from ``VariantBins.fields_for``)."""
@@ -168,15 +178,15 @@ class Recorder:
         self.aggregator.add_shadow(experiment, shadow, ok=ok, agreed=agreed, ts=time.time())
 
     def pending_request(self, experiment: str, request_id: str) -> str | None:
-        """A request mapping not flushed yet (feedback can arrive that fast)."""
+        """A request mapping not flushed yet (feedback can arrive that fast), encoded."""
         for (name, _), mapping in self.requests.items():
             if name == experiment and request_id in mapping:
-                return encode_served(*mapping[request_id])
+                return _encoded(mapping[request_id])
         for batch in self.in_flight:
             if batch.experiment == experiment:
                 for served in batch.requests.values():
                     if request_id in served:
-                        return encode_served(*served[request_id])
+                        return _encoded(served[request_id])
         return None
 
     def count_feedback(self, experiment: str, result: str) -> None:

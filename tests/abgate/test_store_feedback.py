@@ -95,3 +95,24 @@ def test_parked_feedback_expires_counted(store_target: tuple[str, bool]) -> None
     assert waiting == [0, 1, 1, 0]
     assert expired == [1, 0, 1, 0]
     assert joined == [0, {}]  # never a counted outcome
+
+
+def test_feedback_for_a_request_its_variant_did_not_answer_is_never_counted(
+    store_target: tuple[str, bool],
+) -> None:
+    url, cluster = store_target
+
+    async def scenario() -> tuple[list[str], list[Any]]:
+        store = AsyncStore(url, cluster=cluster)
+        early = await store.feedback("demo", item("fell-back", "t1"), park=True)
+        await store.write([mappings("demo", {"fell-back": None, "failed": None})])
+        late = await store.feedback("demo", item("failed", "t2"), park=True)
+        local = await store.feedback("demo", item("here", "t3", served="-"), park=True)
+        joins = await store.expire_feedback("demo", time.time())
+        counted = await accuracy(store, "demo")
+        await store.close()
+        return [r.status for r in (early, late, local)], [joins.pending, joins.joined, counted]
+
+    statuses, after = asyncio.run(scenario())
+    assert statuses == ["pending", "unscored", "unscored"]
+    assert after == [0, 0, {}]

@@ -20,12 +20,13 @@ def test_a_small_soak_records_every_outcome_and_passes() -> None:
 
 def test_failures_name_every_broken_criterion() -> None:
     broken = SoakResult(requests=10, ok=9, feedback_sent=5, feedback_ok=5, recorded_requests=8,
-                        recorded_feedback=4, dropped=1, exit_code=1,
+                        recorded_feedback=4, dropped=1, exit_code=1, feedback_expired=2,
                         rss_kib=[(1, 1000), (10, 1200)])  # fmt: skip
     broken.errors["predict 503"] = 1
     text = "\n".join(broken.failures())
     for fragment in ("client errors", "recorded 8 requests", "recorded 4 feedback",
-                     "dropped outcomes: 1", "RSS grew +20.0%", "exit code 1"):  # fmt: skip
+                     "dropped outcomes: 1", "RSS grew +20.0%", "exit code 1",
+                     "2 expired"):  # fmt: skip
         assert fragment in text
 
 

@@ -26,7 +26,7 @@ import redis
 import requests
 
 from abgate.processes import Child
-from abgate.redis_server import EmbeddedRedis, start_redis
+from abgate.redis_server import EmbeddedRedis, free_port, start_redis
 from abgate.schema import Keys, decode_stats
 from abgate.store import Store
 from tests.conftest import port_of, start_gateway, write_config
@@ -296,5 +296,31 @@ def test_feedback_for_a_request_nobody_answered_expires_counted(
         assert ready["feedback"]["pending"] == 0 and ready["feedback"]["expired"] == 1, ready
         assert _joins(redis_url) == {"parked": 1, "expired": 1, "pending": 0}
         assert _counted(redis_url) == {}  # never a counted outcome
+    finally:
+        gateway.stop()
+
+
+def test_feedback_for_a_fallback_answer_is_never_counted_nor_left_waiting(
+    tmp_path: Path, redis_url: str, demo_workers: dict[str, Child]
+) -> None:
+    # Every request is routed to a canary nobody serves, and answered by the champion.
+    config = write_config(
+        tmp_path / "fallback.yaml",
+        {"champion": port_of(demo_workers["champion"]), "canary": free_port()},
+        {"champion": 0, "canary": 100},
+    )
+    gateway = start_gateway(config, redis_url, "--workers", "2")
+    try:
+        sent = asyncio.run(_drive([gateway.url], [gateway.url], 200))
+        assert not sent.errors and len(sent.served) == 200, sent.errors
+        assert {variant for variant, _ in sent.served.values()} == {"champion"}
+        # 409 when the request is known (here or in Redis), 202 when it was not yet:
+        # never 200, never a counted outcome.
+        assert set(sent.feedback_status) <= {202, 409}, sent.feedback_status
+        waited = sent.feedback_status[202]
+        joins = _wait(lambda: (j := _joins(redis_url))["pending"] == 0 and j)
+        assert joins and joins.get("unscored", 0) == waited == joins.get("parked", 0), joins
+        assert "joined" not in joins and "expired" not in joins
+        assert _counted(redis_url) == {}
     finally:
         gateway.stop()

@@ -194,8 +194,9 @@ def _drive_errors(gateway: Child, stop_redis: Callable[[], None]) -> None:
     assert requests.post(url + "/v1/nope/predict", json={"features": SECRET_ROW}).status_code
     assert requests.post(url + "/predict", data=b"{not json").status_code == 400
     stop_redis()
+    # Kept in the gateway until Redis is back (docs/gateway.md#feedback), not an error.
     feedback = requests.post(url + "/feedback", json={"request_id": "gone", "label": 1})
-    assert feedback.status_code == 503
+    assert feedback.status_code == 202 and feedback.json()["waiting"] == "waiting for Redis"
     requests.post(url + "/predict", json={"features": SECRET_ROW})
 
 
@@ -214,7 +215,6 @@ def _run_error_scenario(
             _drive_errors(gateway, redis.stop)
             logs.wait_for(
                 lambda r: r.get("error") == "connect_error" and r.get("fallback") is True,
-                lambda r: r.get("msg", "").startswith("feedback not recorded"),
                 lambda r: r.get("msg", "").startswith("recording paused"),
                 lambda r: r.get("msg", "").startswith("admin request refused"),
             )
