@@ -324,3 +324,47 @@ def test_feedback_for_a_fallback_answer_is_never_counted_nor_left_waiting(
         assert _counted(redis_url) == {}
     finally:
         gateway.stop()
+
+
+def test_with_two_experiments_an_unknown_request_waits_only_where_named(
+    config: Path, tmp_path: Path, redis_url: str, demo_workers: dict[str, Child]
+) -> None:
+    from experiments.loader import load_experiment
+    from tests.conftest import ADMIN_TOKEN
+
+    gateway = start_gateway(config, redis_url)
+    try:
+        ports = {name: port_of(child) for name, child in demo_workers.items()}
+        other = write_config(tmp_path / "other.yaml", ports, {"champion": 100}, name="other")
+        other.write_text(other.read_text().replace("model: demo", "model: other"))
+        Store(redis_url).put_config(
+            "other", load_experiment(other).model_dump(mode="json"), actor="t", action="apply"
+        )
+        auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+        def routed() -> int:
+            listed = requests.get(gateway.url + "/admin/experiments", headers=auth, timeout=10)
+            return len(listed.json()["experiments"])
+
+        assert _wait(lambda: routed() == 2, timeout=30)
+        # Which experiment would it wait in? Parking it in both would expire one copy
+        # as a false loss, so the gateway asks for the name instead.
+        unnamed = requests.post(
+            gateway.url + "/feedback", json={"request_id": "nobody-2", "label": 1}, timeout=10
+        )
+        assert unnamed.status_code == 404 and "name its experiment" in unnamed.json()["error"]
+        named = requests.post(
+            gateway.url + "/feedback",
+            json={"request_id": "nobody-2", "label": 1, "experiment": "other"},
+            timeout=10,
+        )
+        assert named.status_code == 202 and named.json()["experiment"] == "other", named.text
+        # A request answered here is found without a name, in its own experiment.
+        session = requests.Session()
+        rid = session.post(gateway.url + "/v1/other/predict", json={"features": ROW},
+                           timeout=10).json()["request_id"]  # fmt: skip
+        found = session.post(gateway.url + "/feedback", json={"request_id": rid, "label": 1},
+                             timeout=10)  # fmt: skip
+        assert found.status_code == 200 and found.json()["experiment"] == "other", found.text
+    finally:
+        gateway.stop()
