@@ -93,6 +93,16 @@ class FeedbackBody(BaseModel):
     experiment: str | None = None
 
 
+class FeedbackAccepted(BaseModel):
+    """202: kept, and counted once the request's mapping (or Redis) is there."""
+
+    status: str = "accepted"
+    request_id: str
+    experiment: str
+    metric: str
+    waiting: str = Field(description="`waiting for its request` or `waiting for Redis`")
+
+
 def _public_routes(app: FastAPI) -> None:
     # The hot path answers these before FastAPI sees them; they are declared
     # here only so that /openapi.json and /docs describe the whole gateway.
@@ -107,9 +117,14 @@ def _public_routes(app: FastAPI) -> None:
     async def predict_model(model: str, body: PredictBody) -> Any:
         """Route one prediction of ``model`` when several models are served."""
 
-    @public.post("/feedback", responses={**errors, **error_responses(409)})
+    accepted: dict[int | str, dict[str, Any]] = {
+        202: {"model": FeedbackAccepted, "description": "Kept until its request is known."}
+    }
+
+    @public.post("/feedback", responses={**accepted, **errors, **error_responses(409)})
     async def feedback(body: FeedbackBody) -> Any:
-        """Join a delayed outcome to the variant that served the request."""
+        """Join a delayed outcome to the variant that served the request: 200 counted,
+        202 kept until the request's mapping (or Redis) is there (docs/gateway.md)."""
 
     @public.get("/health")
     async def health() -> Any:
