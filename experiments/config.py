@@ -321,6 +321,14 @@ class PrimaryMetric(_Model):
     direction: Literal["increase", "decrease"] = Field(
         default="increase", description="Which direction is better."
     )
+    difference: Literal["relative", "absolute"] | None = Field(
+        default=None,
+        description="How the effect is reported: relative ((new - champion) / champion) or "
+        "absolute (new - champion, in the metric's units). Verdicts always test the "
+        "difference. Default: relative for kind proportion, absolute for kind mean; a "
+        "relative lift is refused (absolute reported, with the reason) when the champion's "
+        "mean is <= 0 or its interval includes 0.",
+    )
 
 
 class Guardrail(_Model):
