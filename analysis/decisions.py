@@ -353,9 +353,6 @@ def _decide(
 
 def _lift_text(result: TestResult, choice: DifferenceChoice | None) -> str:
     if result.difference_type == "relative":
-        text = f"{result.estimate:+.2%} [{result.ci_low:+.2%}, {result.ci_high:+.2%}]"
-    else:
-        text = f"{result.estimate:+.4g} [{result.ci_low:+.4g}, {result.ci_high:+.4g}] (absolute)"
-    if choice is not None and choice.switched:
-        text += f" ({choice.reason})"
-    return text
+        return f"{result.estimate:+.2%} [{result.ci_low:+.2%}, {result.ci_high:+.2%}]"
+    note = f"; {choice.reason}" if choice is not None and choice.switched else ""
+    return f"{result.estimate:+.4g} [{result.ci_low:+.4g}, {result.ci_high:+.4g}] (absolute{note})"

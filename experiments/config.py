@@ -412,7 +412,8 @@ class Statistics(_Model):
         gt=0,
         strict=True,
         allow_inf_nan=False,
-        description="Minimum detectable effect, relative to the champion (0.02 = 2 %).",
+        description="Minimum detectable effect on the primary metric's scale: relative to the "
+        "champion (0.02 = 2 %), or in the metric's units when it reports absolute differences.",
     )
     power: float = Field(
         default=0.8, gt=0, lt=1, strict=True, description="Power wanted at the MDE."

@@ -7,6 +7,8 @@ fixed inputs.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from scipy import stats as scipy_stats
@@ -214,3 +216,53 @@ def test_fieller_interval_is_unbounded_when_the_champion_mean_is_not_clearly_pos
     treatment = Moments.of(mean_stats(0.3))
     low, high = fieller_lift_interval(control, treatment, 1.96)
     assert np.isnan(low) and np.isnan(high)
+
+
+def test_reports_show_the_difference_and_a_refused_relative_lift() -> None:
+    from analysis.report import render
+
+    data = mean_experiment(-1.0, 0.5, difference="relative")
+    markdown = render(data, "md")
+    assert "absolute lift" in markdown
+    assert "no relative lift on a champion mean of -1" in markdown
+    assert "a 2.0% relative lift (the MDE)" in markdown  # planned on the requested scale
+    assert "an absolute difference of 0.02 (the MDE)" in render(mean_experiment(-1.0, 0.5), "md")
+    report = json.loads(render(data, "json"))
+    (verdict,) = report["verdicts"]
+    assert verdict["action"] == "promote"
+    assert verdict["evidence"]["difference"]["reported"] == "absolute"
+    assert "<svg" in render(data, "html")
+
+
+def test_version_2_input_carries_the_difference_setting() -> None:
+    def arm(mean: float) -> dict[str, object]:
+        stats = mean_stats(mean)
+        return {
+            "requests": N,
+            "metrics": {
+                "score": {
+                    "type": "mean",
+                    "n": N,
+                    "sum": stats.sum,
+                    "sum_squares": stats.sum_squares,
+                }
+            },
+        }
+
+    data = experiment_from_json(
+        {
+            "schema_version": 2,
+            "settings": {"primary_metric": "score", "difference": "relative"},
+            "variants": [{"name": "champion"}, {"name": "canary"}],
+            "epochs": [
+                {
+                    "weights": {"champion": 50, "canary": 50},
+                    "variants": {"champion": arm(-1.0), "canary": arm(0.5)},
+                }
+            ],
+        }
+    )
+    assert data.settings.difference == "relative"
+    verdict = only_verdict(data)
+    assert verdict.action == "promote"
+    assert verdict.evidence["difference"]["reported"] == "absolute"
