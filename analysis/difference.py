@@ -165,8 +165,7 @@ def difference_test(
             control, treatment, difference_type="absolute", alternative=alternative, alpha=alpha
         )
     if result.error:
-        wanted = difference or default_difference(control)
-        return result, DifferenceChoice("absolute", difference, result.message or wanted)
+        return result, DifferenceChoice("absolute", difference, f"not tested: {result.message}")
     critical = critical_value(result)
     choice = choose_difference(difference, control, critical=critical)
     if choice.difference_type == "absolute":

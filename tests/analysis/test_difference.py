@@ -231,6 +231,9 @@ def test_reports_show_the_difference_and_a_refused_relative_lift() -> None:
     (verdict,) = report["verdicts"]
     assert verdict["action"] == "promote"
     assert verdict["evidence"]["difference"]["reported"] == "absolute"
+    (variant,) = report["variants"]
+    assert variant["primary"]["difference"]["requested"] == "relative"
+    assert "<= 0" in variant["primary"]["difference"]["reason"]
     assert "<svg" in render(data, "html")
 
 
