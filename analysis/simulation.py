@@ -28,6 +28,9 @@ from typing import Literal
 
 import numpy as np
 
+from analysis._distributions import t_ppf
+from analysis.difference import fieller_lift_interval
+from analysis.effect import lift_moments, welch_dof
 from analysis.frequentist import welch_p_values
 from analysis.results import DifferenceType
 from analysis.sequential import sequential_p_values
@@ -36,10 +39,12 @@ from analysis.sufficient import FloatArray, MetricKind, Moments
 __all__ = [
     "SYMMETRY_CASES",
     "Calibration",
+    "IntervalCoverage",
     "RejectionRates",
     "SidedRates",
     "SymmetryCase",
     "calibrate",
+    "interval_coverage",
     "sided_noise",
     "simulate_rejections",
     "simulate_sides",
@@ -315,6 +320,65 @@ def symmetry_table(
     return rows
 
 
+@dataclass(frozen=True)
+class IntervalCoverage:
+    """How often a relative-lift interval (fixed horizon) missed the true lift, per side."""
+
+    method: Literal["delta", "fieller"]
+    experiments: int
+    lift: float
+    below: float  # the whole interval above the true lift
+    above: float  # the whole interval below the true lift
+    unbounded: float = 0.0  # Fieller only: the champion's interval included 0 (no relative lift)
+
+    @property
+    def covered(self) -> float:
+        """Share of intervals that contained the true lift."""
+        return 1.0 - self.below - self.above
+
+
+def interval_coverage(
+    *,
+    lift: float,
+    experiments: int = 2000,
+    units: int = 250,
+    mean: float = 0.1,
+    stddev: float = 1.0,
+    kind: MetricKind = "proportion",
+    alpha: float = 0.05,
+    seed: int | np.random.SeedSequence = 0,
+) -> tuple[IntervalCoverage, IntervalCoverage]:
+    """Coverage of the delta-method and of Fieller's interval for the relative lift.
+
+    Both at Welch's t quantile, on the same seeded experiments of ``units`` per
+    arm with a true relative lift ``lift``. An unbounded Fieller set covers.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (experiments, 1)
+    control = _cumulative_moments(rng, shape, units, mean, stddev, kind)
+    treatment = _cumulative_moments(rng, shape, units, mean * (1.0 + lift), stddev, kind)
+    critical = t_ppf(1.0 - alpha / 2.0, welch_dof(control, treatment))
+    estimate, variance = lift_moments(control, treatment, "relative")
+    halfwidth = critical * np.sqrt(variance)
+    fieller = fieller_lift_interval(control, treatment, critical)
+    results = []
+    for method, (low, high) in (
+        ("delta", (estimate - halfwidth, estimate + halfwidth)),
+        ("fieller", fieller),
+    ):
+        results.append(
+            IntervalCoverage(
+                method=method,  # type: ignore[arg-type]
+                experiments=experiments,
+                lift=lift,
+                below=float(np.mean(low > lift)),
+                above=float(np.mean(high < lift)),
+                unbounded=float(np.mean(np.isnan(low))),
+            )
+        )
+    return results[0], results[1]
+
+
 def _pair(rates: tuple[float, float]) -> str:
     return f"{rates[0]:.4f} / {rates[1]:.4f}"
 
@@ -339,6 +403,30 @@ def _main(argv: Sequence[str]) -> int:
                 f"{_pair(rates.naive_peeking)} ± {rates.naive_noise:.4f} | "
                 f"{_pair(rates.sequential)} ± {rates.noise:.4f} | {sum(rates.sequential):.4f} |"
             )
+    print()
+    print("Relative-lift intervals (fixed horizon, 95 %), same seeded experiments per row:")
+    print(
+        "| case | true lift | delta: covered (misses: interval above / below the lift) | "
+        "Fieller: covered (above / below) | Fieller unbounded |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    cases: tuple[tuple[float, int, float, MetricKind], ...] = (
+        (0.10, 250, 0.2, "proportion"),
+        (0.10, 250, -0.2, "proportion"),
+        (0.2, 250, 0.5, "mean"),
+        (0.2, 250, -0.5, "mean"),
+    )
+    streams = np.random.SeedSequence(seed).spawn(len(cases))
+    for (base, units, lift, kind), stream in zip(cases, streams, strict=True):
+        delta, fieller = interval_coverage(
+            lift=lift, experiments=experiments, units=units, mean=base, kind=kind, seed=stream
+        )
+        label = f"{kind} {base:g}, {units} per arm"
+        print(
+            f"| {label} | {lift:+.0%} | {delta.covered:.4f} ({delta.below:.4f} / "
+            f"{delta.above:.4f}) | {fieller.covered:.4f} ({fieller.below:.4f} / "
+            f"{fieller.above:.4f}) | {fieller.unbounded:.4f} |"
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ from analysis.simulation import (
     SidedRates,
     SymmetryCase,
     calibrate,
+    interval_coverage,
     sided_noise,
     simulate_rejections,
     symmetry_table,
@@ -111,3 +112,14 @@ def test_the_simulated_test_is_the_one_verdicts_run() -> None:
         Moments.of(control), Moments.of(treatment), difference_type="absolute", tuning=10_000.0
     )
     assert result.p_value == pytest.approx(float(vectorised), rel=1e-12)
+
+
+@pytest.mark.parametrize("lift", [0.2, -0.2])
+def test_fieller_misses_the_true_lift_evenly_where_the_delta_method_leans(lift: float) -> None:
+    delta, fieller = interval_coverage(lift=lift, experiments=EXPERIMENTS, units=250, seed=2024)
+    assert abs(fieller.covered - 0.95) <= ALLOWANCE
+    assert abs(fieller.below - fieller.above) <= 3 * sided_noise(
+        fieller.below, fieller.above, EXPERIMENTS
+    )
+    # The delta-method interval sits too low: nearly every miss is on one side.
+    assert delta.above - delta.below > 4 * sided_noise(delta.below, delta.above, EXPERIMENTS)
