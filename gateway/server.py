@@ -189,9 +189,6 @@ class _Request:
 
 _REFUSED = _Request()  # queued in place of a request refused while parsing (its answer kept)
 
-# Phases of the request being read on a connection (deadlines apply to the head and body).
-_BETWEEN, _HEAD, _BODY = 0, 1, 2
-
 
 def _split_url(url: bytes) -> tuple[str, bytes, bytes]:
     """(path, raw_path, query_string) of a request target, as uvicorn reads them."""
@@ -302,6 +299,8 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.gateway = server.gateway
         self.limit = server.gateway.settings.max_body_bytes
+        self.max_head_bytes = server.max_head_bytes  # read per header: one attribute away
+        self.max_headers = server.max_headers
         self.loop = server.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -317,10 +316,9 @@ class _Connection(asyncio.Protocol):
         self._writable: asyncio.Future[None] | None = None  # set while writing is paused
         self._exchange: _Exchange | None = None
         self._refusal: Answer | None = None  # the answer to _REFUSED (None: 400)
-        self._phase = _BETWEEN
-        self._phase_since = 0.0  # when the head (or the body) began
-        self._head_bytes = 0  # bytes of the head in progress, whole reads counted
-        self._completed = 0  # requests parsed so far
+        # The request being read is in its head until httptools reports the method.
+        self._phase_since = 0.0  # when its head (then its body) began
+        self._head_bytes = 0  # bytes of its head in whole reads (see data_received)
         self._stalled_since: float | None = None  # answers waiting unread since then
         self._stalled_pending = 0  # bytes waiting then
 
@@ -339,10 +337,11 @@ class _Connection(asyncio.Protocol):
         self.last_active = self.loop.time()
         if self._broken:
             return
-        # The head in progress before this read, and the requests completed: the bytes of
-        # a head are counted by whole reads, without a Python loop over them (see below).
-        reading_head = self.current if self._phase == _HEAD else None
-        completed = self._completed
+        # The head in progress before this read, and the requests queued: the bytes of a
+        # head are counted by whole reads, without a Python loop over them (see below).
+        current = self.current
+        reading_head = current if current is not None and not current.method else None
+        queued = len(self.queue)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -355,13 +354,17 @@ class _Connection(asyncio.Protocol):
                 self.current = None
                 self._stop_parsing(_REFUSED)
             return
-        # A head still open after this read: when it began before it, or no other request
-        # ended in it, all of the read is head. httptools holds a header line until it ends,
-        # so this is where an unterminated one is stopped. Otherwise the callbacks' count
-        # stands (this read also held the end of an earlier request).
-        if self._phase == _HEAD and (self.current is reading_head or completed == self._completed):
-            self._head_bytes += len(data)
-            if self._head_bytes > self.server.max_head_bytes:
+        # A head still open after this read: when it began before it, or no request ended
+        # in it, all of the read is head. httptools holds a header line until it ends, so
+        # this is where an unterminated one is stopped. Otherwise the read also held the end
+        # of an earlier request: the callbacks' count stands for this read.
+        current = self.current
+        if current is not None and not current.method:
+            if current is reading_head:
+                self._head_bytes += len(data)
+            else:
+                self._head_bytes = len(data) if len(self.queue) == queued else 0
+            if self._head_bytes > self.max_head_bytes:
                 self._refuse_head(431, "request head")
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -389,16 +392,14 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.current = _Request()
-        self._phase = _HEAD
         self._phase_since = self.last_active
-        self._head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         request = self.current
         assert request is not None
         request.url += url
         request.head_size += len(url)
-        if request.head_size > self.server.max_head_bytes:
+        if request.head_size > self.max_head_bytes:
             self._refuse_head(414, "request target")
             raise ValueError("request target too long")  # feed_data stops
 
@@ -406,12 +407,9 @@ class _Connection(asyncio.Protocol):
         request = self.current
         assert request is not None
         request.head_size += len(name) + len(value) + 4  # ": " and CRLF
-        if request.head_size > self.server.max_head_bytes:
+        if request.head_size > self.max_head_bytes:
             self._refuse_head(431, "request head")
             raise ValueError("request head too large")  # feed_data stops
-        if len(request.headers) >= self.server.max_headers:
-            self._refuse_head(431, "header fields", self.server.max_headers)
-            raise ValueError("too many header fields")
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             request.expect_continue = True
@@ -424,8 +422,12 @@ class _Connection(asyncio.Protocol):
         request.method = parser.get_method()
         request.http_version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
-        self._phase = _BODY
         self._phase_since = self.last_active
+        # Counted once the head is complete: the byte limit already bounds what many
+        # small fields can hold (each costs at least 4 bytes).
+        if len(request.headers) > self.max_headers:
+            self._refuse_head(431, "header fields", self.max_headers)
+            raise ValueError("too many header fields")  # feed_data stops
         if request.expect_continue:
             self._continue_or_refuse(request)
 
@@ -442,8 +444,6 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         request, self.current = self.current, None
         assert request is not None
-        self._phase = _BETWEEN
-        self._completed += 1
         if not request.queued:
             self._enqueue(request)
 
@@ -468,7 +468,6 @@ class _Connection(asyncio.Protocol):
         bound = f"{limit} fields" if limit is not None else f"{self.server.max_head_bytes} bytes"
         self._refusal = _error(status, f"{what} over the limit of {bound}")
         self.current = None
-        self._phase = _BETWEEN
         self._stop_parsing(_REFUSED)
 
     def check_deadlines(self, now: float) -> None:
@@ -490,11 +489,13 @@ class _Connection(asyncio.Protocol):
             log.warning("dropping a client that read no answer for %gs", server.write_timeout)
             self.abort()
             return
-        if self._broken or self._reading_paused:
-            pass  # reading is over, or paused by this server: no deadline runs
-        elif self._phase == _HEAD and now - self._phase_since > server.head_timeout:
-            self._time_out("head", server.head_timeout)
-        elif self._phase == _BODY and now - self._phase_since > server.body_timeout:
+        current = self.current
+        if current is None or self._broken or self._reading_paused:
+            pass  # nothing being read, reading over, or paused by this server: no deadline
+        elif not current.method:
+            if now - self._phase_since > server.head_timeout:
+                self._time_out("head", server.head_timeout)
+        elif now - self._phase_since > server.body_timeout:
             self._time_out("body", server.body_timeout)
         if not self.busy and not self.queue and now - self.last_active > server.keep_alive:
             self.close()
@@ -503,7 +504,6 @@ class _Connection(asyncio.Protocol):
         self.server.timed_out[part] += 1
         self._refusal = _error(408, f"request {part} not received within {limit:g}s")
         self.current = None
-        self._phase = _BETWEEN
         self._stop_parsing(_REFUSED)
 
     def _stop_parsing(self, replacement: _Request | None) -> None:
