@@ -735,9 +735,10 @@ class _Server:
         now = self.loop.time()
         if now - self._refusal_logged_at >= REFUSAL_LOG_INTERVAL_S:
             log.warning(
-                "%d connection(s) refused: %d open, the limit (ABGATE_HTTP_MAX_CONNECTIONS)",
+                "refused %d connection(s) with 503: %d open, ABGATE_HTTP_MAX_CONNECTIONS=%d",
                 self.refused - self._refused_logged,
                 len(self.connections),
+                self.max_connections,
             )
             self._refused_logged, self._refusal_logged_at = self.refused, now
         answer = _error(503, "too many open connections")

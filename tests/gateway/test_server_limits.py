@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -37,17 +38,22 @@ from tests.gateway.test_server import (
 CEILING_S = 10.0  # slack over a deadline before a test calls the server late (busy machine)
 
 
-def start_limited(tmp_path: Path, **env: str) -> Child:
+def start_limited(tmp_path: Path, log: IO[str] | None = None, **env: str) -> Child:
     """A gateway routing to a port nothing listens on (no Redis), with ``env`` set."""
     config = write_config(tmp_path / "limits.yaml", {"champion": free_port()}, {"champion": 100})
-    return start_gateway(config, None, "--server", "abgate", **env)
+    return start_gateway(config, None, "--server", "abgate", log=log, **env)
 
 
 @pytest.fixture
 def limited(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Child]:
-    child = start_limited(tmp_path, **request.param)
-    yield child
-    child.stop()
+    with open(tmp_path / "gateway.log", "w", buffering=1) as log:
+        child = start_limited(tmp_path, log, **request.param)
+        yield child
+        child.stop()
+
+
+def logged(tmp_path: Path, text: str) -> bool:
+    return text in (tmp_path / "gateway.log").read_text()
 
 
 def metric(port: int, line: str) -> float | None:
@@ -150,7 +156,9 @@ def test_an_unterminated_64_mib_header_is_refused_before_memory_grows(limited: C
     [{"ABGATE_HTTP_MAX_CONNECTIONS": "3", "ABGATE_HTTP_KEEP_ALIVE_TIMEOUT_S": "120"}],
     indirect=True,
 )
-def test_connections_past_the_cap_are_answered_503_and_closed(limited: Child) -> None:
+def test_connections_past_the_cap_are_answered_503_and_closed(
+    limited: Child, tmp_path: Path
+) -> None:
     port = port_of(limited)
     clients = [RawClient(port) for _ in range(3)]
     try:
@@ -167,6 +175,8 @@ def test_connections_past_the_cap_are_answered_503_and_closed(limited: Child) ->
         text = clients[0].read().body.decode()
         assert "abgate_http_connections_refused_total 1\n" in text
         assert "abgate_http_connections 3\n" in text
+        warning = "refused 1 connection(s) with 503: 3 open, ABGATE_HTTP_MAX_CONNECTIONS=3"
+        assert wait_for(lambda: logged(tmp_path, warning), timeout=30)
         clients.pop().close()  # a place frees up: new connections are served again
         assert wait_for(lambda: health(port) == 200, timeout=30)
     finally:
