@@ -29,11 +29,13 @@ included, so an unterminated header line is refused at ``http_max_head_bytes``
 heads with over ``http_max_headers`` fields; past ``http_max_connections`` open
 connections a new one is answered 503; a client that takes no byte of its
 answers for ``http_write_timeout_s`` is dropped. Connections idle (or stalled)
-for ``http_keep_alive_timeout_s`` are closed. The checks of time run in one
-sweep over the connections (a few times a second), not per request; those of
-size are a few integer operations per read. All are counted in ``/metrics``
-(``abgate_http_*``). SIGTERM/SIGINT stop accepting, let the requests
-already received finish (up to ``graceful_timeout`` seconds), then run
+for ``http_keep_alive_timeout_s`` are closed. After a refusal the server
+half-closes and drops what the client still sends for ``LINGER_S`` (a close
+with unread bytes would send a reset, which can overtake the answer). The
+checks of time run in one sweep over the connections (a few times a second),
+not per request; those of size are a few integer operations per read. All are
+counted in ``/metrics`` (``abgate_http_*``). SIGTERM/SIGINT stop accepting, let
+the requests already received finish (up to ``graceful_timeout`` seconds), then run
 ``Gateway.shutdown()``. ``workers > 1`` forks that many processes, each with its
 own listening socket on the port (``SO_REUSEPORT``: the kernel spreads the
 connections) and its own gateway.
@@ -78,6 +80,9 @@ Headers = list[tuple[bytes, bytes]]
 
 MAX_QUEUED_REQUESTS = 32  # pipelined requests buffered before reading pauses
 REFUSAL_LOG_INTERVAL_S = 10.0  # connections refused at the cap: one warning per interval
+# After refusing a request the server half-closes and discards what the client still sends
+# for this long: closing with unread bytes would send a reset, which can overtake the answer.
+LINGER_S = 2.0
 STARTUP_FAILURE = 3  # exit code when the gateway cannot start (as uvicorn)
 
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
@@ -321,6 +326,7 @@ class _Connection(asyncio.Protocol):
         self._head_bytes = 0  # bytes of its head in whole reads (see data_received)
         self._stalled_since: float | None = None  # answers waiting unread since then
         self._stalled_pending = 0  # bytes waiting then
+        self._linger_until = 0.0  # half-closed after a refusal: closed at this time
 
     # asyncio.Protocol ------------------------------------------------------------
 
@@ -497,7 +503,9 @@ class _Connection(asyncio.Protocol):
                 self._time_out("head", server.head_timeout)
         elif now - self._phase_since > server.body_timeout:
             self._time_out("body", server.body_timeout)
-        if not self.busy and not self.queue and now - self.last_active > server.keep_alive:
+        if self._linger_until and now > self._linger_until:
+            self.abort()
+        elif not self.busy and not self.queue and now - self.last_active > server.keep_alive:
             self.close()
 
     def _time_out(self, part: str, limit: float) -> None:
@@ -568,7 +576,10 @@ class _Connection(asyncio.Protocol):
                     break
                 self.transport.write(data)  # type: ignore[union-attr]
                 if not keep_alive:
-                    self.close()
+                    if request is _REFUSED:
+                        self._linger()
+                    else:
+                        self.close()
                     break
         finally:
             self.task = None
@@ -684,6 +695,21 @@ class _Connection(asyncio.Protocol):
     def idle(self) -> bool:
         """Nothing being received, queued or answered."""
         return not self.busy and not self.queue and self.current is None
+
+    def _linger(self) -> None:
+        """Half-close after a refusal; read and drop what still comes for ``LINGER_S``.
+
+        The client gets the answer and then end-of-file, not a reset for the bytes it
+        sent on (an unterminated 64 MiB header, say). The client closing, or the sweep
+        at ``LINGER_S``, ends the connection.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing() or not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self._linger_until = self.loop.time() + LINGER_S
+        transport.resume_reading()  # data_received drops it: the parser is done
 
     def close(self) -> None:
         """Close after what is written has been sent."""

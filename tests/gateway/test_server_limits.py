@@ -122,15 +122,14 @@ def test_an_unterminated_64_mib_header_is_refused_before_memory_grows(limited: C
     assert health(port) == 200
     before = rss_kib(limited.pid)
     chunk = b"x" * (1 << 20)
-    errors: list[BaseException] = []
 
     def flood(sock: socket.socket) -> None:
         try:
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\nX-Big: ")
             for _ in range(64):  # 64 MiB, never a line end
                 sock.sendall(chunk)
-        except OSError as exc:  # refused: the server closes while this still sends
-            errors.append(exc)
+        except OSError:  # refused: the server may close while this still sends
+            pass
 
     with raw_client(port, timeout=30) as client:
         sender = threading.Thread(target=flood, args=(client.sock,), daemon=True)
@@ -142,8 +141,8 @@ def test_an_unterminated_64_mib_header_is_refused_before_memory_grows(limited: C
         grown = rss_kib(limited.pid) - before
         assert client.closed_by_peer()
         sender.join(timeout=30)
+        grown = max(grown, rss_kib(limited.pid) - before)  # what was sent on is dropped too
     assert grown < 8 * 1024, f"RSS grew by {grown} KiB"
-    assert errors, "the whole 64 MiB went through"
     assert metric(port, "abgate_http_heads_refused_total") == 1
 
 
