@@ -50,6 +50,7 @@ def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> 
         correction=stats.correction,
         primary_metric=config.metrics.primary.name,
         direction=config.metrics.primary.direction,
+        difference=config.metrics.primary.difference,
         max_error_rate_increase=error_increase,
         max_p99_ratio=p99_ratio,
         duration_s=duration_s,

@@ -44,6 +44,49 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(
         default=1000, gt=0, description="Most rows a worker's /predict/batch accepts."
     )
+    http_head_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Time a request line and headers may take from their first byte, however they "
+            "trickle in (slowloris): past it the gateway answers 408 and closes."
+        ),
+    )
+    http_body_timeout_s: float = Field(
+        default=30.0, gt=0, description="Time a request body may take after its head (408 past it)."
+    )
+    http_keep_alive_timeout_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Idle keep-alive connections (and stalled ones) close after it.",
+    )
+    http_write_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Time an answer may wait with no byte taken by a client that does not read: "
+            "the connection is dropped."
+        ),
+    )
+    http_max_head_bytes: int = Field(
+        default=65_536,
+        ge=1024,
+        description=(
+            "Request line and headers, separators included, counted as bytes arrive: 431 "
+            "(414 for the request line) above it."
+        ),
+    )
+    http_max_headers: int = Field(
+        default=100, gt=0, description="Header fields per request: 431 above it."
+    )
+    http_max_connections: int = Field(
+        default=4096,
+        gt=0,
+        description=(
+            "Open client connections per gateway process; one more is answered 503 and closed "
+            "(keep it below the process's open-file limit, `ulimit -n`)."
+        ),
+    )
     admin_token: str | None = Field(
         default=None, description="Bearer token for /admin; admin endpoints are off without it."
     )

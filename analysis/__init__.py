@@ -7,6 +7,8 @@ Where things live:
 - ``frequentist``: Welch's t-test (fixed horizon), as gbstats runs it.
 - ``sequential``: confidence sequences for continuous monitoring and ramp
   guardrails.
+- ``difference``: what verdicts test (the difference treatment − champion) and
+  the relative lift reported beside it (Fieller's interval, when it is defined).
 - ``srm``: sample-ratio mismatch.
 - ``multiple_testing``: Holm and Benjamini–Hochberg adjustments.
 - ``power``: power, minimum detectable effect, sample size, time to decision.

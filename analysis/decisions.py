@@ -13,7 +13,10 @@ Order of the rules, first match wins:
 4. ``min_samples``: fewer than ``min_samples`` outcomes of the primary metric
    in either arm → inconclusive (too little data is never a pass).
 5. ``primary``: significantly better (after the multiple-testing correction)
-   → promote; significantly worse → rollback.
+   → promote; significantly worse → rollback. The test is always of the
+   difference treatment − champion (``analysis.difference``), so the verdict's
+   direction is the sign of that difference; a relative lift is reported
+   beside it when the champion's mean is clearly above 0.
 6. ``planned_sample``: the planned sample for the MDE is reached without a
    significant difference → inconclusive ("no effect of the planned size").
 7. otherwise ``continue``, with the time to a decision at the current traffic.
@@ -24,13 +27,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from analysis.frequentist import welch_test
+from analysis.difference import DifferenceChoice, default_difference, difference_test
 from analysis.inputs import ExperimentData, VariantData
 from analysis.latency import LatencyComparison, compare_latency
 from analysis.multiple_testing import adjust_p_values
 from analysis.power import sample_size_per_arm, time_to_decision
 from analysis.results import TestResult
-from analysis.sequential import guardrail_test, sequential_test
+from analysis.sequential import guardrail_test
 from analysis.srm import SrmResult, epoch_sample_ratio_mismatch, sample_ratio_mismatch
 
 __all__ = ["Analysis", "Verdict", "analyze", "split_check"]
@@ -64,6 +67,8 @@ class VariantAnalysis:
     required_per_arm: int | None
     time_to_decision_s: float | None
     time_to_decision: str
+    # Which difference ``primary`` reports and why (a refused relative lift says so).
+    difference: DifferenceChoice | None = None
 
 
 @dataclass(frozen=True)
@@ -78,8 +83,10 @@ class Analysis:
     data: ExperimentData
 
 
-def _evidence(result: TestResult, adjusted: float | None = None) -> dict[str, Any]:
-    return {
+def _evidence(
+    result: TestResult, adjusted: float | None = None, choice: DifferenceChoice | None = None
+) -> dict[str, Any]:
+    evidence = {
         "test": result.test,
         "samples": {"champion": result.control_n, "variant": result.treatment_n},
         "means": {"champion": result.control_mean, "variant": result.treatment_mean},
@@ -91,17 +98,32 @@ def _evidence(result: TestResult, adjusted: float | None = None) -> dict[str, An
         "alpha": result.alpha,
         "message": result.message,
     }
+    if choice is not None:
+        evidence["difference"] = {
+            "tested": "absolute",
+            "reported": choice.difference_type,
+            "requested": choice.requested,
+            "reason": choice.reason,
+        }
+    return evidence
 
 
-def _primary_test(data: ExperimentData, variant: VariantData) -> TestResult | None:
+def _primary_test(
+    data: ExperimentData, variant: VariantData
+) -> tuple[TestResult | None, DifferenceChoice | None]:
     s = data.settings
     control = data.champion.metrics.get(s.primary_metric)
     treatment = variant.metrics.get(s.primary_metric)
     if control is None or treatment is None:
-        return None
-    if s.sequential:
-        return sequential_test(control, treatment, alpha=s.alpha, tuning=float(s.tuning_n))
-    return welch_test(control, treatment, alpha=s.alpha)
+        return None, None
+    return difference_test(
+        control,
+        treatment,
+        difference=s.difference,
+        sequential=s.sequential,
+        alpha=s.alpha,
+        tuning=float(s.tuning_n),
+    )
 
 
 def _required(data: ExperimentData) -> int | None:
@@ -110,10 +132,13 @@ def _required(data: ExperimentData) -> int | None:
     if control is None or control.n < 2 or control.variance <= 0:
         return None
     try:
+        # The MDE is on the configured scale (relative to the champion, or in the
+        # metric's units), whatever a single look ends up reporting.
         return sample_size_per_arm(
             control.mean,
             control.variance,
             s.mde,
+            difference_type=s.difference or default_difference(control),
             target_power=s.power,
             alpha=s.alpha,
             tuning=float(s.tuning_n) if s.sequential else None,
@@ -141,7 +166,8 @@ def analyze(data: ExperimentData) -> Analysis:
     champion = data.champion
     challengers = [v for v in data.variants if v.role != "champion"]
     srm = split_check(data)
-    primaries = [_primary_test(data, v) for v in challengers]
+    tested = [_primary_test(data, v) for v in challengers]
+    primaries = [result for result, _ in tested]
     usable = [i for i, r in enumerate(primaries) if r is not None and not r.error]
     adjusted: list[float | None] = [None] * len(challengers)
     if usable:
@@ -156,7 +182,7 @@ def analyze(data: ExperimentData) -> Analysis:
     rates = {v.name: v.requests / s.duration_s for v in data.variants} if s.duration_s else None
     analyses = []
     verdicts = []
-    for variant, primary, adj in zip(challengers, primaries, adjusted, strict=True):
+    for variant, (primary, choice), adj in zip(challengers, tested, adjusted, strict=True):
         errors = guardrail_test(
             champion.error_stats,
             variant.error_stats,
@@ -178,10 +204,12 @@ def analyze(data: ExperimentData) -> Analysis:
             )
             ttd_s, ttd_text = outcome.seconds, outcome.message
         analyses.append(
-            VariantAnalysis(variant.name, primary, adj, errors, latency, required, ttd_s, ttd_text)
+            VariantAnalysis(
+                variant.name, primary, adj, errors, latency, required, ttd_s, ttd_text, choice
+            )
         )
         verdicts.append(
-            _decide(data, srm, variant, primary, adj, errors, latency, required, ttd_text)
+            _decide(data, srm, variant, (primary, choice), adj, errors, latency, required, ttd_text)
         )
     return Analysis(
         experiment=data.name,
@@ -199,7 +227,7 @@ def _decide(
     data: ExperimentData,
     srm: SrmResult,
     variant: VariantData,
-    primary: TestResult | None,
+    tested: tuple[TestResult | None, DifferenceChoice | None],
     adjusted: float | None,
     errors: TestResult,
     latency: LatencyComparison | None,
@@ -208,6 +236,7 @@ def _decide(
 ) -> Verdict:
     s = data.settings
     name = variant.name
+    primary, choice = tested
     if srm.mismatch:
         return Verdict(
             name,
@@ -282,14 +311,18 @@ def _decide(
             "min_samples",
             f"too little data: {primary.control_n} champion and {primary.treatment_n} {name} "
             f"outcomes, {s.min_samples} needed per arm",
-            _evidence(primary, adjusted),
+            _evidence(primary, adjusted, choice),
         )
     if primary.error:
-        return Verdict(name, "inconclusive", "primary", primary.message, _evidence(primary))
+        return Verdict(
+            name, "inconclusive", "primary", primary.message, _evidence(primary, None, choice)
+        )
     p = adjusted if adjusted is not None else primary.p_value
+    # The sign of the tested difference; a reported relative lift has the same sign,
+    # since it is only reported on a champion mean clearly above 0.
     better = primary.estimate > 0 if s.direction == "increase" else primary.estimate < 0
-    evidence = _evidence(primary, adjusted)
-    lift = f"{primary.estimate:+.2%} [{primary.ci_low:+.2%}, {primary.ci_high:+.2%}]"
+    evidence = _evidence(primary, adjusted, choice)
+    lift = _lift_text(primary, choice)
     if p < s.alpha:
         action: Action = "promote" if better else "rollback"
         word = "better" if better else "worse"
@@ -316,3 +349,10 @@ def _decide(
         f"not significant yet: {lift}, p={p:.4g}; {ttd}",
         {**evidence, "required_per_arm": required},
     )
+
+
+def _lift_text(result: TestResult, choice: DifferenceChoice | None) -> str:
+    if result.difference_type == "relative":
+        return f"{result.estimate:+.2%} [{result.ci_low:+.2%}, {result.ci_high:+.2%}]"
+    note = f"; {choice.reason}" if choice is not None and choice.switched else ""
+    return f"{result.estimate:+.4g} [{result.ci_low:+.4g}, {result.ci_high:+.4g}] (absolute{note})"

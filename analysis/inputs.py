@@ -57,6 +57,9 @@ class AnalysisSettings:
     correction: Literal["holm", "benjamini_hochberg", "none"] = "holm"
     primary_metric: str = "accuracy"
     direction: Literal["increase", "decrease"] = "increase"
+    # How the primary metric's effect is reported (the verdict always tests the
+    # difference): None picks relative for proportions, absolute for means.
+    difference: Literal["relative", "absolute"] | None = None
     max_error_rate_increase: float | None = 0.01
     max_p99_ratio: float | None = 1.5
     srm_threshold: float = 0.001
@@ -210,6 +213,12 @@ def _settings(data: Any) -> AnalysisSettings:
         raise InputError("settings.alpha", f"must be in (0, 0.5), got {values['alpha']!r}")
     if values["direction"] not in ("increase", "decrease"):
         raise InputError("settings.direction", "must be 'increase' or 'decrease'")
+    if values["difference"] not in (None, "relative", "absolute"):
+        raise InputError(
+            "settings.difference",
+            f"must be 'relative', 'absolute' or null (the metric's default), "
+            f"got {values['difference']!r}",
+        )
     if values["correction"] not in ("holm", "benjamini_hochberg", "none"):
         raise InputError("settings.correction", "must be holm, benjamini_hochberg or none")
     return AnalysisSettings(**values)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analysis.frequentist import welch_test
+from analysis.difference import difference_test
 from analysis.inputs import ExperimentData, Stats
-from analysis.sequential import sequential_test
+from analysis.results import DifferenceType
 
 __all__ = ["EffectPoint", "effect_over_time"]
 
@@ -28,10 +28,16 @@ class EffectPoint:
     p_value: float
     champion_n: int
     variant_n: int
+    difference_type: DifferenceType = "absolute"
 
 
 def effect_over_time(data: ExperimentData) -> list[EffectPoint]:
-    """One point per window and non-champion variant (windows without data are skipped)."""
+    """One point per window and non-champion variant (windows without data are skipped).
+
+    A variant's points share the scale of its last one: early looks whose relative
+    lift was refused (the champion's interval still included 0) are left out
+    rather than drawn in other units on the same axis.
+    """
     s = data.settings
     metric = s.primary_metric
     champion = data.champion.name
@@ -50,12 +56,14 @@ def effect_over_time(data: ExperimentData) -> list[EffectPoint]:
             treatment = totals.get(variant)
             if treatment is None:
                 continue
-            if s.sequential:
-                result = sequential_test(
-                    control, treatment, alpha=s.alpha, tuning=float(s.tuning_n)
-                )
-            else:
-                result = welch_test(control, treatment, alpha=s.alpha)
+            result, _ = difference_test(
+                control,
+                treatment,
+                difference=s.difference,
+                sequential=s.sequential,
+                alpha=s.alpha,
+                tuning=float(s.tuning_n),
+            )
             if result.error:
                 continue
             points.append(
@@ -68,6 +76,8 @@ def effect_over_time(data: ExperimentData) -> list[EffectPoint]:
                     result.p_value,
                     result.control_n,
                     result.treatment_n,
+                    result.difference_type,
                 )
             )
-    return points
+    last = {p.variant: p.difference_type for p in points}
+    return [p for p in points if p.difference_type == last[p.variant]]

@@ -321,6 +321,14 @@ class PrimaryMetric(_Model):
     direction: Literal["increase", "decrease"] = Field(
         default="increase", description="Which direction is better."
     )
+    difference: Literal["relative", "absolute"] | None = Field(
+        default=None,
+        description="How the effect is reported: relative ((new - champion) / champion) or "
+        "absolute (new - champion, in the metric's units). Verdicts always test the "
+        "difference. Default: relative for kind proportion, absolute for kind mean; a "
+        "relative lift is refused (absolute reported, with the reason) when the champion's "
+        "mean is <= 0 or its interval includes 0.",
+    )
 
 
 class Guardrail(_Model):
@@ -404,7 +412,8 @@ class Statistics(_Model):
         gt=0,
         strict=True,
         allow_inf_nan=False,
-        description="Minimum detectable effect, relative to the champion (0.02 = 2 %).",
+        description="Minimum detectable effect on the primary metric's scale: relative to the "
+        "champion (0.02 = 2 %), or in the metric's units when it reports absolute differences.",
     )
     power: float = Field(
         default=0.8, gt=0, lt=1, strict=True, description="Power wanted at the MDE."

@@ -5,12 +5,18 @@ data here, so that every key and list item keeps its line, duplicate keys are
 caught (PyYAML's own constructor silently keeps the last one) and keys are
 read as written (YAML 1.1 would turn a bare ``on:`` key into ``True``).
 Validation errors are then reported at the line of the field they are about.
+
+Aliases are expanded while reading, so a few hundred bytes of nested aliases
+("billion laughs") would expand into billions of nodes: the reader counts the
+nodes aliases add and refuses the file past ``MAX_ALIAS_NODES``, at the line of
+the alias, and refuses collections nested deeper than ``MAX_DEPTH``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, NoReturn
 
 import yaml
@@ -27,7 +33,9 @@ from experiments.config import (
 )
 
 __all__ = [
+    "MAX_ALIAS_NODES",
     "MAX_CONFIG_BYTES",
+    "MAX_DEPTH",
     "canonical_json",
     "dump_experiment",
     "experiment_from_json",
@@ -36,10 +44,18 @@ __all__ = [
 ]
 
 MAX_CONFIG_BYTES = 1 << 20
+# Nodes that aliases may add to a file, in all: an anchored variant list or
+# endpoint block reused a few times stays far below; a YAML bomb passes it in
+# milliseconds, before expansion costs anything.
+MAX_ALIAS_NODES = 10_000
+# Nesting of mappings and lists: experiment configs are a handful of levels deep;
+# the bound keeps both PyYAML's recursive composer and this reader off Python's stack limit.
+MAX_DEPTH = 64
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_FLOW_BRACKET = re.compile(r"[\[\]{}]")
 
 
 def load_experiment(path: str | os.PathLike[str]) -> ExperimentConfig:
@@ -61,6 +77,10 @@ def load_experiment(path: str | os.PathLike[str]) -> ExperimentConfig:
 
 def parse_experiment(text: str, filename: str = "<string>") -> ExperimentConfig:
     """Validate experiment YAML; ``filename`` only labels the problems."""
+    deep = _too_deep_flow(text)
+    if deep is not None:
+        line = text.count("\n", 0, deep) + 1
+        _fail(filename, [(line, f"YAML nested over {MAX_DEPTH} levels deep")])
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -73,10 +93,15 @@ def parse_experiment(text: str, filename: str = "<string>") -> ExperimentConfig:
         _fail(filename, [(line, f"YAML syntax error: {exc.reason} (#x{exc.character:04x})")], exc)
     except yaml.YAMLError as exc:
         _fail(filename, [(1, f"YAML syntax error: {exc}")], exc)
+    except RecursionError as exc:  # PyYAML composes nested collections recursively
+        _fail(filename, [(1, f"YAML nested over {MAX_DEPTH} levels deep")], exc)
     if root is None:
         _fail(filename, [(1, "empty file: expected an experiment (name, model, variants, ...)")])
     reader = _NodeReader()
-    data = reader.value(root, ())
+    try:
+        data = reader.value(root, ())
+    except _TooLarge as exc:
+        _fail(filename, [*reader.problems, (exc.line, exc.message)])
     if not isinstance(data, dict):
         found = "a list" if isinstance(data, list) else repr(data)
         line = root.start_mark.line + 1
@@ -115,11 +140,38 @@ def experiment_from_json(text: str | bytes) -> ExperimentConfig:
     return validate_experiment(data)
 
 
+def _too_deep_flow(text: str) -> int | None:
+    """Where flow brackets first nest over ``MAX_DEPTH`` (counted naively), if they do.
+
+    PyYAML's scanner keeps a possible key per open bracket and scans ahead over all of
+    them: thousands of ``[`` take seconds (quadratic) before composing fails. Brackets in
+    quoted strings are counted too, which only errs on a config no one writes.
+    """
+    depth = 0
+    for match in _FLOW_BRACKET.finditer(text):
+        if match.group() in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return match.start()
+        elif depth:
+            depth -= 1
+    return None
+
+
 def _fail(
     filename: str, problems: list[tuple[int, str]], cause: BaseException | None = None
 ) -> NoReturn:
     lines = [f"{filename}:{line}: {text}" for line, text in sorted(problems, key=lambda p: p[0])]
     raise ConfigError("; ".join(lines), lines) from cause
+
+
+class _TooLarge(Exception):
+    """Reading stops: aliases expand too far, or collections nest too deep."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
 
 
 class _NodeReader:
@@ -130,6 +182,9 @@ class _NodeReader:
         self.problems: list[tuple[int, str]] = []
         self._scalars = SafeConstructor()
         self._open: set[int] = set()  # collections being read: an alias back to one recurses
+        self._seen: set[int] = set()  # nodes read once: reading one again expands an alias
+        self._read = 0  # nodes read, aliases expanded included
+        self._alias: tuple[int, Loc] | None = None  # line and place of the alias being expanded
 
     def line_of(self, loc: Loc) -> int:
         """Line of the field at ``loc``, else of its nearest ancestor that exists."""
@@ -145,6 +200,18 @@ class _NodeReader:
     def value(self, node: yaml.Node, loc: Loc) -> Any:
         """The plain value of ``node`` found at ``loc``."""
         self.lines.setdefault(loc, node.start_mark.line + 1)
+        self._read += 1
+        if id(node) not in self._seen:
+            self._seen.add(id(node))
+        elif self._alias is None:
+            return self._expand(node, loc)
+        elif self._read - len(self._seen) > MAX_ALIAS_NODES:
+            # Everything read twice came through an alias: the file's own nodes are not counted.
+            line, where = self._alias
+            message = f"YAML aliases expand to over {MAX_ALIAS_NODES} nodes"
+            raise _TooLarge(line, str(Problem(where, message)))
+        if len(loc) > MAX_DEPTH:
+            raise _TooLarge(node.start_mark.line + 1, f"YAML nested over {MAX_DEPTH} levels deep")
         if isinstance(node, yaml.ScalarNode):
             try:
                 return self._scalars.construct_object(node)
@@ -164,6 +231,15 @@ class _NodeReader:
             return None
         finally:
             self._open.discard(id(node))
+
+    def _expand(self, node: yaml.Node, loc: Loc) -> Any:
+        """Read a node again through an alias used at ``loc`` (a line of the file itself)."""
+        self._alias = (self.line_of(loc), loc)
+        try:
+            self._read -= 1  # counted again inside, as the first node the alias adds
+            return self.value(node, loc)
+        finally:
+            self._alias = None
 
     def _sequence(self, node: yaml.SequenceNode, loc: Loc) -> list[Any]:
         items = []

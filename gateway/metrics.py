@@ -21,7 +21,7 @@ from gateway.hotpath import HotPath
 from gateway.live import LiveExperiment, LiveExperiments
 from gateway.recorder import Recorder
 
-__all__ = ["render_metrics"]
+__all__ = ["render_http_metrics", "render_metrics"]
 
 
 def _labels(**labels: str) -> str:
@@ -283,4 +283,28 @@ def render_metrics(experiments: LiveExperiments, recorder: Recorder, hotpath: Ho
     _feedback_families(lines, family, recorder)
     family("abgate_shadow_dropped_total", "counter", "Shadow calls skipped: too many in flight.")
     lines.append(f"abgate_shadow_dropped_total {hotpath.shadow_dropped}")
+    return "\n".join(lines) + "\n"
+
+
+def render_http_metrics(
+    *, open_connections: int, refused: int, heads_refused: int, timed_out: dict[str, int]
+) -> str:
+    """The HTTP server's connection figures (abgate's own server only), this process's."""
+    lines = [
+        "# HELP abgate_http_connections Client connections open.",
+        "# TYPE abgate_http_connections gauge",
+        f"abgate_http_connections {open_connections}",
+        "# HELP abgate_http_connections_refused_total Connections answered 503 at the "
+        "connection limit.",
+        "# TYPE abgate_http_connections_refused_total counter",
+        f"abgate_http_connections_refused_total {refused}",
+        "# HELP abgate_http_heads_refused_total Request heads over the byte or header-field "
+        "limit (431/414).",
+        "# TYPE abgate_http_heads_refused_total counter",
+        f"abgate_http_heads_refused_total {heads_refused}",
+        "# HELP abgate_http_timeouts_total Connections cut at a deadline: a request head or "
+        "body too slow (408), a client reading no answer (write).",
+        "# TYPE abgate_http_timeouts_total counter",
+    ]
+    lines += [f'abgate_http_timeouts_total{{kind="{k}"}} {n}' for k, n in sorted(timed_out.items())]
     return "\n".join(lines) + "\n"

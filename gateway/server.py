@@ -18,10 +18,24 @@ HTTP/1.1 keep-alive and pipelining (answers in request order), HTTP/1.0,
 ``Connection: close``, ``Expect: 100-continue`` and chunked request bodies are
 handled. A request body over ``max_body_bytes`` gets 413 on every path (the
 admin app's too: under uvicorn only the hot paths had a limit); an unparsable
-request, or a request head over ``MAX_HEAD_BYTES``, gets 400 and a closed
-connection; connections idle (or stalled mid-request) for
-``KEEP_ALIVE_TIMEOUT_S`` are closed. SIGTERM/SIGINT stop accepting, let the requests
-already received finish (up to ``graceful_timeout`` seconds), then run
+request gets 400 and a closed connection.
+
+Slow and greedy clients are bounded (``Settings.http_*``, each answer followed by
+a closed connection): a request head gets ``http_head_timeout_s`` from its first
+byte and a body ``http_body_timeout_s`` after its head, however slowly bytes
+trickle in (408); the head's bytes are counted as they arrive, separators
+included, so an unterminated header line is refused at ``http_max_head_bytes``
+(431; 414 for the request line) before httptools buffers more of it, as are
+heads with over ``http_max_headers`` fields; past ``http_max_connections`` open
+connections a new one is answered 503; a client that takes no byte of its
+answers for ``http_write_timeout_s`` is dropped. Connections idle (or stalled)
+for ``http_keep_alive_timeout_s`` are closed. After a refusal the server
+half-closes and drops what the client still sends for ``LINGER_S`` (a close
+with unread bytes would send a reset, which can overtake the answer). The
+checks of time run in one sweep over the connections (a few times a second),
+not per request; those of size are a few integer operations per read. All are
+counted in ``/metrics`` (``abgate_http_*``). SIGTERM/SIGINT stop accepting, let
+the requests already received finish (up to ``graceful_timeout`` seconds), then run
 ``Gateway.shutdown()``. ``workers > 1`` forks that many processes, each with its
 own listening socket on the port (``SO_REUSEPORT``: the kernel spreads the
 connections) and its own gateway.
@@ -50,7 +64,7 @@ import orjson
 
 from gateway.app import Gateway
 from gateway.hotpath import Answer
-from gateway.metrics import render_metrics
+from gateway.metrics import render_http_metrics, render_metrics
 
 try:  # pragma: no cover - depends on the platform
     from uvloop import new_event_loop as _new_event_loop
@@ -64,9 +78,11 @@ log = logging.getLogger("abgate.server")
 GatewayFactory = Callable[[], Gateway]
 Headers = list[tuple[bytes, bytes]]
 
-KEEP_ALIVE_TIMEOUT_S = 5.0  # idle connections (and stalled requests) are closed after this
 MAX_QUEUED_REQUESTS = 32  # pipelined requests buffered before reading pauses
-MAX_HEAD_BYTES = 65_536  # request line and headers; more is a bad request
+REFUSAL_LOG_INTERVAL_S = 10.0  # connections refused at the cap: one warning per interval
+# After refusing a request the server half-closes and discards what the client still sends
+# for this long: closing with unread bytes would send a reset, which can overtake the answer.
+LINGER_S = 2.0
 STARTUP_FAILURE = 3  # exit code when the gateway cannot start (as uvicorn)
 
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
@@ -77,6 +93,7 @@ _CLOSE = b"connection: close\r\n"
 _KEEP_ALIVE = b"connection: keep-alive\r\n"
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _HEALTHY = orjson.dumps({"status": "healthy"})
+_INVALID = orjson.dumps({"status": "error", "error": "invalid HTTP request"})
 _INTERNAL_ERROR = Answer(500, b"Internal Server Error", [])  # as uvicorn answers a failed app
 _NO_BODY_STATUSES = frozenset({204, 304})
 # Header names are tokens; values carry no control characters but tab (as uvicorn checks).
@@ -175,7 +192,7 @@ class _Request:
         return None
 
 
-_BAD_REQUEST = _Request()  # queued in place of a request that could not be parsed
+_REFUSED = _Request()  # queued in place of a request refused while parsing (its answer kept)
 
 
 def _split_url(url: bytes) -> tuple[str, bytes, bytes]:
@@ -287,6 +304,8 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.gateway = server.gateway
         self.limit = server.gateway.settings.max_body_bytes
+        self.max_head_bytes = server.max_head_bytes  # read per header: one attribute away
+        self.max_headers = server.max_headers
         self.loop = server.loop
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
@@ -301,26 +320,58 @@ class _Connection(asyncio.Protocol):
         self._reading_paused = False
         self._writable: asyncio.Future[None] | None = None  # set while writing is paused
         self._exchange: _Exchange | None = None
+        self._refusal: Answer | None = None  # the answer to _REFUSED (None: 400)
+        # The request being read is in its head until httptools reports the method.
+        self._phase_since = 0.0  # when its head (then its body) began
+        self._head_bytes = 0  # bytes of its head in whole reads (see data_received)
+        self._stalled_since: float | None = None  # answers waiting unread since then
+        self._stalled_pending = 0  # bytes waiting then
+        self._linger_until = 0.0  # half-closed after a refusal: closed at this time
 
     # asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
-        self.server.connections.add(self)
+        server = self.server
+        if len(server.connections) >= server.max_connections:
+            self._broken = True
+            server.refuse(transport)  # type: ignore[arg-type]
+            return
+        server.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
         if self._broken:
             return
+        # The head in progress before this read, and the requests queued: the bytes of a
+        # head are counted by whole reads, without a Python loop over them (see below).
+        current = self.current
+        reading_head = current if current is not None and not current.method else None
+        queued = len(self.queue)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             # No protocol switch here: a complete request is answered as plain HTTP.
             incomplete, self.current = self.current, None
-            self._stop_parsing(_BAD_REQUEST if incomplete is not None else None)
+            self._stop_parsing(_REFUSED if incomplete is not None else None)
+            return
         except httptools.HttpParserError:
-            self.current = None
-            self._stop_parsing(_BAD_REQUEST)
+            if not self._broken:  # else a callback refused the head, its answer kept
+                self.current = None
+                self._stop_parsing(_REFUSED)
+            return
+        # A head still open after this read: when it began before it, or no request ended
+        # in it, all of the read is head. httptools holds a header line until it ends, so
+        # this is where an unterminated one is stopped. Otherwise the read also held the end
+        # of an earlier request: the callbacks' count stands for this read.
+        current = self.current
+        if current is not None and not current.method:
+            if current is reading_head:
+                self._head_bytes += len(data)
+            else:
+                self._head_bytes = len(data) if len(self.queue) == queued else 0
+            if self._head_bytes > self.max_head_bytes:
+                self._refuse_head(431, "request head")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -347,21 +398,24 @@ class _Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.current = _Request()
+        self._phase_since = self.last_active
 
     def on_url(self, url: bytes) -> None:
         request = self.current
         assert request is not None
         request.url += url
         request.head_size += len(url)
-        if request.head_size > MAX_HEAD_BYTES:
-            raise ValueError("request target too long")  # feed_data fails: 400
+        if request.head_size > self.max_head_bytes:
+            self._refuse_head(414, "request target")
+            raise ValueError("request target too long")  # feed_data stops
 
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self.current
         assert request is not None
-        request.head_size += len(name) + len(value)
-        if request.head_size > MAX_HEAD_BYTES:
-            raise ValueError("request head too large")  # feed_data fails: 400
+        request.head_size += len(name) + len(value) + 4  # ": " and CRLF
+        if request.head_size > self.max_head_bytes:
+            self._refuse_head(431, "request head")
+            raise ValueError("request head too large")  # feed_data stops
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             request.expect_continue = True
@@ -374,6 +428,12 @@ class _Connection(asyncio.Protocol):
         request.method = parser.get_method()
         request.http_version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
+        self._phase_since = self.last_active
+        # Counted once the head is complete: the byte limit already bounds what many
+        # small fields can hold (each costs at least 4 bytes).
+        if len(request.headers) > self.max_headers:
+            self._refuse_head(431, "header fields", self.max_headers)
+            raise ValueError("too many header fields")  # feed_data stops
         if request.expect_continue:
             self._continue_or_refuse(request)
 
@@ -405,6 +465,54 @@ class _Connection(asyncio.Protocol):
             self._stop_parsing(None)
         elif not self.busy and not self.queue and self.transport is not None:
             self.transport.write(_CONTINUE)  # only when no earlier answer is still owed
+
+    def _refuse_head(self, status: int, what: str, limit: int | None = None) -> None:
+        """Answer ``status`` for a head over a limit (once), read no more, then close."""
+        if self._broken:
+            return
+        self.server.heads_refused += 1
+        bound = f"{limit} fields" if limit is not None else f"{self.server.max_head_bytes} bytes"
+        self._refusal = _error(status, f"{what} over the limit of {bound}")
+        self.current = None
+        self._stop_parsing(_REFUSED)
+
+    def check_deadlines(self, now: float) -> None:
+        """Drop a client that reads no answer; answer 408 to a head or body past its deadline.
+
+        Called by the server's sweep, a few times a second, never per request.
+        """
+        server = self.server
+        transport = self.transport
+        if transport is None:
+            return
+        pending = transport.get_write_buffer_size()
+        if not pending:
+            self._stalled_since = None
+        elif self._stalled_since is None or pending < self._stalled_pending:
+            self._stalled_since, self._stalled_pending = now, pending  # new, or progress
+        elif now - self._stalled_since > server.write_timeout:
+            server.timed_out["write"] += 1
+            log.warning("dropping a client that read no answer for %gs", server.write_timeout)
+            self.abort()
+            return
+        current = self.current
+        if current is None or self._broken or self._reading_paused:
+            pass  # nothing being read, reading over, or paused by this server: no deadline
+        elif not current.method:
+            if now - self._phase_since > server.head_timeout:
+                self._time_out("head", server.head_timeout)
+        elif now - self._phase_since > server.body_timeout:
+            self._time_out("body", server.body_timeout)
+        if self._linger_until and now > self._linger_until:
+            self.abort()
+        elif not self.busy and not self.queue and now - self.last_active > server.keep_alive:
+            self.close()
+
+    def _time_out(self, part: str, limit: float) -> None:
+        self.server.timed_out[part] += 1
+        self._refusal = _error(408, f"request {part} not received within {limit:g}s")
+        self.current = None
+        self._stop_parsing(_REFUSED)
 
     def _stop_parsing(self, replacement: _Request | None) -> None:
         """Read no more: answer what is queued (and ``replacement``), then close."""
@@ -468,7 +576,10 @@ class _Connection(asyncio.Protocol):
                     break
                 self.transport.write(data)  # type: ignore[union-attr]
                 if not keep_alive:
-                    self.close()
+                    if request is _REFUSED:
+                        self._linger()
+                    else:
+                        self.close()
                     break
         finally:
             self.task = None
@@ -484,8 +595,8 @@ class _Connection(asyncio.Protocol):
 
     async def _respond(self, request: _Request) -> tuple[bytes, bool]:
         """The encoded answer to one request and whether to keep the connection."""
-        if request is _BAD_REQUEST:
-            answer = _error(400, "invalid HTTP request")
+        if request is _REFUSED:
+            answer = self._refusal or Answer(400, _INVALID, [])
             return _encode(answer, _JSON, self.server.clock.line(), _CLOSE), False
         if request.too_large:
             answer = _error(413, f"request body over the limit of {self.limit} bytes")
@@ -526,6 +637,7 @@ class _Connection(asyncio.Protocol):
                 return await gateway.ready(), _JSON
             if path == "/metrics":
                 text = render_metrics(gateway.experiments, gateway.recorder, gateway.hotpath)
+                text += self.server.render_metrics()
                 return Answer(200, text.encode(), []), _METRICS
         if gateway.admin is None:
             return _error(404, "Not Found"), _JSON
@@ -584,6 +696,21 @@ class _Connection(asyncio.Protocol):
         """Nothing being received, queued or answered."""
         return not self.busy and not self.queue and self.current is None
 
+    def _linger(self) -> None:
+        """Half-close after a refusal; read and drop what still comes for ``LINGER_S``.
+
+        The client gets the answer and then end-of-file, not a reset for the bytes it
+        sent on (an unterminated 64 MiB header, say). The client closing, or the sweep
+        at ``LINGER_S``, ends the connection.
+        """
+        transport = self.transport
+        if transport is None or transport.is_closing() or not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self._linger_until = self.loop.time() + LINGER_S
+        transport.resume_reading()  # data_received drops it: the parser is done
+
     def close(self) -> None:
         """Close after what is written has been sent."""
         if self.transport is not None and not self.transport.is_closing():
@@ -610,6 +737,48 @@ class _Server:
         self.stopping = False
         self._listener: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        settings = gateway.settings
+        self.head_timeout = settings.http_head_timeout_s
+        self.body_timeout = settings.http_body_timeout_s
+        self.keep_alive = settings.http_keep_alive_timeout_s
+        self.write_timeout = settings.http_write_timeout_s
+        self.max_head_bytes = settings.http_max_head_bytes
+        self.max_headers = settings.http_max_headers
+        self.max_connections = settings.http_max_connections
+        # Deadlines are checked by a sweep: often enough for the shortest one to hold
+        # to within a quarter of it, at most once a second.
+        shortest = min(self.head_timeout, self.body_timeout, self.keep_alive, self.write_timeout)
+        self.sweep_interval = max(0.05, min(1.0, shortest / 4))
+        self.refused = 0  # connections answered 503 at the cap
+        self.heads_refused = 0  # heads over the byte or field limit
+        self.timed_out = {"head": 0, "body": 0, "write": 0}
+        self._refused_logged = 0  # refusals already in a warning
+        self._refusal_logged_at = -REFUSAL_LOG_INTERVAL_S
+
+    def refuse(self, transport: asyncio.Transport) -> None:
+        """Answer 503 on a connection over the cap and close it (a warning every few seconds)."""
+        self.refused += 1
+        now = self.loop.time()
+        if now - self._refusal_logged_at >= REFUSAL_LOG_INTERVAL_S:
+            log.warning(
+                "refused %d connection(s) with 503: %d open, ABGATE_HTTP_MAX_CONNECTIONS=%d",
+                self.refused - self._refused_logged,
+                len(self.connections),
+                self.max_connections,
+            )
+            self._refused_logged, self._refusal_logged_at = self.refused, now
+        answer = _error(503, "too many open connections")
+        transport.write(_encode(answer, _JSON, self.clock.line(), _CLOSE))
+        transport.close()
+
+    def render_metrics(self) -> str:
+        """This process's connection figures for ``/metrics``."""
+        return render_http_metrics(
+            open_connections=len(self.connections),
+            refused=self.refused,
+            heads_refused=self.heads_refused,
+            timed_out=self.timed_out,
+        )
 
     async def listen(self, host: str, port: int, *, backlog: int, reuse_port: bool) -> None:
         """Bind the socket; connections are accepted only from ``start``."""
@@ -630,17 +799,16 @@ class _Server:
         return int(self._listener.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        """Accept connections; close those idle (or stalled) past the keep-alive timeout."""
+        """Accept connections; sweep them for deadlines (idle, head, body, write)."""
         assert self._listener is not None
         await self._listener.start_serving()
         self._sweep()
 
     def _sweep(self) -> None:
-        deadline = self.loop.time() - KEEP_ALIVE_TIMEOUT_S
+        now = self.loop.time()
         for conn in list(self.connections):
-            if not conn.busy and not conn.queue and conn.last_active < deadline:
-                conn.close()
-        self._sweeper = self.loop.call_later(1.0, self._sweep)
+            conn.check_deadlines(now)
+        self._sweeper = self.loop.call_later(self.sweep_interval, self._sweep)
 
     async def stop(self, timeout: float) -> None:
         """Stop accepting and let the requests received be answered (up to ``timeout``)."""

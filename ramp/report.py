@@ -225,7 +225,10 @@ def _html(report: RampReport) -> str:
 
 
 def _ramp_analysis(data: ExperimentData) -> Analysis:
-    """The analysis of the whole ramp, without the whole-ramp SRM check."""
+    """The analysis of the whole ramp: its split checked per epoch (each step is one),
+    or, on totals without epochs, not checked at all (the weights changed at each step)."""
+    if data.epochs:
+        return analyze(data)
     # Decide on the data as if the split were fine (it is checked per step), then
     # say so where the whole-ramp check would stand.
     analysis = analyze(dataclasses.replace(data, settings=dataclasses.replace(

@@ -143,9 +143,9 @@ def _figures(analysis: Analysis, colours: Mapping[str, str]) -> str:
     )
     kind = "sequence" if s.sequential else "interval"
     interval = f"{1 - s.alpha:.0%} confidence {kind}"
-    effect = effect_figure(
-        effect_over_time(data), challengers, colours, relative=relative, interval=interval
-    )
+    # One axis, one scale: a variant reported on the other scale is left off the plot.
+    points = [p for p in effect_over_time(data) if (p.difference_type == "relative") == relative]
+    effect = effect_figure(points, challengers, colours, relative=relative, interval=interval)
     split = split_figure(
         [
             SplitRow(r.variant, 100 * r.configured_share, 100 * r.observed_share, r.observed)

@@ -129,7 +129,19 @@ def _variant(va: VariantAnalysis, analysis: Analysis) -> dict[str, Any]:
         "variant": va.variant,
         "primary": None
         if primary is None
-        else {"metric": analysis.data.settings.primary_metric, **primary},
+        else {
+            "metric": analysis.data.settings.primary_metric,
+            **primary,
+            # The test is of the difference; this says how the effect is reported, and why.
+            "difference": None
+            if va.difference is None
+            else {
+                "tested": "absolute",
+                "reported": va.difference.difference_type,
+                "requested": va.difference.requested,
+                "reason": va.difference.reason,
+            },
+        },
         "guardrails": {
             "error_rate": {
                 **_test(va.errors),

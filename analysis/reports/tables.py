@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analysis.decisions import Analysis, VariantAnalysis
+from analysis.difference import default_difference
 from analysis.sufficient import ProportionStats
 
 __all__ = [
@@ -335,19 +336,17 @@ def primary_table(analysis: Analysis) -> Table:
             )
         )
     level = f"{1 - s.alpha:.0%}"
-    kind = "relative" if analysis.variants and _relative(analysis) else "absolute"
+    kinds = {va.primary.difference_type for va in analysis.variants if va.primary is not None}
+    kind = " or ".join(sorted(kinds)) if kinds else "absolute"
+    choices = [va.difference for va in analysis.variants if va.difference is not None]
+    refused = sorted({choice.reason for choice in choices if choice.switched})
     return Table(
         f"Primary metric: {s.primary_metric}",
         ("variant", "role", "n", "mean", f"lift vs champion [{level} CI]", "p", "adjusted p"),
         tuple(rows),
         numeric=frozenset({2, 3, 4, 5, 6}),
-        caption=f"{kind} lift; adjusted p uses the {correction_name(s.correction)} correction",
-    )
-
-
-def _relative(analysis: Analysis) -> bool:
-    return any(
-        v.primary is not None and v.primary.difference_type == "relative" for v in analysis.variants
+        caption=f"{kind} lift; adjusted p uses the {correction_name(s.correction)} correction"
+        + "".join(f"; {reason}" for reason in refused),
     )
 
 
@@ -399,6 +398,15 @@ def guardrail_table(analysis: Analysis) -> Table:
     )
 
 
+def _planned_effect(analysis: Analysis) -> str:
+    s = analysis.data.settings
+    base = analysis.data.champion.metrics.get(s.primary_metric)
+    planned = s.difference or (default_difference(base) if base is not None else "relative")
+    if planned == "relative":
+        return f"a {s.mde:.1%} relative lift"
+    return f"an absolute difference of {s.mde:g}"
+
+
 def power_table(analysis: Analysis) -> Table:
     """Samples now against the planned sample per arm, and the time to a decision."""
     s = analysis.data.settings
@@ -416,7 +424,7 @@ def power_table(analysis: Analysis) -> Table:
         ("variant", "n now (champion / variant)", "needed per arm", "progress", "time to decision"),
         tuple(rows),
         numeric=frozenset({1, 2, 3}),
-        caption=f"planned to detect a {s.mde:.1%} relative lift (the MDE) with "
+        caption=f"planned to detect {_planned_effect(analysis)} (the MDE) with "
         f"{s.power:.0%} power at α = {s.alpha:g}",
     )
 

@@ -78,14 +78,15 @@ def test_better_model_is_promoted_with_welch_evidence_matching_scipy() -> None:
     data = with_canary(metrics={"accuracy": {"type": "proportion", "n": 5000, "sum": 4400}})
     action, rule, evidence = verdict(data)
     assert (action, rule) == ("promote", "primary")
-    # Relative lift with the delta method on unpooled p(1-p) variances, by hand + scipy.
+    # The verdict tests the difference (Welch on unpooled p(1-p) variances, as scipy
+    # computes it); the relative lift is reported beside it.
     p1, p2, n = 0.84, 0.88, 5000
-    v1, v2 = p1 * (1 - p1), p2 * (1 - p2)
-    lift = p2 / p1 - 1
-    se = (v2 / (p1**2 * n) + v1 * p2**2 / (p1**4 * n)) ** 0.5
-    dof = (v1 / n + v2 / n) ** 2 / ((v1 / n) ** 2 / (n - 1) + (v2 / n) ** 2 / (n - 1))
-    assert evidence["estimate"] == pytest.approx(lift)
-    assert evidence["p_value"] == pytest.approx(2 * scipy_stats.t.sf(lift / se, dof), rel=1e-6)
+    welch = scipy_stats.ttest_ind_from_stats(
+        p2, (p2 * (1 - p2)) ** 0.5, n, p1, (p1 * (1 - p1)) ** 0.5, n, equal_var=False
+    )
+    assert evidence["estimate"] == pytest.approx(p2 / p1 - 1)
+    assert evidence["p_value"] == pytest.approx(welch.pvalue, rel=1e-6)
+    assert evidence["difference"]["reported"] == "relative"
     assert evidence["samples"] == {"champion": 5000, "variant": 5000}
     assert evidence["ci"][0] > 0
 

@@ -410,3 +410,30 @@ def test_validate_experiment_raises_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         validate_experiment(data)
     assert caught.value.problems[0].startswith("variants.2.weight: weights must sum to 100")
+
+
+def test_primary_difference_defaults_to_the_kind_and_accepts_both() -> None:
+    config = ExperimentConfig.model_validate(base())
+    assert config.metrics.primary.difference is None
+    for difference in ("relative", "absolute"):
+        data = with_changes(
+            metrics={"primary": {"name": "revenue", "kind": "mean", "difference": difference}}
+        )
+        assert ExperimentConfig.model_validate(data).metrics.primary.difference == difference
+
+
+def test_unknown_primary_difference_is_reported_with_file_line_and_field(tmp_path) -> None:
+    from experiments.loader import load_experiment
+
+    data = with_changes(metrics={"primary": {"name": "revenue", "kind": "mean"}})
+    text = yaml.safe_dump(data, sort_keys=False).replace(
+        "    kind: mean\n", "    kind: mean\n    difference: ratio\n"
+    )
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    line = text.splitlines().index("    difference: ratio") + 1
+    with pytest.raises(ConfigError) as caught:
+        load_experiment(path)
+    (problem,) = caught.value.problems
+    assert problem.startswith(f"{path}:{line}: metrics.primary.difference: "), problem
+    assert "relative" in problem and "absolute" in problem

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from abgate.errors import ConfigError
+from experiments import loader
 from experiments.config import ExperimentConfig
 from experiments.loader import (
     canonical_json,
@@ -251,3 +253,66 @@ def test_a_last_step_of_100_is_the_promotion_and_a_plan_needs_a_step_below_it() 
     assert Ramp(steps=(10, 50, 100)).served_steps == (10.0, 50.0)
     with pytest.raises(Exception, match="100 is the promotion"):
         Ramp(steps=(100,))
+
+
+def billion_laughs(levels: int, width: int) -> str:
+    """Nested aliases: ``width ** levels`` list items once expanded, in a couple of KB."""
+    lines = [f"a0: &a0 [{', '.join(['lol'] * width)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels + 1)]
+    return "\n".join([*lines, "name: bomb", "model: demo", f"variants: *a{levels}"]) + "\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_after_a_bounded_number_of_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    text = billion_laughs(levels=9, width=10)  # 10**9 items expanded
+    assert len(text) < 2000
+    reads = 0
+    value = loader._NodeReader.value
+
+    def counted(self: Any, node: yaml.Node, loc: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        # A loader that expands without bound would run for minutes: stop it here.
+        assert reads <= 1_000_000, "aliases expanded past any bound"
+        return value(self, node, loc)
+
+    monkeypatch.setattr(loader._NodeReader, "value", counted)
+    with pytest.raises(ConfigError) as caught:
+        parse_experiment(text, "bomb.yaml")
+    [problem] = caught.value.problems
+    assert re.fullmatch(
+        r"bomb\.yaml:(\d+): a\d+\.\d+: YAML aliases expand to over \d+ nodes", problem
+    )
+    line = int(problem.split(":")[1])
+    assert "*a" in text.splitlines()[line - 1]  # the line of an alias being expanded
+    assert reads <= loader.MAX_ALIAS_NODES + 200  # the file's own nodes, then the budget
+
+
+def test_aliases_within_the_bound_still_load() -> None:
+    text = (EXAMPLES / "demo.yaml").read_text()
+    # An anchored block of variant fields reused: the config reads as if written out.
+    anchored = text.replace("    timeout_ms: 1000", "    timeout_ms: *timeout")
+    anchored = anchored.replace("    timeout_ms: *timeout", "    timeout_ms: &timeout 1000", 1)
+    anchored = anchored.replace(
+        "fallback: {enabled: true, on: [connect_error, timeout, 5xx]}",
+        "fallback: &fallback {enabled: true, on: [connect_error, timeout, 5xx]}",
+    )
+    assert anchored.count("*timeout") == 2 and "&fallback" in anchored
+    assert parse_experiment(anchored, "a.yaml") == parse_experiment(text, "demo.yaml")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "x: " + "[" * 100_000 + "]" * 100_000,
+        "x:\n" + "".join(" " * i + "- \n" for i in range(1, 200)),
+    ],
+)
+def test_deep_nesting_is_refused_with_a_line(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_experiment(text, "deep.yaml")
+    assert any(
+        re.match(r"deep\.yaml:\d+: .*(nested over \d+ levels|YAML syntax error)", p)
+        for p in caught.value.problems
+    ), caught.value.problems

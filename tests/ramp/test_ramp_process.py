@@ -127,9 +127,11 @@ def setup(tmp_path, redis_url: str, demo_workers: dict[str, Child]):
 
 
 def test_worse_canary_is_rolled_back_and_never_reaches_100(setup, redis_url, tmp_path) -> None:
-    config, gateway = setup(min_duration=3, min_samples=150)
+    # The ramp ends as soon as harm is shown; max_duration only bounds a machine so busy
+    # that the traffic (and so the evidence) comes slowly, and stays below the 300 s of traffic.
+    config, gateway = setup(min_duration=3, min_samples=150, max_duration=280)
     with traffic(gateway.url):
-        result = ramp(config, redis_url, tmp_path / "out")
+        result = ramp(config, redis_url, tmp_path / "out", timeout=400)
     assert result.returncode == 3, result.stdout + result.stderr
     assert "ROLLED BACK canary" in result.stdout
     history = weights_history(redis_url)
@@ -157,7 +159,9 @@ def test_worse_canary_never_serves_more_than_the_first_step(setup, redis_url, tm
     config, gateway = setup(steps="[5, 25, 50]", min_duration=1, min_samples=20)
     with traffic(gateway.url), watched_weights(redis_url) as seen:
         result = ramp(config, redis_url, tmp_path / "out")
-    assert result.returncode == 3, result.stdout + result.stderr
+    # Rolled back for harm, or, when a busy machine's traffic is too slow to show the harm
+    # at 5 % within max_duration_s, expired (and rolled back): either way never past 5 %.
+    assert result.returncode in (3, 4), result.stdout + result.stderr
     assert seen and max(seen) == 5, sorted(set(seen))
     audited = [e["evidence"].get("weight") for e in weights_history(redis_url)]
     assert max(w for w in audited if w is not None) == 5

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from analysis.decisions import analyze
+from analysis.epochs import Epoch
 from analysis.inputs import AnalysisSettings, ExperimentData, VariantData
-from analysis.sufficient import ProportionStats
+from analysis.sufficient import MetricStats, ProportionStats, VariantStats
 from ramp.report import RampReport, render_ramp_report, step_record
 
 
@@ -77,3 +79,32 @@ def test_a_step_whose_split_is_off_is_flagged_in_its_row() -> None:
     md = render_ramp_report(report("rolled_back", skewed_step=True), whole_ramp())["md"]
     assert md.startswith("## Ramp of canary in demo: ROLLED BACK")
     assert "| 2 | 50 % | 16 | champion 5,000, canary 2,400 | MISMATCH" in md
+
+
+def test_with_epochs_the_whole_ramp_split_is_checked_per_step() -> None:
+    """Each step is an epoch: the report checks each against its own weights."""
+    settings = AnalysisSettings(alpha=0.05, tuning_n=500, min_samples=50, max_p99_ratio=None)
+
+    def arm(requests: int, correct: float) -> VariantStats:
+        return VariantStats(requests=requests, metrics={"accuracy": MetricStats(
+            requests, correct, correct)})  # fmt: skip
+
+    def epochs(canary_second: int) -> tuple[Epoch, ...]:
+        return (
+            Epoch(1, {"champion": 90.0, "canary": 10.0},
+                  variants={"champion": arm(5400, 4536.0), "canary": arm(600, 558.0)}),
+            Epoch(2, {"champion": 50.0, "canary": 50.0},
+                  variants={"champion": arm(3000, 2520.0),
+                            "canary": arm(canary_second, 0.93 * canary_second)}),
+        )  # fmt: skip
+
+    for canary_second, mismatch in ((3000, False), (2400, True)):
+        data = dataclasses.replace(whole_ramp(), settings=settings, epochs=epochs(canary_second))
+        out = json.loads(render_ramp_report(report(), data)["json"])
+        text = json.dumps(out)
+        assert "not checked on the whole ramp" not in text
+        md = render_ramp_report(report(), data)["md"]
+        if mismatch:
+            assert "Sample-ratio mismatch" in md and "config v2" in md, md
+        else:
+            assert "Sample-ratio check passed" in md and "2 epochs checked" in md, md
