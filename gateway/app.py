@@ -8,7 +8,6 @@ and ``/metrics`` (GET or HEAD) are answered by plain ASGI code; everything else
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -26,6 +25,7 @@ from gateway.hotpath import Answer, HotPath
 from gateway.live import LiveExperiments
 from gateway.metrics import render_metrics
 from gateway.recorder import Recorder
+from gateway.tasks import stop_tasks
 
 __all__ = ["Gateway", "app_from_environment", "create_app"]
 
@@ -39,6 +39,7 @@ Send = Callable[[Message], Awaitable[None]]
 _JSON = (b"content-type", b"application/json")
 _HEALTHY = orjson.dumps({"status": "healthy"})
 _GET_OR_HEAD = ("GET", "HEAD")
+TASK_STOP_S = 2.0  # how long shutdown waits for the config watcher
 
 
 class _TooLarge(Exception):
@@ -70,10 +71,7 @@ class Gateway:
 
     async def shutdown(self) -> None:
         """Stop watching, flush pending outcomes, close connections."""
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks, TASK_STOP_S)
         await self.recorder.stop()
         for pool in self.experiments.pools.values():
             pool.close()

@@ -17,7 +17,6 @@ parked/joined/expired figures it reads for ``/metrics`` and ``/ready``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
@@ -29,6 +28,7 @@ from abgate.errors import RedisUnavailable
 from abgate.schema import UNSCORED, ServedRow, encode_served, window_start
 from abgate.store import AsyncStore, Event, FeedbackItem, FeedbackJoins, FeedbackResult, FlushBatch
 from gateway.outcomes import OutcomeAggregator
+from gateway.tasks import stop_tasks
 
 __all__ = ["Recorder", "RecorderHealth"]
 
@@ -87,6 +87,7 @@ class Recorder:
     redis_ok: bool = field(init=False, default=True)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _writing: bool = field(init=False, default=False)
+    _stopping: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.aggregator = OutcomeAggregator(self.window_s)
@@ -309,7 +310,7 @@ class Recorder:
 
     async def run(self) -> None:
         """Flush forever; back off while Redis is down; sweep parked feedback now and then."""
-        while True:
+        while not self._stopping:
             ok = await self.flush()
             if ok and time.monotonic() - self.last_sweep >= self.sweep_interval_s:
                 await self.sweep()
@@ -320,18 +321,18 @@ class Recorder:
     def start(self) -> None:
         """Start the flusher task on the running loop."""
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self.run(), name="recorder")
 
     async def stop(self, deadline_s: float = 5.0) -> None:
         """Stop the flusher and write what is pending, trying until the deadline."""
         end = time.monotonic() + deadline_s
+        self._stopping = True  # the flusher ends at its next turn even if a cancel is lost
         if self._task is not None:
             # Never cancel a write in progress: whether it reached Redis would be unknown.
             while self._writing and time.monotonic() < end:
                 await asyncio.sleep(0.005)
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task], max(0.5, end - time.monotonic()))
             self._task = None
         # A retried write goes first, then what came meanwhile: flush until both are in.
         while time.monotonic() < end:

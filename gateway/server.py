@@ -84,6 +84,8 @@ REFUSAL_LOG_INTERVAL_S = 10.0  # connections refused at the cap: one warning per
 # for this long: closing with unread bytes would send a reset, which can overtake the answer.
 LINGER_S = 2.0
 STARTUP_FAILURE = 3  # exit code when the gateway cannot start (as uvicorn)
+SHUTDOWN_MARGIN_S = 10.0  # a process's shutdown after its connections: watcher 2 s, flush 5 s
+ORPHAN_CHECK_S = 1.0  # how often a forked server process checks its supervisor is alive
 
 _STATUS_LINES = {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 _JSON = b"content-type: application/json\r\n"
@@ -838,8 +840,13 @@ async def _serve_gateway(
     backlog: int,
     reuse_port: bool,
     graceful_timeout: float,
+    parent: int | None = None,
 ) -> int:
-    """Build, start and serve one gateway until SIGTERM/SIGINT; the process exit code."""
+    """Build, start and serve one gateway until SIGTERM/SIGINT; the process exit code.
+
+    ``parent`` is the supervisor's pid: a server process whose supervisor died
+    (SIGKILL, OOM) stops by itself instead of holding the port forever.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -858,12 +865,22 @@ async def _serve_gateway(
         return STARTUP_FAILURE
     await server.start()
     log.info("abgate gateway on http://%s:%d (process %d)", host, server.port, os.getpid())
+    if parent is not None:
+        _stop_when_orphaned(loop, parent, stop)
     await stop.wait()
     log.info("shutting down: answering the requests in flight (process %d)", os.getpid())
     await server.stop(graceful_timeout)
     await gateway.shutdown()
     log.info("stopped (process %d)", os.getpid())
     return 0
+
+
+def _stop_when_orphaned(loop: asyncio.AbstractEventLoop, parent: int, stop: asyncio.Event) -> None:
+    if os.getppid() != parent:
+        log.error("the supervising process %d is gone: stopping (process %d)", parent, os.getpid())
+        stop.set()
+    else:
+        loop.call_later(ORPHAN_CHECK_S, _stop_when_orphaned, loop, parent, stop)
 
 
 def _run_process(factory: GatewayFactory, host: str, port: int, **options: Any) -> int:
@@ -879,15 +896,18 @@ class _Supervisor:
     """Forks the server processes, forwards SIGTERM/SIGINT, restarts one that dies.
 
     A process that dies within ``MIN_UPTIME_S`` of its start (or fails to start)
-    is not restarted: the others are stopped and the supervisor exits 1.
+    is not restarted: the others are stopped and the supervisor exits 1. Once
+    stopping, a process still alive ``kill_after`` seconds later is killed
+    (SIGKILL) and the supervisor exits 1: a stop always ends.
     """
 
     MIN_UPTIME_S = 2.0
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self, target: Callable[[], int], count: int) -> None:
+    def __init__(self, target: Callable[[], int], count: int, kill_after: float) -> None:
         self.target = target
         self.count = count
+        self.kill_after = kill_after
         self.children: dict[int, float] = {}  # pid -> start (monotonic)
         self.stopping = False
         self.failed = False
@@ -895,6 +915,7 @@ class _Supervisor:
     def run(self) -> int:
         """Start the processes and wait for them all to end; the exit code."""
         previous = {signum: signal.signal(signum, self._on_signal) for signum in self.SIGNALS}
+        previous[signal.SIGALRM] = signal.signal(signal.SIGALRM, self._on_overdue)
         try:
             for _ in range(self.count):
                 self._spawn()
@@ -904,6 +925,7 @@ class _Supervisor:
                 if started is not None:
                     self._reap(pid, os.waitstatus_to_exitcode(status), started)
         finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return 1 if self.failed else 0
@@ -935,6 +957,8 @@ class _Supervisor:
         try:
             for signum in self.SIGNALS:
                 signal.signal(signum, signal.SIG_DFL)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.setitimer(signal.ITIMER_REAL, 0)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, self.SIGNALS)
             code = self.target()
         except BaseException:
@@ -950,10 +974,23 @@ class _Supervisor:
         self._stop_all()
 
     def _stop_all(self) -> None:
+        if not self.stopping or signal.getitimer(signal.ITIMER_REAL)[0] == 0:
+            signal.setitimer(signal.ITIMER_REAL, self.kill_after)
         self.stopping = True
+        self._signal_all(signal.SIGTERM)
+
+    def _on_overdue(self, signum: int, frame: object) -> None:
+        if self.children:
+            pids = ", ".join(str(pid) for pid in sorted(self.children))
+            log.error("server process(es) %s still running %gs after SIGTERM: killing", pids,
+                      self.kill_after)  # fmt: skip
+            self.failed = True
+            self._signal_all(signal.SIGKILL)
+
+    def _signal_all(self, signum: int) -> None:
         for pid in self.children:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signum)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -1003,7 +1040,10 @@ def serve(
         log.error("cannot listen on %s:%d: %s", host, port, exc)
         return 1
     log.info("starting %d server processes on http://%s:%d", workers, host, port)
+    parent = os.getpid()
     supervisor = _Supervisor(
-        lambda: _run_process(factory, host, port, reuse_port=True, **options), workers
+        lambda: _run_process(factory, host, port, reuse_port=True, parent=parent, **options),
+        workers,
+        kill_after=graceful_timeout + SHUTDOWN_MARGIN_S,
     )
     return supervisor.run()

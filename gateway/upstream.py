@@ -205,6 +205,8 @@ class EndpointPool:
                 conn.send(payload, waiter)
                 response = await waiter
             except UpstreamError as exc:
+                if waiter.done() and not waiter.cancelled():
+                    waiter.exception()  # failed by its deadline while connecting: seen, not logged
                 if conn is not None:
                     conn.close()
                 conn = None

@@ -15,6 +15,8 @@ import json
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -588,6 +590,26 @@ def test_workers_fork_processes_that_share_the_port(
 
 
 @pytest.mark.integration
+@pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+def test_server_processes_stop_when_their_supervisor_is_killed(
+    tmp_path: Path, redis_url: str, demo_workers: dict[str, Child]
+) -> None:
+    ports = {name: port_of(child) for name, child in demo_workers.items()}
+    config = write_config(tmp_path / "o.yaml", ports, {"champion": 100})
+    gateway = start_server(config, redis_url, "--workers", "2")
+    try:
+        children = wait_for(lambda: len(child_pids(gateway.pid)) == 2 and child_pids(gateway.pid))
+        assert children, "expected two server processes"
+        os.kill(gateway.pid, signal.SIGKILL)  # OOM killer, kill -9: no chance to stop them
+        gateway.process.wait(timeout=10)
+        gone = wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 60)
+        assert gone, "server processes outlived their supervisor"
+        assert refused(port_of(gateway))
+    finally:
+        gateway.stop()
+
+
+@pytest.mark.integration
 def test_uvicorn_stays_selectable(tmp_path: Path, demo_workers: dict[str, Child]) -> None:
     ports = {name: port_of(child) for name, child in demo_workers.items()}
     config = write_config(tmp_path / "u.yaml", ports, {"champion": 100})
@@ -604,3 +626,40 @@ def test_uvicorn_stays_selectable(tmp_path: Path, demo_workers: dict[str, Child]
         assert answer.status_code == 200 and answer.json()["variant"] == "champion"
     finally:
         child.stop()
+
+
+_STUBBORN = """
+import logging, os, signal, sys, time
+from gateway.server import _Supervisor
+logging.basicConfig(level=logging.INFO)
+
+def target():
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a server process stuck in its shutdown
+    with open(os.path.join(sys.argv[1], str(os.getpid())), "w"):
+        pass
+    while True:
+        time.sleep(1)
+
+sys.exit(_Supervisor(target, 2, kill_after=float(sys.argv[2])).run())
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_server_process_stuck_in_its_shutdown_is_killed(tmp_path: Path) -> None:
+    supervisor = subprocess.Popen(
+        [sys.executable, "-c", _STUBBORN, str(tmp_path), "1.0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(lambda: len(list(tmp_path.iterdir())) == 2, timeout=30)
+        children = [int(path.name) for path in tmp_path.iterdir()]
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 1  # not 0: a process had to be killed
+        assert not any(Path(f"/proc/{pid}").exists() for pid in children)
+        assert "still running 1s after SIGTERM: killing" in supervisor.stderr.read()
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait()
+        supervisor.stderr.close()

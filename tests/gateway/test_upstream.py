@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import logging
 import socket
 import time
 
@@ -165,6 +167,28 @@ def test_connect_that_never_completes_times_out() -> None:
     kind, elapsed = run(scenario())
     assert kind == "timeout"
     assert elapsed < 1.0
+
+
+def test_a_deadline_passing_while_connecting_leaks_no_failed_future(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On a busy loop the deadline sweep can fail the waiter before the connect gives up."""
+
+    async def slow_connect(self: EndpointPool, loop: object, timeout_s: float) -> None:
+        await asyncio.sleep(timeout_s + 0.05)  # the sweep runs first
+        raise UpstreamError("timeout", "did not connect in time")
+
+    monkeypatch.setattr(EndpointPool, "_connect", slow_connect)
+
+    async def scenario() -> str:
+        with pytest.raises(UpstreamError) as err:
+            await EndpointPool("http://127.0.0.1:9").request(b"/predict", b"{}", b"", 0.05)
+        return err.value.kind
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        assert run(scenario()) == "timeout"
+        gc.collect()
+    assert "never retrieved" not in caplog.text
 
 
 def test_connect_error_and_ejection() -> None:

@@ -230,7 +230,11 @@ def test_better_model_is_promoted(setup, redis_url, tmp_path, demo_registry) -> 
 
 def test_interrupted_ramp_resumes_and_a_second_one_is_refused(setup, redis_url, tmp_path) -> None:
     config, gateway = setup(
-        canary="challenger", steps="[10, 30, 60, 100]", min_duration=2, min_samples=20, p99_ratio=50
+        canary="challenger",
+        steps="[10, 30, 60, 100]",
+        min_duration=2,
+        min_samples=100,
+        p99_ratio=50,
     )
     env = {**os.environ, "REDIS_URL": redis_url}
     argv = [sys.executable, "-m", "abgate", "ramp", str(config), "--out", str(tmp_path)]
@@ -244,14 +248,18 @@ def test_interrupted_ramp_resumes_and_a_second_one_is_refused(setup, redis_url, 
             if state and state["step"] >= 1:
                 break
             time.sleep(0.2)
-        second = ramp(config, redis_url, tmp_path, timeout=30)
-        assert second.returncode == 1
-        assert "already running" in second.stderr and len(second.stderr.strip().splitlines()) == 1
-        first.send_signal(2)  # Ctrl-C
-        _, err = first.communicate(timeout=30)
-        assert first.returncode == 130 and "paused" in err
-        step = Store(redis_url).ramp_state("demo")["step"]
-        assert step >= 1
+    # No traffic now: the ramp holds at step 1 (100 canary samples there take > 1 s at
+    # 250 requests/s), however long a busy machine takes to start the second one.
+    second = ramp(config, redis_url, tmp_path, timeout=60)
+    assert second.returncode == 1
+    assert "already running" in second.stderr and len(second.stderr.strip().splitlines()) == 1
+    assert first.poll() is None, "the first ramp ended before Ctrl-C"
+    first.send_signal(2)  # Ctrl-C
+    _, err = first.communicate(timeout=30)
+    assert first.returncode == 130 and "paused" in err
+    step = Store(redis_url).ramp_state("demo")["step"]
+    assert step == 1
+    with traffic(gateway.url):
         resumed = ramp(config, redis_url, tmp_path)
     assert f"resuming the ramp of demo at step {step + 1}" in resumed.stdout
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
