@@ -143,6 +143,7 @@ def assemble_experiment_data(
                 errors=stats.errors if stats else 0,
                 latency=latency,
                 metrics=_metrics(stats, kinds),
+                model_version=v.model_version,
             )
         )
     window_data = []

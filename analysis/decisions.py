@@ -24,6 +24,7 @@ Order of the rules, first match wins:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +36,8 @@ from analysis.power import sample_size_per_arm, time_to_decision
 from analysis.results import TestResult
 from analysis.sequential import guardrail_test
 from analysis.srm import SrmResult, epoch_sample_ratio_mismatch, sample_ratio_mismatch
+from analysis.stratified import Strata, stratify
+from analysis.sufficient import ProportionStats, SampleStatistic, VariantStats
 
 __all__ = ["Analysis", "Verdict", "analyze", "split_check"]
 
@@ -69,6 +72,10 @@ class VariantAnalysis:
     time_to_decision: str
     # Which difference ``primary`` reports and why (a refused relative lift says so).
     difference: DifferenceChoice | None = None
+    # Data from several epochs: ``primary`` is stratified by epoch and ``pooled`` is
+    # the same test on all data pooled, for comparison (see ``analysis.stratified``).
+    pooled: TestResult | None = None
+    strata: Strata | None = None
 
 
 @dataclass(frozen=True)
@@ -108,22 +115,54 @@ def _evidence(
     return evidence
 
 
-def _primary_test(
-    data: ExperimentData, variant: VariantData
-) -> tuple[TestResult | None, DifferenceChoice | None]:
+@dataclass(frozen=True)
+class PrimaryTest:
+    """The primary metric's test, and how the data across epochs entered it."""
+
+    result: TestResult | None
+    choice: DifferenceChoice | None
+    # With data from more than one epoch: the test on all data pooled, shown beside
+    # the stratified one that decides (``analysis.stratified``); else None.
+    pooled: TestResult | None = None
+    strata: Strata | None = None
+
+
+def _pick(metric: str, proportion: bool) -> Callable[[VariantStats], SampleStatistic | None]:
+    def pick(stats: VariantStats) -> SampleStatistic | None:
+        if metric not in stats.metrics:
+            return None
+        return stats.proportion(metric) if proportion else stats.metrics[metric]
+
+    return pick
+
+
+def _primary_test(data: ExperimentData, variant: VariantData) -> PrimaryTest:
     s = data.settings
-    control = data.champion.metrics.get(s.primary_metric)
+    champion = data.champion
+    control = champion.metrics.get(s.primary_metric)
     treatment = variant.metrics.get(s.primary_metric)
     if control is None or treatment is None:
-        return None, None
-    return difference_test(
-        control,
-        treatment,
-        difference=s.difference,
-        sequential=s.sequential,
-        alpha=s.alpha,
-        tuning=float(s.tuning_n),
-    )
+        return PrimaryTest(None, None)
+
+    def test(c: SampleStatistic, t: SampleStatistic) -> tuple[TestResult, DifferenceChoice]:
+        return difference_test(
+            c,
+            t,
+            difference=s.difference,
+            sequential=s.sequential,
+            alpha=s.alpha,
+            tuning=float(s.tuning_n),
+        )
+
+    strata = None
+    if len(data.epochs) > 1:
+        versions = {champion.name: champion.model_version, variant.name: variant.model_version}
+        pick = _pick(s.primary_metric, isinstance(control, ProportionStats))
+        strata = stratify(data.epochs, champion.name, variant.name, pick, versions)
+    if strata is None or strata.count < 2:
+        return PrimaryTest(*test(control, treatment), strata=strata)
+    pooled, _ = test(control, treatment)
+    return PrimaryTest(*test(strata.control, strata.treatment), pooled=pooled, strata=strata)
 
 
 def _required(data: ExperimentData) -> int | None:
@@ -167,7 +206,7 @@ def analyze(data: ExperimentData) -> Analysis:
     challengers = [v for v in data.variants if v.role != "champion"]
     srm = split_check(data)
     tested = [_primary_test(data, v) for v in challengers]
-    primaries = [result for result, _ in tested]
+    primaries = [t.result for t in tested]
     usable = [i for i, r in enumerate(primaries) if r is not None and not r.error]
     adjusted: list[float | None] = [None] * len(challengers)
     if usable:
@@ -182,7 +221,8 @@ def analyze(data: ExperimentData) -> Analysis:
     rates = {v.name: v.requests / s.duration_s for v in data.variants} if s.duration_s else None
     analyses = []
     verdicts = []
-    for variant, (primary, choice), adj in zip(challengers, tested, adjusted, strict=True):
+    for variant, primary_test, adj in zip(challengers, tested, adjusted, strict=True):
+        primary, choice = primary_test.result, primary_test.choice
         errors = guardrail_test(
             champion.error_stats,
             variant.error_stats,
@@ -205,7 +245,17 @@ def analyze(data: ExperimentData) -> Analysis:
             ttd_s, ttd_text = outcome.seconds, outcome.message
         analyses.append(
             VariantAnalysis(
-                variant.name, primary, adj, errors, latency, required, ttd_s, ttd_text, choice
+                variant.name,
+                primary,
+                adj,
+                errors,
+                latency,
+                required,
+                ttd_s,
+                ttd_text,
+                choice,
+                pooled=primary_test.pooled,
+                strata=primary_test.strata,
             )
         )
         verdicts.append(

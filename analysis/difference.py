@@ -30,6 +30,7 @@ from analysis.effect import lift_moments
 from analysis.frequentist import welch_test
 from analysis.results import Alternative, DifferenceType, TestResult
 from analysis.sequential import DEFAULT_TUNING, sequential_test
+from analysis.stratified import StratifiedStats
 from analysis.sufficient import FloatArray, Moments, ProportionStats, SampleStatistic
 
 __all__ = [
@@ -58,7 +59,10 @@ class DifferenceChoice:
 
 def default_difference(control: SampleStatistic) -> DifferenceType:
     """Relative for a proportion, absolute for a mean (whose baseline can be 0 or negative)."""
-    return "relative" if isinstance(control, ProportionStats) else "absolute"
+    proportion = isinstance(control, ProportionStats) or (
+        isinstance(control, StratifiedStats) and control.proportion
+    )
+    return "relative" if proportion else "absolute"
 
 
 def critical_value(result: TestResult) -> float:

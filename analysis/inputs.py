@@ -77,6 +77,8 @@ class VariantData:
     errors: int = 0
     latency: LatencyHistogram | None = None
     metrics: Mapping[str, Stats] = field(default_factory=dict)
+    # The model version it runs now: epochs in which it ran another are not compared.
+    model_version: str | None = None
 
     @property
     def error_stats(self) -> ProportionStats:
@@ -428,6 +430,7 @@ def _pooled_variants(
                     key: stats.proportion(key) if kinds[key][0] == "proportion" else m
                     for key, m in stats.metrics.items()
                 },
+                model_version=v["model_version"] or None,
             )
         )
     return out

@@ -123,6 +123,17 @@ def _latency(latency: LatencyComparison | None) -> dict[str, Any] | None:
     }
 
 
+def _across_epochs(va: VariantAnalysis) -> dict[str, Any]:
+    """How the epochs entered the estimate: stratified (deciding) and pooled (for comparison)."""
+    strata = va.strata
+    return {
+        "estimator": "stratified" if va.pooled is not None else "single_epoch",
+        "epochs_compared": [] if strata is None else list(strata.epochs),
+        "epochs_left_out": [] if strata is None else list(strata.left_out),
+        "pooled": None if va.pooled is None else _test(va.pooled),
+    }
+
+
 def _variant(va: VariantAnalysis, analysis: Analysis) -> dict[str, Any]:
     primary = None if va.primary is None else _test(va.primary, va.adjusted_p_value)
     return {
@@ -141,6 +152,7 @@ def _variant(va: VariantAnalysis, analysis: Analysis) -> dict[str, Any]:
                 "requested": va.difference.requested,
                 "reason": va.difference.reason,
             },
+            **_across_epochs(va),
         },
         "guardrails": {
             "error_rate": {

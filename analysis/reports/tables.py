@@ -346,7 +346,22 @@ def primary_table(analysis: Analysis) -> Table:
         tuple(rows),
         numeric=frozenset({2, 3, 4, 5, 6}),
         caption=f"{kind} lift; adjusted p uses the {correction_name(s.correction)} correction"
-        + "".join(f"; {reason}" for reason in refused),
+        + "".join(f"; {reason}" for reason in refused)
+        + "".join(_stratified_note(va) for va in analysis.variants),
+    )
+
+
+def _stratified_note(va: VariantAnalysis) -> str:
+    """What the pooled estimate would have said, beside the stratified one that decides."""
+    if va.pooled is None or va.strata is None:
+        return ""
+    versions = ", ".join(f"v{version}" for version in va.strata.epochs)
+    pooled = va.pooled
+    fmt = _signed_pct if pooled.difference_type == "relative" else _signed_number
+    said = f"{fmt(pooled.estimate)}, p {format_p(pooled.p_value)}" if not pooled.error else "-"
+    return (
+        f"; {va.variant} is compared within each epoch (config {versions}) and the epochs "
+        f"combined, as the weights changed between them (all data pooled: {said})"
     )
 
 
