@@ -35,10 +35,12 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+import numpy as np
+
 from analysis.decisions import Analysis, Verdict, analyze
 from analysis.inputs import ExperimentData
 from analysis.srm import SrmResult, sample_ratio_mismatch
-from analysis.sufficient import Moments, ProportionStats
+from analysis.sufficient import Moments, ProportionStats, SampleStatistic
 from experiments.config import PROMOTION_PERCENT, Ramp
 from ramp.evidence import PrimaryEvidence, evidence_design, primary_evidence
 
@@ -130,6 +132,27 @@ def advance_bound(plan: Ramp, step: int) -> float:
     )
 
 
+def _moments(stats: SampleStatistic, proportion: bool) -> Moments:
+    """An arm's moments; a proportion combined across steps as its effective binomial count.
+
+    The likelihood-ratio bounds read a proportion as successes out of n. A
+    stratified rate is no such count, but n_eff = p(1-p) / Var(p) with p·n_eff
+    successes has its rate and its variance (Kish's effective sample size); for
+    plain counts n_eff is n, so one step reads exactly as before.
+    """
+    moments = Moments.of(stats)
+    if not proportion or isinstance(stats, ProportionStats) or stats.n == 0:
+        return moments
+    rate = float(stats.mean)
+    variance_of_rate = float(stats.variance) / stats.n
+    if variance_of_rate <= 0.0:
+        return moments
+    n_eff = rate * (1.0 - rate) / variance_of_rate
+    return Moments(
+        n=np.asarray(n_eff), mean=np.asarray(rate), variance=np.asarray(rate * (1.0 - rate))
+    )
+
+
 def observe(
     plan: Ramp, ramp_data: ExperimentData, step_data: ExperimentData, now: float
 ) -> Observation:
@@ -151,11 +174,19 @@ def observe(
     canary = canary_data.metrics.get(settings.primary_metric)
     primary = None
     if champion is not None and canary is not None:
+        proportion = isinstance(champion, ProportionStats)
+        # Every step is an epoch with its own weights: the arms are compared within
+        # steps and combined (as the verdict is), so a metric drifting during the
+        # ramp is not read as the canary's doing.
+        arms: tuple[SampleStatistic, SampleStatistic] = (champion, canary)
+        strata = next(a.strata for a in whole.variants if a.variant == variant)
+        if strata is not None and strata.count > 1:
+            arms = (strata.control, strata.treatment)
         primary = primary_evidence(
             evidence_design(plan, settings),
-            Moments.of(champion),
-            Moments.of(canary),
-            proportion=isinstance(champion, ProportionStats),
+            _moments(arms[0], proportion),
+            _moments(arms[1], proportion),
+            proportion=proportion,
             higher_is_better=settings.direction == "increase",
         )
     return Observation(

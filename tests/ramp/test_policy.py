@@ -7,10 +7,22 @@ import math
 import pytest
 
 from analysis.decisions import Verdict
+from analysis.epochs import Epoch
+from analysis.inputs import AnalysisSettings, ExperimentData, VariantData
 from analysis.srm import sample_ratio_mismatch
+from analysis.stratified import StratifiedStats
+from analysis.sufficient import MetricStats, ProportionStats, VariantStats
 from experiments.config import Ramp
 from ramp.evidence import PrimaryEvidence
-from ramp.policy import Observation, RampState, advance_bound, decide, next_state
+from ramp.policy import (
+    Observation,
+    RampState,
+    _moments,
+    advance_bound,
+    decide,
+    next_state,
+    observe,
+)
 
 PLAN = Ramp(
     variant="canary",
@@ -242,3 +254,59 @@ def test_whole_ramp_totals_never_hold_the_guardrails_even_when_their_srm_p_under
     obs = observe(PLAN, data(90_000, 10_000), data(1000, 1000), now=20.0)
     decision = decide(PLAN, state(), obs)
     assert (decision.action, decision.rule) == ("rollback", "guardrail:error_rate")
+
+
+def _arm(n: int, rate: float) -> VariantStats:
+    return VariantStats(n, metrics={"accuracy": MetricStats(n, n * rate, n * rate)})
+
+
+def _two_steps(rates: tuple[float, float], canary_rates: tuple[float, float]) -> ExperimentData:
+    """Step 1 at 90/10, step 2 at 50/50, 20,000 requests each; accuracy per step and arm."""
+    epochs = [
+        Epoch(
+            version,
+            {"champion": split, "canary": 1 - split},
+            variants={
+                "champion": _arm(int(20_000 * split), rate),
+                "canary": _arm(int(20_000 * (1 - split)), canary_rate),
+            },
+        )
+        for version, split, rate, canary_rate in zip(
+            (1, 2), (0.9, 0.5), rates, canary_rates, strict=True
+        )
+    ]
+    arms = ("champion", "canary")
+    totals = {arm: sum((e.variants[arm] for e in epochs), VariantStats()) for arm in arms}
+    variants = tuple(
+        VariantData(
+            arm,
+            arm,
+            50.0,
+            totals[arm].requests,
+            metrics={"accuracy": totals[arm].proportion("accuracy")},
+        )
+        for arm in arms
+    )
+    settings = AnalysisSettings(min_samples=50, max_p99_ratio=None, max_error_rate_increase=None)
+    return ExperimentData("demo", variants, settings, epochs=tuple(epochs))
+
+
+def test_a_metric_drifting_during_the_ramp_is_not_read_as_the_canarys_doing() -> None:
+    # Accuracy rose from 0.80 to 0.90 between the steps, the same for both arms.
+    data = _two_steps((0.80, 0.90), (0.80, 0.90))
+    obs = observe(PLAN, data, data, now=20.0)
+    assert obs.primary is not None
+    assert abs(obs.primary.estimate) < 1e-9  # pooled: 0.871 / 0.843 - 1 = +3.4 %
+    assert obs.primary.low < 0 < obs.primary.high
+    # A real drop is still seen for what it is.
+    worse = observe(PLAN, _two_steps((0.80, 0.90), (0.76, 0.86)), data, now=20.0)
+    assert worse.primary is not None and worse.primary.high < 0
+
+
+def test_one_step_reads_the_counts_exactly_as_before() -> None:
+    counts = ProportionStats(4000, 3400.0)
+    moments = _moments(counts, proportion=True)
+    assert (float(moments.n), float(moments.mean)) == (4000.0, 0.85)
+    combined = StratifiedStats(n=4000, mean=0.85, variance=0.85 * 0.15, proportion=True)
+    effective = _moments(combined, proportion=True)
+    assert float(effective.n) == pytest.approx(4000.0, rel=1e-12)
