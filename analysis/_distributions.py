@@ -1,4 +1,4 @@
-"""Normal, Student-t and chi-square tail functions on numpy arrays.
+"""Normal, Student-t, chi-square and binomial tail functions on numpy arrays.
 
 Why not scipy: ``import scipy.special`` alone costs ~0.2 s on the machines we
 measured, and ``abgate analyze`` has a 0.2 s budget on top of interpreter
@@ -15,7 +15,7 @@ from statistics import NormalDist
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["chi2_sf", "normal_cdf", "normal_ppf", "t_cdf", "t_ppf"]
+__all__ = ["binomial_cdf", "chi2_sf", "normal_cdf", "normal_ppf", "t_cdf", "t_ppf"]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -215,3 +215,25 @@ def chi2_sf(statistic: float, dof: float) -> float:
     if math.isinf(statistic):
         return 0.0
     return _upper_gamma_regularised(dof / 2.0, statistic / 2.0)
+
+
+def binomial_cdf(k: npt.ArrayLike, n: npt.ArrayLike, p: float) -> FloatArray:
+    """P(X <= k) for X ~ Binomial(n, p), element-wise; 0 below k = 0 and 1 from k = n on.
+
+    Through the incomplete beta, P(X <= k) = I_{1-p}(n - k, k + 1), so an exact
+    McNemar test over a million discordant pairs costs a continued fraction, not
+    a million-term sum.
+    """
+    if not 0.0 < p < 1.0:
+        raise ValueError(f"p must be between 0 and 1, got {p!r}")
+    k_arr, n_arr = np.broadcast_arrays(
+        np.floor(np.asarray(k, dtype=np.float64)), np.asarray(n, dtype=np.float64)
+    )
+    shape = k_arr.shape
+    k_flat, n_flat = k_arr.ravel(), n_arr.ravel()
+    out = np.where(k_flat < 0.0, 0.0, 1.0)
+    inside = (k_flat >= 0.0) & (k_flat < n_flat)
+    if np.any(inside):
+        ki, ni = k_flat[inside], n_flat[inside]
+        out[inside] = _betainc(ni - ki, ki + 1.0, np.full_like(ki, 1.0 - p), np.full_like(ki, p))
+    return out.reshape(shape)
