@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = """
 import sys
 from analysis import bayesian, cuped, frequentist, group_sequential, latency
-from analysis import difference, multiple_testing, power, sequential, simulation, srm
+from analysis import difference, multiple_testing, paired, power, sequential, simulation, srm
 from analysis.sufficient import MetricStats, ProportionStats
 a, b = MetricStats(100, 100.0, 250.0), MetricStats(100, 110.0, 260.0)
 frequentist.welch_test(a, b)
@@ -20,6 +20,8 @@ difference.difference_test(a, b, difference="relative")
 srm.sample_ratio_mismatch({"a": 100, "b": 110}, {"a": 1, "b": 1})
 multiple_testing.holm([0.01, 0.2])
 power.minimum_detectable_effect(1.0, 1.0, 1000)
+paired.mcnemar_exact(paired.PairedCounts(800, 40, 62, 98))
+paired.paired_sequential_test(paired.PairedCounts(800, 40, 62, 98))
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("scipy", "statsmodels"))
 print(",".join(heavy))
 """
