@@ -191,6 +191,7 @@ def mcnemar_exact(
     and scipy's ``binomtest`` compute it. ``greater`` means the shadow is better.
     """
     check_alpha(alpha)
+    _check_alternative(alternative)
     pairs = counts.discordant
     if alternative == "two-sided":
         tail = float(binomial_cdf(min(counts.live_only, counts.shadow_only), pairs, 0.5))
@@ -282,11 +283,15 @@ def _counts_problem(counts: PairedCounts) -> str | None:
     return None
 
 
-def _check_null(alternative: Alternative, null: float) -> None:
-    if not math.isfinite(null) or abs(null) >= 1.0:
-        raise ValueError(f"null must be an accuracy difference in (-1, 1), got {null!r}")
+def _check_alternative(alternative: Alternative) -> None:
     if alternative not in ("two-sided", "greater", "less"):
         raise ValueError(f"alternative must be two-sided, greater or less, got {alternative!r}")
+
+
+def _check_null(alternative: Alternative, null: float) -> None:
+    _check_alternative(alternative)
+    if not math.isfinite(null) or abs(null) >= 1.0:
+        raise ValueError(f"null must be an accuracy difference in (-1, 1), got {null!r}")
 
 
 def _result(
@@ -478,6 +483,7 @@ def _sequential(
 
 def _check_sequential(alternative: Alternative, alpha: float, tuning: float) -> None:
     check_alpha(alpha)
+    _check_alternative(alternative)
     if alternative != "two-sided" and alpha >= 0.5:
         raise ValueError(f"a one-sided sequential test needs alpha < 0.5, got {alpha!r}")
     if not tuning > 0:
@@ -599,6 +605,7 @@ def paired_t_test(
     shadow's, which is ``live_mean`` + mean d.
     """
     check_alpha(alpha)
+    _check_alternative(alternative)
     if not math.isfinite(null):
         raise ValueError(f"null must be a finite number, got {null!r}")
     estimate = differences.mean

@@ -329,6 +329,13 @@ def test_bad_settings_raise() -> None:
         paired_sequential_test(counts, tuning=0)
     with pytest.raises(ValueError, match="one-sided"):
         paired_harm_test(counts, alpha=0.6)
+    for test in (mcnemar_exact, paired_z_test, paired_sequential_test):
+        with pytest.raises(ValueError, match="alternative"):
+            test(counts, alternative="bigger")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="alternative"):
+        paired_t_test(counts.differences, alternative="bigger")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="alternative"):
+        paired_mean_sequential_test(counts.differences, alternative="up")  # type: ignore[arg-type]
 
 
 def test_vectorised_p_values_match_the_single_tests() -> None:
