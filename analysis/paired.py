@@ -179,7 +179,7 @@ class McNemarResult:
         return self.p_value < self.alpha
 
 
-_NO_DISCORDANT = "the two models were right on exactly the same requests: no evidence either way"
+_NO_DISCORDANT = "no request on which only one of the two models was right: no evidence either way"
 
 
 def mcnemar_exact(
