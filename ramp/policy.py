@@ -46,6 +46,7 @@ from ramp.evidence import PrimaryEvidence, evidence_design, primary_evidence
 
 __all__ = [
     "ADVANCE_BOUND_CAP",
+    "NO_SRM",
     "Decision",
     "Observation",
     "RampState",
@@ -64,7 +65,7 @@ worse by 3 margins stays at the first step."""
 
 # SRM is judged per step, where weights are constant; on data spanning several
 # steps the configured split has changed, so the whole-ramp analysis must not flag it.
-_NO_SRM = 0.0  # p < 0 never holds, even when the p-value underflows to 0
+NO_SRM = 0.0  # no p-value is below it, even one that underflows to 0
 
 _ENDINGS: dict[str, Status] = {
     "promote": "promoted",
@@ -159,7 +160,7 @@ def observe(
     """Run the gates: per-step SRM, and the tests on everything since the ramp began."""
     variant = plan.variant or ""
     settings = ramp_data.settings
-    whole = analyze(replace(ramp_data, settings=replace(settings, srm_threshold=_NO_SRM)))
+    whole = analyze(replace(ramp_data, settings=replace(settings, srm_threshold=NO_SRM)))
     verdict = next(v for v in whole.verdicts if v.variant == variant)
     # A 0 % arm can still see a few requests served just before the weight
     # change reached every gateway: judge the split among the live arms only.

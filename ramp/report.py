@@ -21,11 +21,11 @@ from analysis.decisions import Analysis, analyze
 from analysis.inputs import ExperimentData
 from analysis.reports import report_html, report_json, report_markdown
 from analysis.srm import SrmResult, sample_ratio_mismatch
+from ramp.policy import NO_SRM
 
 __all__ = ["RampReport", "StepRecord", "render_ramp_report", "step_record"]
 
 _WORDS = {"promoted": "PROMOTED", "rolled_back": "ROLLED BACK", "expired": "EXPIRED"}
-_NEVER = 0.0  # p < 0 never holds, even when the p-value underflows to 0
 _WHOLE_RAMP_SRM = (
     "not checked on the whole ramp: the weights changed at every step, so its totals "
     "cannot match one split; each step's split is checked in the ramp section"
@@ -232,7 +232,7 @@ def _ramp_analysis(data: ExperimentData) -> Analysis:
     # Decide on the data as if the split were fine (it is checked per step), then
     # say so where the whole-ramp check would stand.
     analysis = analyze(dataclasses.replace(data, settings=dataclasses.replace(
-        data.settings, srm_threshold=_NEVER)))  # fmt: skip
+        data.settings, srm_threshold=NO_SRM)))  # fmt: skip
     unchecked = SrmResult(
         arms=(),
         observed=(),
