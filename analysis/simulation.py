@@ -33,16 +33,18 @@ from analysis.difference import fieller_lift_interval
 from analysis.effect import lift_moments, welch_dof
 from analysis.frequentist import welch_p_values
 from analysis.results import DifferenceType
-from analysis.sequential import sequential_p_values
+from analysis.sequential import sequential_p_value, sequential_p_values
 from analysis.sufficient import FloatArray, MetricKind, Moments
 
 __all__ = [
+    "ALLOCATIONS",
     "SYMMETRY_CASES",
     "Calibration",
     "IntervalCoverage",
     "RejectionRates",
     "SidedRates",
     "SymmetryCase",
+    "allocation_sides",
     "calibrate",
     "interval_coverage",
     "sided_noise",
@@ -379,11 +381,58 @@ def interval_coverage(
     return results[0], results[1]
 
 
+def allocation_sides(
+    *,
+    control_per_look: int,
+    treatment_per_look: int,
+    rate: float = 0.10,
+    experiments: int = 4000,
+    looks: int = 10,
+    alpha: float = 0.05,
+    seed: int = 5,
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """A/A sequential (worse, better) shares on a proportion with unequal arms.
+
+    The first pair uses the unpooled variance the verdicts use; the second the
+    variance pooled under the null (the score test's), for comparison.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (experiments, looks)
+    control = _cumulative_moments(rng, shape, control_per_look, rate, 1.0, "proportion")
+    treatment = _cumulative_moments(rng, shape, treatment_per_look, rate, 1.0, "proportion")
+    tuning = float(looks * (control_per_look + treatment_per_look))
+    difference = treatment.mean - control.mean
+    unpooled = sequential_p_values(
+        control, treatment, difference_type="absolute", alpha=alpha, tuning=tuning
+    )
+    n_total = control.n + treatment.n
+    rate_under_null = (control.mean * control.n + treatment.mean * treatment.n) / n_total
+    null_variance = rate_under_null * (1.0 - rate_under_null) * (1 / control.n + 1 / treatment.n)
+    pooled = sequential_p_value(difference, null_variance, n_total, alpha=alpha, tuning=tuning)
+    return _sides(unpooled, difference, alpha), _sides(pooled, difference, alpha)
+
+
+ALLOCATIONS = ((900, 100), (500, 500), (9000, 1000))
+"""Requests a look (champion, canary) of the allocation table."""
+
+
 def _pair(rates: tuple[float, float]) -> str:
     return f"{rates[0]:.4f} / {rates[1]:.4f}"
 
 
+def _allocation_main() -> int:
+    print("A/A on p = 0.10, 10 looks, 4,000 experiments, sequential; worse / better")
+    print("| requests a look (champion / canary) | unpooled (verdicts) | pooled under H0 |")
+    print("| --- | --- | --- |")
+    for control, treatment in ALLOCATIONS:
+        unpooled, pooled = allocation_sides(control_per_look=control, treatment_per_look=treatment)
+        print(f"| {control} / {treatment} | {_pair(unpooled)} | {_pair(pooled)} |")
+    return 0
+
+
 def _main(argv: Sequence[str]) -> int:
+    if argv[:1] == ["allocation"]:
+        return _allocation_main()
     experiments = int(argv[0]) if argv else 2000
     seed = int(argv[1]) if len(argv) > 1 else 2024
     print(

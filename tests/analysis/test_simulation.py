@@ -14,6 +14,7 @@ from analysis.simulation import (
     Calibration,
     SidedRates,
     SymmetryCase,
+    allocation_sides,
     calibrate,
     interval_coverage,
     sided_noise,
@@ -123,3 +124,13 @@ def test_fieller_misses_the_true_lift_evenly_where_the_delta_method_leans(lift: 
     )
     # The delta-method interval sits too low: nearly every miss is on one side.
     assert delta.above - delta.below > 4 * sided_noise(delta.below, delta.above, EXPERIMENTS)
+
+
+def test_small_unbalanced_arms_lean_towards_worse_with_the_unpooled_variance() -> None:
+    """The documented allocation table's first row, at a smaller size."""
+    unpooled, pooled = allocation_sides(
+        control_per_look=900, treatment_per_look=100, experiments=2000, seed=5
+    )
+    assert unpooled[0] > 3 * unpooled[1]  # worse flagged far more often than better
+    assert pooled[0] < pooled[1]  # the null variance tips the other way
+    assert sum(unpooled) <= 0.05 and sum(pooled) <= 0.05
