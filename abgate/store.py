@@ -31,7 +31,16 @@ import redis
 import redis.asyncio as aredis
 
 from abgate.errors import NotFound, RedisModeMismatch, RedisUnavailable
-from abgate.schema import UNSCORED, Keys, ServedRow, encode_served, epoch_record
+from abgate.schema import (
+    UNIT_SUM_FIELDS,
+    UNSCORED,
+    Keys,
+    ServedRow,
+    encode_served,
+    epoch_record,
+    unit_requests_prefix,
+    unit_requests_state,
+)
 
 __all__ = [
     "CONFIG_CHANNEL",
@@ -104,19 +113,62 @@ return 1
 # retried within seconds, so a few minutes covers it many times over.
 FLUSHED_MEMORY_S = 600
 
+# Adds one unit's new counts (dx, dy) to its running counts (x0, y0) -> (x1, y1), kept
+# in field ``state`` of the unit's hash ``key`` (false: a unit of one request, no
+# hash), and the change to the sums of its variant and epoch in the totals hash
+# (fields ``schema.unit_requests_prefix``/``unit_metric_prefix`` + units|x|xx|y|yy|xy):
+# Σx² += x1² - x0², Σxy += x1·y1 - x0·y0, units += 1 when x0 = 0, ... Counts are
+# integers (HINCRBY, printed with %d: tostring would give 1e+15), y may be a float.
+_ADD_UNIT = """
+local function add_unit(totals, key, state, agg, dx, dy, ttl)
+  local x0, y0 = 0, 0
+  if key then
+    local held = redis.call('HGET', key, state)
+    if held then
+      local a, b = string.match(held, '^([^:]*):(.*)$')
+      x0, y0 = tonumber(a) or 0, tonumber(b) or 0
+    end
+  end
+  local x1, y1 = x0 + dx, y0 + dy
+  if key then
+    redis.call('HSET', key, state, string.format('%d:%.17g', x1, y1))
+    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  end
+  if x0 == 0 then redis.call('HINCRBY', totals, agg .. 'units', 1) end
+  redis.call('HINCRBY', totals, agg .. 'x', string.format('%d', dx))
+  redis.call('HINCRBY', totals, agg .. 'xx', string.format('%d', x1 * x1 - x0 * x0))
+  redis.call('HINCRBYFLOAT', totals, agg .. 'y', string.format('%.17g', dy))
+  redis.call('HINCRBYFLOAT', totals, agg .. 'yy', string.format('%.17g', y1 * y1 - y0 * y0))
+  redis.call('HINCRBYFLOAT', totals, agg .. 'xy', string.format('%.17g', x1 * y1 - x0 * y0))
+end
+"""
+
 # Counts one feedback against the mapping of the request it belongs to
-# (``schema.encode_served``: variant|version|epoch|prediction, or the older
-# variant|version|prediction, read as epoch 0), into the stats fields
-# ``schema.metric_prefix`` names. A label scores 1 when it equals the
-# prediction as a number. Shared by the feedback script and the mapping
-# writer, so a feedback counts the same whichever of the two comes second.
-_COUNT_FEEDBACK = """
+# (``schema.encode_served``: variant|version|epoch|prediction, the older
+# variant|version|prediction, read as epoch 0, or with a unit
+# variant|version|epoch/<unit bytes>|unit|prediction), into the stats fields
+# ``schema.metric_prefix`` names, and for a unit into its per-unit sums
+# (``add_unit``; the unit's hash is ``unit_prefix .. unit``, in the experiment's hash
+# slot like every key of it). A label scores 1 when it equals the prediction as a
+# number. Shared by the feedback script and the mapping writer, so a feedback
+# counts the same whichever of the two comes second.
+_COUNT_FEEDBACK = (
+    _ADD_UNIT
+    + """
 local function count_feedback(served, metric, kind, value, window_key, totals_key,
-                              windows_key, window, window_ttl)
+                              windows_key, window, window_ttl, unit_prefix, unit_ttl)
   local variant, version, rest = string.match(served, '^([^|]*)|([^|]*)|(.*)$')
   if not variant then return nil end
-  local epoch, prediction = string.match(rest, '^(%d+)|(.*)$')
-  if not epoch then epoch, prediction = '0', rest end
+  local unit
+  local epoch, size, after = string.match(rest, '^(%d+)/(%d+)|(.*)$')
+  local prediction
+  if epoch then
+    size = tonumber(size)
+    unit, prediction = string.sub(after, 1, size), string.sub(after, size + 2)
+  else
+    epoch, prediction = string.match(rest, '^(%d+)|(.*)$')
+    if not epoch then epoch, prediction = '0', rest end
+  end
   local amount
   if kind == 'label' then
     local p, l = tonumber(prediction), tonumber(value)
@@ -132,11 +184,47 @@ local function count_feedback(served, metric, kind, value, window_key, totals_ke
     redis.call('HINCRBYFLOAT', key, prefix .. 'sum', sum)
     redis.call('HINCRBYFLOAT', key, prefix .. 'ss', ss)
   end
+  if unit then
+    add_unit(totals_key, unit ~= '' and (unit_prefix .. unit), epoch .. '|' .. variant .. ':m:'
+             .. metric, epoch .. '|' .. variant .. ':unit:metric:' .. metric .. ':', 1,
+             tonumber(sum), unit_ttl)
+  end
   redis.call('ZADD', windows_key, window, window)
   if window_ttl > 0 then redis.call('EXPIRE', window_key, window_ttl) end
   return sum
 end
 """
+)
+
+# The per-unit request counts of one flush part (``add_unit`` with x = requests,
+# y = errors), at most once like the counters (the part id in ``flushed``). Units of
+# one request each (no unit named) come summed, as plain increments of the totals.
+# KEYS: totals, flushed, then one unit hash per entry
+# ARGV: now, part id, memory, unit TTL, entries, then per entry: state field, sums
+#       prefix, requests, errors; then field, amount pairs (a '.' in the amount: float)
+_UNITS_SCRIPT = (
+    _ADD_UNIT
+    + """
+if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1] - ARGV[3])
+local ttl = tonumber(ARGV[4])
+local entries = tonumber(ARGV[5])
+for i = 1, entries do
+  local a = 5 + (i - 1) * 4
+  add_unit(KEYS[1], KEYS[2 + i], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]),
+           tonumber(ARGV[a + 4]), ttl)
+end
+for i = 6 + entries * 4, #ARGV, 2 do
+  local f, v = ARGV[i], ARGV[i + 1]
+  if string.find(v, '[%.eE]') then
+    redis.call('HINCRBYFLOAT', KEYS[1], f, v)
+  else
+    redis.call('HINCRBY', KEYS[1], f, v)
+  end
+end
+return 1
+"""
+)
 
 # Adds a batch of request -> served-variant entries, sent as one JSON object:
 # decoding it here costs Redis less than the client spends packing one HSET
@@ -146,7 +234,7 @@ end
 # leaves uncounted). Running it twice (a retry after a lost reply) counts nothing
 # twice: a joined feedback is no longer parked.
 # KEYS: requests hash, pending hash, pending due set, joins hash, window, totals, windows
-# ARGV: entries JSON, mapping TTL, window start, window TTL
+# ARGV: entries JSON, mapping TTL, window start, window TTL, unit key prefix, unit TTL
 _REQUESTS_SCRIPT = (
     _COUNT_FEEDBACK
     + """
@@ -172,7 +260,7 @@ for id, served in pairs(entries) do
     else
       local p = cjson.decode(parked)
       count_feedback(served, p[1], p[2], p[3], KEYS[5], KEYS[6], KEYS[7], ARGV[3],
-                     tonumber(ARGV[4]))
+                     tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
       joined = joined + 1
     end
     redis.call('HDEL', KEYS[2], id)
@@ -194,7 +282,7 @@ return joined
 # KEYS: claim, pending hash, pending due set, joins hash, window, totals, windows,
 #       then the request hashes of every hour a mapping may be kept in
 # ARGV: request id, token, metric, kind, value, served or '', window start,
-#       window TTL, claim TTL, expiry time, park (1/0)
+#       window TTL, claim TTL, expiry time, park (1/0), unit key prefix, unit TTL
 _FEEDBACK_SCRIPT = (
     _COUNT_FEEDBACK
     + """
@@ -224,7 +312,7 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[9])
 if served == '-' then return {'unscored'} end
 local amount = count_feedback(served, ARGV[3], ARGV[4], ARGV[5], KEYS[5], KEYS[6], KEYS[7],
-                              ARGV[7], tonumber(ARGV[8]))
+                              ARGV[7], tonumber(ARGV[8]), ARGV[12], tonumber(ARGV[13]))
 if not amount then return {'malformed', served} end
 return {'counted', served, amount}
 """
@@ -352,7 +440,8 @@ class FlushBatch:
     experiment: str
     deltas: dict[int, dict[str, float]]  # window start -> field -> amount
     events: list[Event]
-    # hour -> request id -> what served it (None: not its variant, schema.UNSCORED)
+    # hour -> request id -> what served it (None or an ``Unanswered`` prediction: not
+    # its variant, schema.UNSCORED)
     requests: dict[int, dict[str, ServedRow | None]]
     # Written again unchanged after a failed write: Redis applies each part once.
     batch_id: str = field(default_factory=lambda: os.urandom(8).hex())
@@ -360,6 +449,9 @@ class FlushBatch:
     feedback: list[FeedbackItem] = field(default_factory=list)
     # The stats window feedback joined by these mappings counts in (when taken).
     join_window: int = 0
+    # (epoch, variant, unit) -> [requests, errors] since the last flush, for experiments
+    # whose unit is not the request; unit "" sums the requests that named no unit.
+    units: dict[tuple[int, str, str], list[int]] = field(default_factory=dict)
 
 
 _EVENT_FIELDS_JSON = orjson.dumps(EVENT_FIELDS)
@@ -399,6 +491,31 @@ def _delta_args(delta: dict[str, float]) -> list[Any]:
         args.append(name)
         args.append(str(amount) if isinstance(amount, int) else repr(float(amount)))
     return args
+
+
+# Units per script call: one call's Lua holds Redis for its run, so a flush of many
+# units is cut into parts of this many (each applied at most once on its own).
+UNITS_PER_PART = 500
+
+
+def _unit_parts(
+    units: dict[tuple[int, str, str], list[int]],
+) -> Iterable[tuple[list[tuple[int, str, str, list[int]]], list[Any]]]:
+    """The per-unit counts of a flush as script parts: entries with a hash of their own,
+    and plain increments for requests that were units of their own (x = 1 each)."""
+    entries = [(e, v, u, counts) for (e, v, u), counts in units.items() if u]
+    plain: list[Any] = []
+    for (epoch, variant, unit), (requests, errors) in units.items():
+        if unit:
+            continue
+        prefix = unit_requests_prefix(epoch, variant)
+        # Each such request is a unit with x = 1, y = its error (0/1): x² = x, y² = xy = y.
+        for name, amount in zip(UNIT_SUM_FIELDS, (requests, requests, requests), strict=False):
+            plain += [prefix + name, str(amount)]
+        for name in UNIT_SUM_FIELDS[3:]:
+            plain += [prefix + name, repr(float(errors))]
+    for start in range(0, max(len(entries), 1), UNITS_PER_PART):
+        yield entries[start : start + UNITS_PER_PART], plain if start == 0 else []
 
 
 def _hour(ts: float) -> int:
@@ -630,11 +747,14 @@ class AsyncStore:
         window_ttl_s: int = 30 * 86400,
         events_maxlen: int = 10_000,
         request_ttl_s: int = 86400,
+        unit_ttl_s: int = 30 * 86400,
         cluster: bool = False,
     ) -> None:
         self.url = url
         self.cluster = cluster
         self.window_ttl_s = window_ttl_s
+        # How long a unit's running counts outlive its last request or outcome.
+        self.unit_ttl_s = unit_ttl_s
         self.events_maxlen = events_maxlen
         # How long a mapping is kept, and so how long feedback waits for one.
         self.request_ttl_s = request_ttl_s
@@ -710,6 +830,8 @@ class AsyncStore:
                 _EVENT_FIELDS_JSON,
                 orjson.dumps(batch.events),
             )
+        if batch.units:
+            self._queue_units(pipe, keys, batch, now)
         window = batch.join_window or max(batch.deltas, default=0) or int(now // 60) * 60
         for hour, mapping in batch.requests.items():
             pipe.eval(
@@ -731,6 +853,29 @@ class AsyncStore:
                 self.request_ttl_s + 3600,
                 window,
                 self.window_ttl_s,
+                keys.unit_prefix,
+                self.unit_ttl_s,
+            )
+
+    def _queue_units(self, pipe: Any, keys: Keys, batch: FlushBatch, now: float) -> None:
+        for part, (entries, plain) in enumerate(_unit_parts(batch.units)):
+            args: list[Any] = []
+            for epoch, variant, _, (requests, errors) in entries:
+                args += [unit_requests_state(epoch, variant), unit_requests_prefix(epoch, variant),
+                         requests, errors]  # fmt: skip
+            pipe.eval(
+                _UNITS_SCRIPT,
+                2 + len(entries),
+                keys.totals,
+                keys.flushed,
+                *(keys.unit(unit) for _, _, unit, _ in entries),
+                now,
+                f"{batch.batch_id}:units:{part}",
+                FLUSHED_MEMORY_S,
+                self.unit_ttl_s,
+                len(entries),
+                *args,
+                *plain,
             )
 
     def _queue_feedback(self, pipe: Any, name: str, item: FeedbackItem, *, park: bool) -> None:
@@ -760,6 +905,8 @@ class AsyncStore:
             self.request_ttl_s + 3600,
             item.ts + self.request_ttl_s,
             1 if park else 0,
+            keys.unit_prefix,
+            self.unit_ttl_s,
         )
 
     async def feedback(self, name: str, item: FeedbackItem, *, park: bool) -> FeedbackResult:
