@@ -28,6 +28,7 @@ __all__ = [
     "SampleStatistic",
     "SampleStats",
     "VariantStats",
+    "is_proportion",
     "proportion_variance",
     "sample_covariance",
     "sample_variance",
@@ -570,6 +571,13 @@ def _add_optional(
             raise ValueError("cannot subtract latencies from a variant that has none")
         return b if sign > 0 else None
     return a + b if sign > 0 else a - b
+
+
+def is_proportion(stats: object) -> bool:
+    """Whether a statistic is a rate of 0/1 outcomes (per request or per unit)."""
+    return isinstance(stats, ProportionStats) or (
+        isinstance(stats, RatioStats) and stats.proportion
+    )
 
 
 def _add_ratio(a: RatioStats | None, b: RatioStats | None) -> RatioStats | None:

@@ -38,7 +38,7 @@ from typing import Any, Literal
 from analysis.decisions import Analysis, Verdict, analyze
 from analysis.inputs import ExperimentData
 from analysis.srm import SrmResult, sample_ratio_mismatch
-from analysis.sufficient import Moments, ProportionStats
+from analysis.sufficient import Moments, is_proportion
 from experiments.config import PROMOTION_PERCENT, Ramp
 from ramp.evidence import PrimaryEvidence, evidence_design, primary_evidence
 
@@ -155,7 +155,7 @@ def observe(
             evidence_design(plan, settings),
             Moments.of(champion),
             Moments.of(canary),
-            proportion=isinstance(champion, ProportionStats),
+            proportion=is_proportion(champion),
             higher_is_better=settings.direction == "increase",
         )
     return Observation(
