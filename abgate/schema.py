@@ -540,7 +540,8 @@ def encode_served(
         return UNSCORED
     if unit is None:
         return f"{variant}|{model_version}|{epoch}|{prediction}"
-    return f"{variant}|{model_version}|{epoch}/{len(unit.encode())}|{unit}|{prediction}"
+    size = len(unit) if unit.isascii() else len(unit.encode())
+    return f"{variant}|{model_version}|{epoch}/{size}|{unit}|{prediction}"
 
 
 def decode_served(value: str) -> Served:

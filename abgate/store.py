@@ -32,7 +32,6 @@ import redis.asyncio as aredis
 
 from abgate.errors import NotFound, RedisModeMismatch, RedisUnavailable
 from abgate.schema import (
-    UNIT_SUM_FIELDS,
     UNSCORED,
     Keys,
     ServedRow,
@@ -113,14 +112,16 @@ return 1
 # retried within seconds, so a few minutes covers it many times over.
 FLUSHED_MEMORY_S = 600
 
-# Adds one unit's new counts (dx, dy) to its running counts (x0, y0) -> (x1, y1), kept
-# in field ``state`` of the unit's hash ``key`` (false: a unit of one request, no
-# hash), and the change to the sums of its variant and epoch in the totals hash
-# (fields ``schema.unit_requests_prefix``/``unit_metric_prefix`` + units|x|xx|y|yy|xy):
-# Σx² += x1² - x0², Σxy += x1·y1 - x0·y0, units += 1 when x0 = 0, ... Counts are
-# integers (HINCRBY, printed with %d: tostring would give 1e+15), y may be a float.
-_ADD_UNIT = """
-local function add_unit(totals, key, state, agg, dx, dy, ttl)
+# Per-unit sums. ``step_unit`` adds a unit's new counts (dx, dy) to its running counts
+# (x0, y0) -> (x1, y1), kept as "x:y" in field ``state`` of the unit's hash ``key``
+# (false: a unit of one request, with no hash) and refreshes its expiry;
+# ``add_sums`` adds the change to the sums of its variant and epoch (a sums prefix,
+# ``schema.unit_requests_prefix``/``unit_metric_prefix``): units += 1 when x0 = 0,
+# Σx += x1 - x0, Σx² += x1² - x0², Σxy += x1·y1 - x0·y0, ...; ``write_sums`` adds
+# them to the totals hash, once per prefix and script run rather than once per
+# unit. Counts are integers (HINCRBY, printed with %d: tostring would give 1e+15).
+_UNIT_SUMS = """
+local function step_unit(key, state, dx, dy, ttl)
   local x0, y0 = 0, 0
   if key then
     local held = redis.call('HGET', key, state)
@@ -128,18 +129,35 @@ local function add_unit(totals, key, state, agg, dx, dy, ttl)
       local a, b = string.match(held, '^([^:]*):(.*)$')
       x0, y0 = tonumber(a) or 0, tonumber(b) or 0
     end
-  end
-  local x1, y1 = x0 + dx, y0 + dy
-  if key then
-    redis.call('HSET', key, state, string.format('%d:%.17g', x1, y1))
+    redis.call('HSET', key, state, string.format('%d:%.17g', x0 + dx, y0 + dy))
     if ttl > 0 then redis.call('EXPIRE', key, ttl) end
   end
-  if x0 == 0 then redis.call('HINCRBY', totals, agg .. 'units', 1) end
-  redis.call('HINCRBY', totals, agg .. 'x', string.format('%d', dx))
-  redis.call('HINCRBY', totals, agg .. 'xx', string.format('%d', x1 * x1 - x0 * x0))
-  redis.call('HINCRBYFLOAT', totals, agg .. 'y', string.format('%.17g', dy))
-  redis.call('HINCRBYFLOAT', totals, agg .. 'yy', string.format('%.17g', y1 * y1 - y0 * y0))
-  redis.call('HINCRBYFLOAT', totals, agg .. 'xy', string.format('%.17g', x1 * y1 - x0 * y0))
+  return x0, y0, x0 + dx, y0 + dy
+end
+
+local function add_sums(sums, prefix, x0, y0, x1, y1)
+  local s = sums[prefix]
+  if not s then
+    s = {0, 0, 0, 0, 0, 0}
+    sums[prefix] = s
+  end
+  if x0 == 0 then s[1] = s[1] + 1 end
+  s[2] = s[2] + (x1 - x0)
+  s[3] = s[3] + (x1 * x1 - x0 * x0)
+  s[4] = s[4] + (y1 - y0)
+  s[5] = s[5] + (y1 * y1 - y0 * y0)
+  s[6] = s[6] + (x1 * y1 - x0 * y0)
+end
+
+local function write_sums(totals, sums)
+  for prefix, s in pairs(sums) do
+    redis.call('HINCRBY', totals, prefix .. 'units', string.format('%d', s[1]))
+    redis.call('HINCRBY', totals, prefix .. 'x', string.format('%d', s[2]))
+    redis.call('HINCRBY', totals, prefix .. 'xx', string.format('%d', s[3]))
+    redis.call('HINCRBYFLOAT', totals, prefix .. 'y', string.format('%.17g', s[4]))
+    redis.call('HINCRBYFLOAT', totals, prefix .. 'yy', string.format('%.17g', s[5]))
+    redis.call('HINCRBYFLOAT', totals, prefix .. 'xy', string.format('%.17g', s[6]))
+  end
 end
 """
 
@@ -148,12 +166,12 @@ end
 # variant|version|prediction, read as epoch 0, or with a unit
 # variant|version|epoch/<unit bytes>|unit|prediction), into the stats fields
 # ``schema.metric_prefix`` names, and for a unit into its per-unit sums
-# (``add_unit``; the unit's hash is ``unit_prefix .. unit``, in the experiment's hash
+# (``step_unit``, ``add_sums``; the unit's hash is ``unit_prefix .. unit``, in the experiment's hash
 # slot like every key of it). A label scores 1 when it equals the prediction as a
 # number. Shared by the feedback script and the mapping writer, so a feedback
 # counts the same whichever of the two comes second.
 _COUNT_FEEDBACK = (
-    _ADD_UNIT
+    _UNIT_SUMS
     + """
 local function count_feedback(served, metric, kind, value, window_key, totals_key,
                               windows_key, window, window_ttl, unit_prefix, unit_ttl)
@@ -185,9 +203,12 @@ local function count_feedback(served, metric, kind, value, window_key, totals_ke
     redis.call('HINCRBYFLOAT', key, prefix .. 'ss', ss)
   end
   if unit then
-    add_unit(totals_key, unit ~= '' and (unit_prefix .. unit), epoch .. '|' .. variant .. ':m:'
-             .. metric, epoch .. '|' .. variant .. ':unit:metric:' .. metric .. ':', 1,
-             tonumber(sum), unit_ttl)
+    local ev = epoch .. '|' .. variant
+    local x0, y0, x1, y1 = step_unit(unit ~= '' and (unit_prefix .. unit),
+                                     ev .. ':m:' .. metric, 1, tonumber(sum), unit_ttl)
+    local sums = {}
+    add_sums(sums, ev .. ':unit:metric:' .. metric .. ':', x0, y0, x1, y1)
+    write_sums(totals_key, sums)
   end
   redis.call('ZADD', windows_key, window, window)
   if window_ttl > 0 then redis.call('EXPIRE', window_key, window_ttl) end
@@ -196,32 +217,39 @@ end
 """
 )
 
-# The per-unit request counts of one flush part (``add_unit`` with x = requests,
-# y = errors), at most once like the counters (the part id in ``flushed``). Units of
-# one request each (no unit named) come summed, as plain increments of the totals.
-# KEYS: totals, flushed, then one unit hash per entry
-# ARGV: now, part id, memory, unit TTL, entries, then per entry: state field, sums
-#       prefix, requests, errors; then field, amount pairs (a '.' in the amount: float)
+# The per-unit request counts of one flush part (x = requests, y = errors), at most
+# once like the counters (the part id in ``flushed``), sent as one JSON array of
+# [state field, sums prefix, [[unit, requests, errors], ...]] per epoch and variant.
+# Unit "" stands for requests that named no unit: each is a unit of one request (x = 1,
+# y = its error), so they add to the sums directly. Unit hashes are ``ARGV[5] .. unit``,
+# in the experiment's hash slot like all its keys.
+# KEYS: totals, flushed. ARGV: now, part id, memory, unit TTL, unit key prefix, groups
 _UNITS_SCRIPT = (
-    _ADD_UNIT
+    _UNIT_SUMS
     + """
 if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1] - ARGV[3])
 local ttl = tonumber(ARGV[4])
-local entries = tonumber(ARGV[5])
-for i = 1, entries do
-  local a = 5 + (i - 1) * 4
-  add_unit(KEYS[1], KEYS[2 + i], ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]),
-           tonumber(ARGV[a + 4]), ttl)
-end
-for i = 6 + entries * 4, #ARGV, 2 do
-  local f, v = ARGV[i], ARGV[i + 1]
-  if string.find(v, '[%.eE]') then
-    redis.call('HINCRBYFLOAT', KEYS[1], f, v)
-  else
-    redis.call('HINCRBY', KEYS[1], f, v)
+local sums = {}
+for _, group in ipairs(cjson.decode(ARGV[6])) do
+  local state, prefix = group[1], group[2]
+  for _, entry in ipairs(group[3]) do
+    local unit, requests, errors = entry[1], entry[2], entry[3]
+    if unit == '' then
+      local s = sums[prefix]
+      if not s then
+        s = {0, 0, 0, 0, 0, 0}
+        sums[prefix] = s
+      end
+      s[1], s[2], s[3] = s[1] + requests, s[2] + requests, s[3] + requests
+      s[4], s[5], s[6] = s[4] + errors, s[5] + errors, s[6] + errors
+    else
+      local x0, y0, x1, y1 = step_unit(ARGV[5] .. unit, state, requests, errors, ttl)
+      add_sums(sums, prefix, x0, y0, x1, y1)
+    end
   end
 end
+write_sums(KEYS[1], sums)
 return 1
 """
 )
@@ -449,9 +477,9 @@ class FlushBatch:
     feedback: list[FeedbackItem] = field(default_factory=list)
     # The stats window feedback joined by these mappings counts in (when taken).
     join_window: int = 0
-    # (epoch, variant, unit) -> [requests, errors] since the last flush, for experiments
+    # (epoch, variant) -> unit -> [requests, errors] since the last flush, for experiments
     # whose unit is not the request; unit "" sums the requests that named no unit.
-    units: dict[tuple[int, str, str], list[int]] = field(default_factory=dict)
+    units: dict[tuple[int, str], dict[str, list[int]]] = field(default_factory=dict)
 
 
 _EVENT_FIELDS_JSON = orjson.dumps(EVENT_FIELDS)
@@ -498,24 +526,14 @@ def _delta_args(delta: dict[str, float]) -> list[Any]:
 UNITS_PER_PART = 500
 
 
-def _unit_parts(
-    units: dict[tuple[int, str, str], list[int]],
-) -> Iterable[tuple[list[tuple[int, str, str, list[int]]], list[Any]]]:
-    """The per-unit counts of a flush as script parts: entries with a hash of their own,
-    and plain increments for requests that were units of their own (x = 1 each)."""
-    entries = [(e, v, u, counts) for (e, v, u), counts in units.items() if u]
-    plain: list[Any] = []
-    for (epoch, variant, unit), (requests, errors) in units.items():
-        if unit:
-            continue
-        prefix = unit_requests_prefix(epoch, variant)
-        # Each such request is a unit with x = 1, y = its error (0/1): x² = x, y² = xy = y.
-        for name, amount in zip(UNIT_SUM_FIELDS, (requests, requests, requests), strict=False):
-            plain += [prefix + name, str(amount)]
-        for name in UNIT_SUM_FIELDS[3:]:
-            plain += [prefix + name, repr(float(errors))]
-    for start in range(0, max(len(entries), 1), UNITS_PER_PART):
-        yield entries[start : start + UNITS_PER_PART], plain if start == 0 else []
+def _unit_parts(units: dict[tuple[int, str], dict[str, list[int]]]) -> Iterable[bytes]:
+    """The per-unit counts of a flush as script parts (``_UNITS_SCRIPT``'s JSON groups),
+    each of at most ``UNITS_PER_PART`` units."""
+    for (epoch, variant), counts in units.items():
+        rows = [(unit, c[0], c[1]) for unit, c in counts.items()]
+        state, prefix = unit_requests_state(epoch, variant), unit_requests_prefix(epoch, variant)
+        for start in range(0, len(rows), UNITS_PER_PART):
+            yield orjson.dumps([(state, prefix, rows[start : start + UNITS_PER_PART])])
 
 
 def _hour(ts: float) -> int:
@@ -858,24 +876,18 @@ class AsyncStore:
             )
 
     def _queue_units(self, pipe: Any, keys: Keys, batch: FlushBatch, now: float) -> None:
-        for part, (entries, plain) in enumerate(_unit_parts(batch.units)):
-            args: list[Any] = []
-            for epoch, variant, _, (requests, errors) in entries:
-                args += [unit_requests_state(epoch, variant), unit_requests_prefix(epoch, variant),
-                         requests, errors]  # fmt: skip
+        for part, groups in enumerate(_unit_parts(batch.units)):
             pipe.eval(
                 _UNITS_SCRIPT,
-                2 + len(entries),
+                2,
                 keys.totals,
                 keys.flushed,
-                *(keys.unit(unit) for _, _, unit, _ in entries),
                 now,
                 f"{batch.batch_id}:units:{part}",
                 FLUSHED_MEMORY_S,
                 self.unit_ttl_s,
-                len(entries),
-                *args,
-                *plain,
+                keys.unit_prefix,
+                groups,
             )
 
     def _queue_feedback(self, pipe: Any, name: str, item: FeedbackItem, *, park: bool) -> None:

@@ -41,22 +41,25 @@ def _encoded(row: ServedRow | None) -> str:
 
 def unit_counts(
     mappings: Iterable[dict[str, ServedRow | None]],
-) -> dict[tuple[int, str, str], list[int]]:
-    """Requests and errors per (epoch, variant, unit) in a flush's mappings; rows without a
-    unit (the experiment's unit is the request) count nowhere."""
-    counts: dict[tuple[int, str, str], list[int]] = {}
+) -> dict[tuple[int, str], dict[str, list[int]]]:
+    """Requests and errors per (epoch, variant) and unit in a flush's mappings; rows without
+    a unit (the experiment's unit is the request) count nowhere."""
+    counts: dict[tuple[int, str], dict[str, list[int]]] = {}
     for mapping in mappings:
         for row in mapping.values():
             if row is None or row[4] is None:
                 continue
-            key = (row[2], row[0], row[4])
-            error = 1 if row[3] is Unanswered.ERROR else 0
-            held = counts.get(key)
+            group = counts.get((row[2], row[0]))
+            if group is None:
+                group = counts[(row[2], row[0])] = {}
+            held = group.get(row[4])
+            error = row[3] is Unanswered.ERROR
             if held is None:
-                counts[key] = [1, error]
+                group[row[4]] = [1, 1 if error else 0]
             else:
                 held[0] += 1
-                held[1] += error
+                if error:
+                    held[1] += 1
     return counts
 
 
