@@ -55,6 +55,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.gateway_vs_nginx --connections 32 --log-rates default --drift on \
 		--gateway-cmd "$(BIN)/python -m bench.bare_forwarder --port {port} --config {config}"
 	$(BIN)/python -m bench.drift_sampling
+	$(BIN)/python -m bench.unit_recording
 
 # 100,000 requests with feedback on half: zero lost outcomes, no error, flat gateway memory.
 soak: $(STAMP)

@@ -284,6 +284,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
                 settings.redis_url,
                 cluster=settings.redis_cluster,
                 request_ttl_s=settings.request_ttl_s,
+                unit_ttl_s=settings.unit_ttl_s,
             )
             if settings.redis_url
             else None

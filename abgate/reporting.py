@@ -20,6 +20,7 @@ from analysis.epochs import Epoch, variant_totals
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
 from analysis.report import FORMATS, render
 from analysis.sufficient import VariantStats
+from analysis.units import choose_unit_statistics
 from experiments.config import ExperimentConfig
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "experiment_data",
     "render",
     "settings_from_config",
+    "unit_label",
     "write_report",
 ]
 
@@ -55,6 +57,13 @@ def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> 
         max_p99_ratio=p99_ratio,
         duration_s=duration_s,
     )
+
+
+def unit_label(config: ExperimentConfig) -> str:
+    """How the experiment's units are identified: ``request`` or e.g. ``header X-User-ID``."""
+    if config.unit.source == "request_id":
+        return "request"
+    return f"{config.unit.source} {config.unit.name}"
 
 
 def _metrics(stats: VariantStats | None, kinds: dict[str, str]) -> dict[str, Stats]:
@@ -130,6 +139,8 @@ def assemble_experiment_data(
     current = {v.name: v.model_version for v in config.variants}
     totals = variant_totals(epochs, current)
     versions_by_epoch = {e.version: e.model_versions for e in epochs}
+    # Per unit where the recorder kept complete unit sums (analysis.units).
+    choice = choose_unit_statistics(totals, kinds, unit_label(config))
     variants = []
     for v in config.variants:
         stats = totals.get(v.name)
@@ -142,7 +153,8 @@ def assemble_experiment_data(
                 requests=stats.requests if stats else 0,
                 errors=stats.errors if stats else 0,
                 latency=latency,
-                metrics=_metrics(stats, kinds),
+                metrics=choice.metrics.get(v.name, {}),
+                unit_errors=choice.errors.get(v.name),
                 model_version=v.model_version,
             )
         )
@@ -169,6 +181,7 @@ def assemble_experiment_data(
         windows=tuple(window_data),
         drift=drift,
         epochs=tuple(epochs),
+        analysis_unit=choice.unit,
     )
 
 

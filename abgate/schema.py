@@ -18,6 +18,26 @@ Keys of one experiment all carry its name as a Redis Cluster hash tag::
     abgate:{demo}:pending_feedback  hash: request id -> feedback waiting for its mapping
     abgate:{demo}:pending_feedback_due   sorted set: request id -> when it expires
     abgate:{demo}:feedback_joins    hash: parked, joined, expired (all-time counts)
+    abgate:{demo}:unit:<unit id>    hash: one unit's running counts (below); expires
+
+Per-unit statistics (experiments whose unit is a header or a body field, not
+the request): each unit's running counts live in its own hash, one field per
+epoch, variant and measure, ``"<x>:<y>"``::
+
+    7|champion:r                    requests : errors of the unit
+    7|champion:m:accuracy           labelled outcomes : metric sum of the unit
+
+and the totals hash keeps, per epoch and variant, the sums a delta-method
+ratio metric needs, updated from each unit's old and new counts by the same
+script that changes them (``abgate.store``)::
+
+    7|champion:unit:requests:units|x|xx|y|yy|xy
+    7|champion:unit:metric:accuracy:units|x|xx|y|yy|xy
+
+A request that names no unit (the header or field missing) is a unit of its
+own: it has no hash, its sums are added as a unit of one request. Unit sums
+are kept in the totals hash only: a window's increments of them are not the
+statistics of the window's units.
 
 Feedback whose request mapping is not in Redis yet (it waits in the serving
 process until its next flush) is parked; the script that writes mappings
@@ -43,6 +63,7 @@ cannot occur in a variant name, so the two forms never collide.
 from __future__ import annotations
 
 import bisect
+import enum
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -51,18 +72,20 @@ from typing import Any
 
 from analysis.drift import DriftCounts
 from analysis.epochs import Epoch
-from analysis.sufficient import LatencyHistogram, MetricStats, VariantStats
+from analysis.sufficient import LatencyHistogram, MetricStats, RatioStats, VariantStats
 
 __all__ = [
     "COUNTER_FIELDS",
     "LATENCY_BOUNDS_MS",
     "LATENCY_FIELDS",
+    "UNIT_SUM_FIELDS",
     "UNSCORED",
     "Keys",
     "Served",
     "ServedRow",
     "ShadowStats",
     "StatsHash",
+    "Unanswered",
     "decode_epochs",
     "decode_served",
     "decode_stats",
@@ -78,6 +101,10 @@ __all__ = [
     "routed_weights",
     "shadow_field",
     "sum_stats",
+    "unit_metric_prefix",
+    "unit_metric_state",
+    "unit_requests_prefix",
+    "unit_requests_state",
     "variant_prefix",
     "window_start",
 ]
@@ -118,6 +145,12 @@ class Keys:
     pending_feedback = property(lambda self: f"{self.base}:pending_feedback")
     pending_feedback_due = property(lambda self: f"{self.base}:pending_feedback_due")
     feedback_joins = property(lambda self: f"{self.base}:feedback_joins")
+
+    def unit(self, unit_id: str) -> str:
+        """The running counts of one unit (a user, say), per epoch, variant and measure."""
+        return f"{self.base}:unit:{unit_id}"
+
+    unit_prefix = property(lambda self: f"{self.base}:unit:")
 
     @property
     def flushed(self) -> str:
@@ -163,6 +196,31 @@ def variant_prefix(epoch: int, variant: str) -> str:
 def metric_prefix(epoch: int, variant: str, metric: str) -> str:
     """``7|champion:metric:accuracy:``, followed by ``n``, ``sum`` or ``ss``."""
     return f"{epoch}|{variant}:metric:{metric}:"
+
+
+UNIT_SUM_FIELDS = ("units", "x", "xx", "y", "yy", "xy")
+"""After a unit prefix: units, Σx, Σx², Σy, Σy², Σxy over the units of a variant and epoch."""
+
+
+def unit_requests_prefix(epoch: int, variant: str) -> str:
+    """``7|champion:unit:requests:``: per-unit sums with x = requests, y = errors."""
+    return f"{epoch}|{variant}:unit:requests:"
+
+
+def unit_metric_prefix(epoch: int, variant: str, metric: str) -> str:
+    """``7|champion:unit:metric:accuracy:``: per-unit sums with x = labelled outcomes,
+    y = the metric's sum. The feedback scripts build it the same way."""
+    return f"{epoch}|{variant}:unit:metric:{metric}:"
+
+
+def unit_requests_state(epoch: int, variant: str) -> str:
+    """The field of a unit's hash holding its ``requests:errors`` in one epoch and variant."""
+    return f"{epoch}|{variant}:r"
+
+
+def unit_metric_state(epoch: int, variant: str, metric: str) -> str:
+    """The field of a unit's hash holding its ``outcomes:sum`` of ``metric``."""
+    return f"{epoch}|{variant}:m:{metric}"
 
 
 def latency_hist_field(prefix: str, bucket: int) -> str:
@@ -288,13 +346,15 @@ _EMPTY_HASH = StatsHash({}, {})
 class _Parts:
     """Mutable accumulator for one (epoch, variant) while a hash is decoded."""
 
-    __slots__ = ("counters", "hist", "latency", "metrics")
+    __slots__ = ("counters", "hist", "latency", "metrics", "unit_metrics", "unit_requests")
 
     def __init__(self) -> None:
         self.counters = dict.fromkeys(COUNTER_FIELDS, 0)
         self.latency = {"n": 0.0, "sum": 0.0, "ss": 0.0}
         self.hist: dict[int, int] = {}
         self.metrics: dict[str, dict[str, float]] = {}
+        self.unit_requests: dict[str, float] = {}
+        self.unit_metrics: dict[str, dict[str, float]] = {}
 
     def add(self, parts: list[str], value: float) -> None:
         head = parts[0]
@@ -309,6 +369,14 @@ class _Parts:
         elif head == "metric" and len(parts) == 3 and parts[2] in ("n", "sum", "ss"):
             entry = self.metrics.setdefault(parts[1], {"n": 0.0, "sum": 0.0, "ss": 0.0})
             entry[parts[2]] += value
+        elif head == "unit" and parts[-1] in UNIT_SUM_FIELDS:
+            if len(parts) == 3 and parts[1] == "requests":
+                sums = self.unit_requests
+            elif len(parts) == 4 and parts[1] == "metric":
+                sums = self.unit_metrics.setdefault(parts[2], {})
+            else:
+                return
+            sums[parts[-1]] = sums.get(parts[-1], 0.0) + value
 
     def stats(self) -> VariantStats:
         counts = [0] * (len(LATENCY_BOUNDS_MS) + 1)
@@ -319,7 +387,23 @@ class _Parts:
             latency_ms=_metric(self.latency),
             latency=LatencyHistogram(LATENCY_BOUNDS_MS, tuple(counts)) if self.hist else None,
             metrics={name: _metric(m) for name, m in self.metrics.items()},
+            unit_requests=_ratio(self.unit_requests),
+            unit_metrics={
+                name: ratio for name, sums in self.unit_metrics.items() if (ratio := _ratio(sums))
+            },
         )
+
+
+def _ratio(sums: Mapping[str, float]) -> RatioStats | None:
+    # Sums that cannot describe any set of units (a hand edit, a partial write) read as
+    # absent: the analysis then falls back to the request-level statistics.
+    if not sums:
+        return None
+    try:
+        units, x, xx, y, yy, xy = (sums.get(name, 0.0) for name in UNIT_SUM_FIELDS)
+        return RatioStats(int(units), x, xx, y, yy, xy)
+    except ValueError:
+        return None
 
 
 def _metric(parts: Mapping[str, float]) -> MetricStats:
@@ -415,9 +499,18 @@ def parse_drift_fields(*hashes: Mapping[Any, Any]) -> dict[tuple[str, str], Drif
 # --- request -> served mapping ------------------------------------------------------------
 
 
-ServedRow = tuple[str, str, int, Any]
-"""(variant, model version, epoch, prediction): what the hot path keeps per request until
-the flush encodes it, so no string is built on the request path."""
+class Unanswered(enum.Enum):
+    """What stands in a served row's prediction when its variant did not answer."""
+
+    ERROR = "error"  # counted as an error of the variant (the unit's y for error rate)
+    OTHER = "other"  # a client error or a fallback without an error: not an error
+
+
+ServedRow = tuple[str, str, int, Any, str | None]
+"""(variant, model version, epoch, prediction or ``Unanswered``, unit): what the hot path
+keeps per request until the flush encodes it, so no string is built on the request path.
+The unit is None when the experiment's unit is the request, "" when the request named
+no unit (it is then a unit of its own)."""
 
 
 @dataclass(frozen=True)
@@ -428,6 +521,7 @@ class Served:
     model_version: str
     epoch: int
     prediction: str
+    unit: str | None = None  # None: the unit is the request; "": a unit of its own
 
 
 UNSCORED = "-"
@@ -435,17 +529,34 @@ UNSCORED = "-"
 for it is received (its claim is taken) but never counted."""
 
 
-def encode_served(variant: str, model_version: str, epoch: int, prediction: Any) -> str:
-    """``champion|v1|7|1``: the mapping value feedback is joined on."""
-    return f"{variant}|{model_version}|{epoch}|{prediction}"
+def encode_served(
+    variant: str, model_version: str, epoch: int, prediction: Any, unit: str | None = None
+) -> str:
+    """``champion|v1|7|1``: the mapping value feedback is joined on; with a unit,
+    ``champion|v1|7/5|alice|1`` (the unit's length in UTF-8 bytes after the epoch, so a
+    unit may hold any character, ``|`` too), and the request of an unanswered row is
+    ``UNSCORED``."""
+    if isinstance(prediction, Unanswered):
+        return UNSCORED
+    if unit is None:
+        return f"{variant}|{model_version}|{epoch}|{prediction}"
+    size = len(unit) if unit.isascii() else len(unit.encode())
+    return f"{variant}|{model_version}|{epoch}/{size}|{unit}|{prediction}"
 
 
 def decode_served(value: str) -> Served:
     """Read a mapping; one written before epochs were kept (``variant|version|prediction``)
     reads as epoch 0."""
     parts = value.split("|", 3)
-    if len(parts) == 4 and parts[2].isdigit():
-        return Served(parts[0], parts[1], int(parts[2]), parts[3])
+    if len(parts) == 4:
+        epoch, slash, length = parts[2].partition("/")
+        if epoch.isdigit() and slash and length.isdigit():
+            rest = parts[3].encode()
+            size = int(length)
+            unit, prediction = rest[:size].decode(), rest[size + 1 :].decode()
+            return Served(parts[0], parts[1], int(epoch), prediction, unit)
+        if parts[2].isdigit():
+            return Served(parts[0], parts[1], int(parts[2]), parts[3])
     variant, version, prediction = value.split("|", 2)
     return Served(variant, version, 0, prediction)
 

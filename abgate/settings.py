@@ -131,6 +131,16 @@ class Settings(BaseSettings):
             "expires and is counted as expired."
         ),
     )
+    unit_ttl_s: int = Field(
+        default=30 * 86400,
+        gt=0,
+        description=(
+            "How long a unit's running counts (experiments whose unit is a header or a body "
+            "field) are kept after its last request or outcome (seconds; every write starts "
+            "the wait again). A unit that returns after they expired starts again from zero "
+            "and counts as a new unit in the per-unit statistics (docs/statistics.md)."
+        ),
+    )
     drift_sample_rate: float = Field(
         default=0.05,
         ge=0,

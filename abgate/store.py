@@ -31,7 +31,15 @@ import redis
 import redis.asyncio as aredis
 
 from abgate.errors import NotFound, RedisModeMismatch, RedisUnavailable
-from abgate.schema import UNSCORED, Keys, ServedRow, encode_served, epoch_record
+from abgate.schema import (
+    UNSCORED,
+    Keys,
+    ServedRow,
+    encode_served,
+    epoch_record,
+    unit_requests_prefix,
+    unit_requests_state,
+)
 
 __all__ = [
     "CONFIG_CHANNEL",
@@ -104,19 +112,81 @@ return 1
 # retried within seconds, so a few minutes covers it many times over.
 FLUSHED_MEMORY_S = 600
 
+# Per-unit sums. ``step_unit`` adds a unit's new counts (dx, dy) to its running counts
+# (x0, y0) -> (x1, y1), kept as "x:y" in field ``state`` of the unit's hash ``key``
+# (false: a unit of one request, with no hash) and refreshes its expiry;
+# ``add_sums`` adds the change to the sums of its variant and epoch (a sums prefix,
+# ``schema.unit_requests_prefix``/``unit_metric_prefix``): units += 1 when x0 = 0,
+# Σx += x1 - x0, Σx² += x1² - x0², Σxy += x1·y1 - x0·y0, ...; ``write_sums`` adds
+# them to the totals hash, once per prefix and script run rather than once per
+# unit. Counts are integers (HINCRBY, printed with %d: tostring would give 1e+15).
+_UNIT_SUMS = """
+local function step_unit(key, state, dx, dy, ttl)
+  local x0, y0 = 0, 0
+  if key then
+    local held = redis.call('HGET', key, state)
+    if held then
+      local a, b = string.match(held, '^([^:]*):(.*)$')
+      x0, y0 = tonumber(a) or 0, tonumber(b) or 0
+    end
+    redis.call('HSET', key, state, string.format('%d:%.17g', x0 + dx, y0 + dy))
+    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
+  end
+  return x0, y0, x0 + dx, y0 + dy
+end
+
+local function add_sums(sums, prefix, x0, y0, x1, y1)
+  local s = sums[prefix]
+  if not s then
+    s = {0, 0, 0, 0, 0, 0}
+    sums[prefix] = s
+  end
+  if x0 == 0 then s[1] = s[1] + 1 end
+  s[2] = s[2] + (x1 - x0)
+  s[3] = s[3] + (x1 * x1 - x0 * x0)
+  s[4] = s[4] + (y1 - y0)
+  s[5] = s[5] + (y1 * y1 - y0 * y0)
+  s[6] = s[6] + (x1 * y1 - x0 * y0)
+end
+
+local function write_sums(totals, sums)
+  for prefix, s in pairs(sums) do
+    redis.call('HINCRBY', totals, prefix .. 'units', string.format('%d', s[1]))
+    redis.call('HINCRBY', totals, prefix .. 'x', string.format('%d', s[2]))
+    redis.call('HINCRBY', totals, prefix .. 'xx', string.format('%d', s[3]))
+    redis.call('HINCRBYFLOAT', totals, prefix .. 'y', string.format('%.17g', s[4]))
+    redis.call('HINCRBYFLOAT', totals, prefix .. 'yy', string.format('%.17g', s[5]))
+    redis.call('HINCRBYFLOAT', totals, prefix .. 'xy', string.format('%.17g', s[6]))
+  end
+end
+"""
+
 # Counts one feedback against the mapping of the request it belongs to
-# (``schema.encode_served``: variant|version|epoch|prediction, or the older
-# variant|version|prediction, read as epoch 0), into the stats fields
-# ``schema.metric_prefix`` names. A label scores 1 when it equals the
-# prediction as a number. Shared by the feedback script and the mapping
-# writer, so a feedback counts the same whichever of the two comes second.
-_COUNT_FEEDBACK = """
+# (``schema.encode_served``: variant|version|epoch|prediction, the older
+# variant|version|prediction, read as epoch 0, or with a unit
+# variant|version|epoch/<unit bytes>|unit|prediction), into the stats fields
+# ``schema.metric_prefix`` names, and for a unit into its per-unit sums
+# (``step_unit``, ``add_sums``; the unit's hash is ``unit_prefix .. unit``, in the experiment's hash
+# slot like every key of it). A label scores 1 when it equals the prediction as a
+# number. Shared by the feedback script and the mapping writer, so a feedback
+# counts the same whichever of the two comes second.
+_COUNT_FEEDBACK = (
+    _UNIT_SUMS
+    + """
 local function count_feedback(served, metric, kind, value, window_key, totals_key,
-                              windows_key, window, window_ttl)
+                              windows_key, window, window_ttl, unit_prefix, unit_ttl)
   local variant, version, rest = string.match(served, '^([^|]*)|([^|]*)|(.*)$')
   if not variant then return nil end
-  local epoch, prediction = string.match(rest, '^(%d+)|(.*)$')
-  if not epoch then epoch, prediction = '0', rest end
+  local unit
+  local epoch, size, after = string.match(rest, '^(%d+)/(%d+)|(.*)$')
+  local prediction
+  if epoch then
+    size = tonumber(size)
+    unit, prediction = string.sub(after, 1, size), string.sub(after, size + 2)
+  else
+    epoch, prediction = string.match(rest, '^(%d+)|(.*)$')
+    if not epoch then epoch, prediction = '0', rest end
+  end
   local amount
   if kind == 'label' then
     local p, l = tonumber(prediction), tonumber(value)
@@ -132,11 +202,57 @@ local function count_feedback(served, metric, kind, value, window_key, totals_ke
     redis.call('HINCRBYFLOAT', key, prefix .. 'sum', sum)
     redis.call('HINCRBYFLOAT', key, prefix .. 'ss', ss)
   end
+  if unit then
+    local ev = epoch .. '|' .. variant
+    local x0, y0, x1, y1 = step_unit(unit ~= '' and (unit_prefix .. unit),
+                                     ev .. ':m:' .. metric, 1, tonumber(sum), unit_ttl)
+    local sums = {}
+    add_sums(sums, ev .. ':unit:metric:' .. metric .. ':', x0, y0, x1, y1)
+    write_sums(totals_key, sums)
+  end
   redis.call('ZADD', windows_key, window, window)
   if window_ttl > 0 then redis.call('EXPIRE', window_key, window_ttl) end
   return sum
 end
 """
+)
+
+# The per-unit request counts of one flush part (x = requests, y = errors), at most
+# once like the counters (the part id in ``flushed``), sent as one JSON array of
+# [state field, sums prefix, [[unit, requests, errors], ...]] per epoch and variant.
+# Unit "" stands for requests that named no unit: each is a unit of one request (x = 1,
+# y = its error), so they add to the sums directly. Unit hashes are ``ARGV[5] .. unit``,
+# in the experiment's hash slot like all its keys.
+# KEYS: totals, flushed. ARGV: now, part id, memory, unit TTL, unit key prefix, groups
+_UNITS_SCRIPT = (
+    _UNIT_SUMS
+    + """
+if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1] - ARGV[3])
+local ttl = tonumber(ARGV[4])
+local sums = {}
+for _, group in ipairs(cjson.decode(ARGV[6])) do
+  local state, prefix = group[1], group[2]
+  for _, entry in ipairs(group[3]) do
+    local unit, requests, errors = entry[1], entry[2], entry[3]
+    if unit == '' then
+      local s = sums[prefix]
+      if not s then
+        s = {0, 0, 0, 0, 0, 0}
+        sums[prefix] = s
+      end
+      s[1], s[2], s[3] = s[1] + requests, s[2] + requests, s[3] + requests
+      s[4], s[5], s[6] = s[4] + errors, s[5] + errors, s[6] + errors
+    else
+      local x0, y0, x1, y1 = step_unit(ARGV[5] .. unit, state, requests, errors, ttl)
+      add_sums(sums, prefix, x0, y0, x1, y1)
+    end
+  end
+end
+write_sums(KEYS[1], sums)
+return 1
+"""
+)
 
 # Adds a batch of request -> served-variant entries, sent as one JSON object:
 # decoding it here costs Redis less than the client spends packing one HSET
@@ -146,7 +262,7 @@ end
 # leaves uncounted). Running it twice (a retry after a lost reply) counts nothing
 # twice: a joined feedback is no longer parked.
 # KEYS: requests hash, pending hash, pending due set, joins hash, window, totals, windows
-# ARGV: entries JSON, mapping TTL, window start, window TTL
+# ARGV: entries JSON, mapping TTL, window start, window TTL, unit key prefix, unit TTL
 _REQUESTS_SCRIPT = (
     _COUNT_FEEDBACK
     + """
@@ -172,7 +288,7 @@ for id, served in pairs(entries) do
     else
       local p = cjson.decode(parked)
       count_feedback(served, p[1], p[2], p[3], KEYS[5], KEYS[6], KEYS[7], ARGV[3],
-                     tonumber(ARGV[4]))
+                     tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
       joined = joined + 1
     end
     redis.call('HDEL', KEYS[2], id)
@@ -194,7 +310,7 @@ return joined
 # KEYS: claim, pending hash, pending due set, joins hash, window, totals, windows,
 #       then the request hashes of every hour a mapping may be kept in
 # ARGV: request id, token, metric, kind, value, served or '', window start,
-#       window TTL, claim TTL, expiry time, park (1/0)
+#       window TTL, claim TTL, expiry time, park (1/0), unit key prefix, unit TTL
 _FEEDBACK_SCRIPT = (
     _COUNT_FEEDBACK
     + """
@@ -224,7 +340,7 @@ end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[9])
 if served == '-' then return {'unscored'} end
 local amount = count_feedback(served, ARGV[3], ARGV[4], ARGV[5], KEYS[5], KEYS[6], KEYS[7],
-                              ARGV[7], tonumber(ARGV[8]))
+                              ARGV[7], tonumber(ARGV[8]), ARGV[12], tonumber(ARGV[13]))
 if not amount then return {'malformed', served} end
 return {'counted', served, amount}
 """
@@ -352,7 +468,8 @@ class FlushBatch:
     experiment: str
     deltas: dict[int, dict[str, float]]  # window start -> field -> amount
     events: list[Event]
-    # hour -> request id -> what served it (None: not its variant, schema.UNSCORED)
+    # hour -> request id -> what served it (None or an ``Unanswered`` prediction: not
+    # its variant, schema.UNSCORED)
     requests: dict[int, dict[str, ServedRow | None]]
     # Written again unchanged after a failed write: Redis applies each part once.
     batch_id: str = field(default_factory=lambda: os.urandom(8).hex())
@@ -360,6 +477,9 @@ class FlushBatch:
     feedback: list[FeedbackItem] = field(default_factory=list)
     # The stats window feedback joined by these mappings counts in (when taken).
     join_window: int = 0
+    # (epoch, variant) -> unit -> [requests, errors] since the last flush, for experiments
+    # whose unit is not the request; unit "" sums the requests that named no unit.
+    units: dict[tuple[int, str], dict[str, list[int]]] = field(default_factory=dict)
 
 
 _EVENT_FIELDS_JSON = orjson.dumps(EVENT_FIELDS)
@@ -399,6 +519,21 @@ def _delta_args(delta: dict[str, float]) -> list[Any]:
         args.append(name)
         args.append(str(amount) if isinstance(amount, int) else repr(float(amount)))
     return args
+
+
+# Units per script call: one call's Lua holds Redis for its run, so a flush of many
+# units is cut into parts of this many (each applied at most once on its own).
+UNITS_PER_PART = 500
+
+
+def _unit_parts(units: dict[tuple[int, str], dict[str, list[int]]]) -> Iterable[bytes]:
+    """The per-unit counts of a flush as script parts (``_UNITS_SCRIPT``'s JSON groups),
+    each of at most ``UNITS_PER_PART`` units."""
+    for (epoch, variant), counts in units.items():
+        rows = [(unit, c[0], c[1]) for unit, c in counts.items()]
+        state, prefix = unit_requests_state(epoch, variant), unit_requests_prefix(epoch, variant)
+        for start in range(0, len(rows), UNITS_PER_PART):
+            yield orjson.dumps([(state, prefix, rows[start : start + UNITS_PER_PART])])
 
 
 def _hour(ts: float) -> int:
@@ -630,11 +765,14 @@ class AsyncStore:
         window_ttl_s: int = 30 * 86400,
         events_maxlen: int = 10_000,
         request_ttl_s: int = 86400,
+        unit_ttl_s: int = 30 * 86400,
         cluster: bool = False,
     ) -> None:
         self.url = url
         self.cluster = cluster
         self.window_ttl_s = window_ttl_s
+        # How long a unit's running counts outlive its last request or outcome.
+        self.unit_ttl_s = unit_ttl_s
         self.events_maxlen = events_maxlen
         # How long a mapping is kept, and so how long feedback waits for one.
         self.request_ttl_s = request_ttl_s
@@ -710,6 +848,8 @@ class AsyncStore:
                 _EVENT_FIELDS_JSON,
                 orjson.dumps(batch.events),
             )
+        if batch.units:
+            self._queue_units(pipe, keys, batch, now)
         window = batch.join_window or max(batch.deltas, default=0) or int(now // 60) * 60
         for hour, mapping in batch.requests.items():
             pipe.eval(
@@ -731,6 +871,23 @@ class AsyncStore:
                 self.request_ttl_s + 3600,
                 window,
                 self.window_ttl_s,
+                keys.unit_prefix,
+                self.unit_ttl_s,
+            )
+
+    def _queue_units(self, pipe: Any, keys: Keys, batch: FlushBatch, now: float) -> None:
+        for part, groups in enumerate(_unit_parts(batch.units)):
+            pipe.eval(
+                _UNITS_SCRIPT,
+                2,
+                keys.totals,
+                keys.flushed,
+                now,
+                f"{batch.batch_id}:units:{part}",
+                FLUSHED_MEMORY_S,
+                self.unit_ttl_s,
+                keys.unit_prefix,
+                groups,
             )
 
     def _queue_feedback(self, pipe: Any, name: str, item: FeedbackItem, *, park: bool) -> None:
@@ -760,6 +917,8 @@ class AsyncStore:
             self.request_ttl_s + 3600,
             item.ts + self.request_ttl_s,
             1 if park else 0,
+            keys.unit_prefix,
+            self.unit_ttl_s,
         )
 
     async def feedback(self, name: str, item: FeedbackItem, *, park: bool) -> FeedbackResult:

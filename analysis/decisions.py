@@ -37,7 +37,7 @@ from analysis.results import TestResult
 from analysis.sequential import guardrail_test
 from analysis.srm import SrmResult, epoch_sample_ratio_mismatch, sample_ratio_mismatch
 from analysis.stratified import Strata, stratify
-from analysis.sufficient import ProportionStats, SampleStatistic, VariantStats
+from analysis.sufficient import SampleStatistic, VariantStats, is_proportion
 
 __all__ = ["Analysis", "Verdict", "analyze", "split_check"]
 
@@ -127,10 +127,19 @@ class PrimaryTest:
     strata: Strata | None = None
 
 
-def _pick(metric: str, proportion: bool) -> Callable[[VariantStats], SampleStatistic | None]:
+def _pick(
+    metric: str, proportion: bool, per_unit: bool
+) -> Callable[[VariantStats], SampleStatistic | None]:
+    """How an epoch's statistic of ``metric`` is read: on the same unit as the totals."""
+
     def pick(stats: VariantStats) -> SampleStatistic | None:
         if metric not in stats.metrics:
             return None
+        if per_unit:
+            ratio = stats.unit_metric(metric)
+            if ratio is None:
+                return None
+            return ratio.as_proportion() if proportion else ratio
         return stats.proportion(metric) if proportion else stats.metrics[metric]
 
     return pick
@@ -157,7 +166,8 @@ def _primary_test(data: ExperimentData, variant: VariantData) -> PrimaryTest:
     strata = None
     if len(data.epochs) > 1:
         versions = {champion.name: champion.model_version, variant.name: variant.model_version}
-        pick = _pick(s.primary_metric, isinstance(control, ProportionStats))
+        per_unit = data.analysis_unit.of(s.primary_metric) == "unit"
+        pick = _pick(s.primary_metric, is_proportion(control), per_unit)
         strata = stratify(data.epochs, champion.name, variant.name, pick, versions)
     if strata is None or strata.count < 2:
         return PrimaryTest(*test(control, treatment), strata=strata)

@@ -31,7 +31,7 @@ from analysis.frequentist import welch_test
 from analysis.results import Alternative, DifferenceType, TestResult
 from analysis.sequential import DEFAULT_TUNING, sequential_test
 from analysis.stratified import StratifiedStats
-from analysis.sufficient import FloatArray, Moments, ProportionStats, SampleStatistic
+from analysis.sufficient import FloatArray, Moments, SampleStatistic, is_proportion
 
 __all__ = [
     "DifferenceChoice",
@@ -59,7 +59,7 @@ class DifferenceChoice:
 
 def default_difference(control: SampleStatistic) -> DifferenceType:
     """Relative for a proportion, absolute for a mean (whose baseline can be 0 or negative)."""
-    proportion = isinstance(control, ProportionStats) or (
+    proportion = is_proportion(control) or (
         isinstance(control, StratifiedStats) and control.proportion
     )
     return "relative" if proportion else "absolute"

@@ -18,7 +18,14 @@ from typing import Any, Literal
 
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch, variant_totals
-from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats, VariantStats
+from analysis.sufficient import (
+    LatencyHistogram,
+    MetricStats,
+    ProportionStats,
+    RatioStats,
+    VariantStats,
+)
+from analysis.units import AnalysisUnit, choose_unit_statistics
 
 __all__ = [
     "SCHEMA_VERSIONS",
@@ -30,7 +37,7 @@ __all__ = [
     "experiment_from_json",
 ]
 
-Stats = MetricStats | ProportionStats
+Stats = MetricStats | ProportionStats | RatioStats
 
 SCHEMA_VERSIONS = (1, 2)
 """Versions of the ``abgate analyze`` input this module reads (1: no ``schema_version``)."""
@@ -79,10 +86,14 @@ class VariantData:
     metrics: Mapping[str, Stats] = field(default_factory=dict)
     # The model version it runs now: epochs in which it ran another are not compared.
     model_version: str | None = None
+    # Errors per request with units (users) as the observations, when analysed per unit.
+    unit_errors: RatioStats | None = None
 
     @property
-    def error_stats(self) -> ProportionStats:
-        """Errors per request, as a proportion."""
+    def error_stats(self) -> ProportionStats | RatioStats:
+        """Errors per request, as a proportion (per unit when the unit is not the request)."""
+        if self.unit_errors is not None:
+            return self.unit_errors
         return ProportionStats(self.requests, float(self.errors))
 
 
@@ -107,6 +118,8 @@ class ExperimentData:
     # Per-epoch statistics with the weights of each epoch; empty when only totals are
     # known (input version 1), and then the split is checked against ``weight``.
     epochs: tuple[Epoch, ...] = ()
+    # Which metrics the tests read per unit (a user) rather than per request.
+    analysis_unit: AnalysisUnit = field(default_factory=AnalysisUnit)
 
     @property
     def champion(self) -> VariantData:
@@ -166,7 +179,7 @@ def _text_field(data: Mapping[str, Any], key: str, path: str) -> str | None:
 _METRIC_FIELDS = ("type", "n", "sum", "sum_squares")
 
 
-def _metric(data: Any, path: str) -> Stats:
+def _metric(data: Any, path: str) -> MetricStats | ProportionStats:
     data = _mapping(data, path)
     _known(data, path, _METRIC_FIELDS)
     kind = data.get("type", "mean")
@@ -227,11 +240,12 @@ def _settings(data: Any) -> AnalysisSettings:
 
 
 _TOP_V1 = ("experiment", "settings", "variants", "windows", "schema_version")
-_TOP_V2 = ("schema_version", "experiment", "settings", "variants", "epochs", "windows")
+_TOP_V2 = ("schema_version", "experiment", "settings", "variants", "epochs", "windows", "unit")
 _VARIANT_V1 = ("name", "role", "weight", "requests", "errors", "latency_ms", "metrics")
 _VARIANT_V2 = ("name", "role", "weight", "model_version")
 _EPOCH = ("version", "start", "end", "weights", "model_versions", "paused", "variants")
-_EPOCH_VARIANT = ("requests", "errors", "latency_ms", "metrics")
+_EPOCH_VARIANT = ("requests", "errors", "latency_ms", "metrics", "units", "unit_requests")
+_RATIO = ("units", "sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy")
 _WINDOW = ("start", "variants")
 _WINDOW_VARIANT = ("requests", "metrics")
 
@@ -257,13 +271,15 @@ def experiment_from_json(data: Any) -> ExperimentData:
     if not isinstance(variants_raw, list) or len(variants_raw) < 2:
         raise InputError("variants", "needs a list of at least two variants")
     epochs: tuple[Epoch, ...] = ()
+    unit = AnalysisUnit()
     if version == 1:
         variants = [_variant_v1(raw, index) for index, raw in enumerate(variants_raw)]
     else:
         declared = [_variant_v2(raw, index) for index, raw in enumerate(variants_raw)]
         names = [v["name"] for v in declared]
         epochs, kinds = _epochs(data.get("epochs"), names)
-        variants = _pooled_variants(declared, epochs, kinds)
+        unit_name = _text_field(data, "unit", "") or "request"
+        variants, unit = _pooled_variants(declared, epochs, kinds, unit_name)
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise InputError("variants", "variant names must be unique")
@@ -279,6 +295,7 @@ def experiment_from_json(data: Any) -> ExperimentData:
         settings=_settings(data.get("settings", {})),
         windows=tuple(sorted(windows, key=lambda w: w.start)),
         epochs=epochs,
+        analysis_unit=unit,
     )
 
 
@@ -347,7 +364,35 @@ def _epoch_variant(raw: Any, path: str, kinds: dict[str, tuple[str, str]]) -> Va
     if errors > requests:
         raise InputError(f"{path}.errors", f"cannot exceed requests ({requests})")
     latency = _latency(raw["latency_ms"], f"{path}.latency_ms") if "latency_ms" in raw else None
-    return VariantStats(requests=requests, errors=errors, latency=latency, metrics=metrics)
+    units = {
+        key: _ratio(value, f"{path}.units.{key}")
+        for key, value in _mapping(raw.get("units", {}), f"{path}.units").items()
+    }
+    for key in units:
+        if key not in metrics:
+            raise InputError(f"{path}.units.{key}", "has no request-level metrics.{key}")
+    unit_requests = (
+        _ratio(raw["unit_requests"], f"{path}.unit_requests") if "unit_requests" in raw else None
+    )
+    return VariantStats(
+        requests=requests,
+        errors=errors,
+        latency=latency,
+        metrics=metrics,
+        unit_requests=unit_requests,
+        unit_metrics=units,
+    )
+
+
+def _ratio(data: Any, path: str) -> RatioStats:
+    data = _mapping(data, path)
+    _known(data, path, _RATIO)
+    units = _number(data, "units", path, integer=True)
+    sums = [_number(data, key, path, minimum=None) for key in _RATIO[1:]]
+    try:
+        return RatioStats(units, *sums)
+    except ValueError as exc:
+        raise InputError(path, str(exc)) from exc
 
 
 def _names_known(data: Mapping[str, Any], path: str, names: list[str]) -> None:
@@ -410,11 +455,17 @@ def _epochs(raw: Any, names: list[str]) -> tuple[tuple[Epoch, ...], dict[str, tu
 
 
 def _pooled_variants(
-    declared: list[dict[str, Any]], epochs: tuple[Epoch, ...], kinds: dict[str, tuple[str, str]]
-) -> list[VariantData]:
+    declared: list[dict[str, Any]],
+    epochs: tuple[Epoch, ...],
+    kinds: dict[str, tuple[str, str]],
+    unit_name: str,
+) -> tuple[list[VariantData], AnalysisUnit]:
     current = {v["name"]: v["model_version"] for v in declared if v["model_version"]}
     totals = variant_totals(epochs, current)
     last = epochs[-1].weights or {}
+    choice = choose_unit_statistics(
+        totals, {key: kind for key, (kind, _) in kinds.items()}, unit_name
+    )
     out = []
     for v in declared:
         stats = totals.get(v["name"], VariantStats())
@@ -426,14 +477,12 @@ def _pooled_variants(
                 requests=stats.requests,
                 errors=stats.errors,
                 latency=stats.latency,
-                metrics={
-                    key: stats.proportion(key) if kinds[key][0] == "proportion" else m
-                    for key, m in stats.metrics.items()
-                },
+                metrics=choice.metrics.get(v["name"], {}),
+                unit_errors=choice.errors.get(v["name"]),
                 model_version=v["model_version"] or None,
             )
         )
-    return out
+    return out, choice.unit
 
 
 def _window(raw: Any, path: str) -> WindowData:

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from analysis.epochs import Epoch, routing_spans
-from analysis.sufficient import ProportionStats, SampleStatistic, VariantStats
+from analysis.sufficient import SampleStatistic, VariantStats, is_proportion
 
 __all__ = ["MIN_PER_ARM", "Strata", "StratifiedStats", "stratify"]
 
@@ -137,5 +137,5 @@ def _combine(arms: list[SampleStatistic], weights: list[float]) -> StratifiedSta
     mean_variance = sum(
         w * w * float(arm.variance) / arm.n for w, arm in zip(weights, arms, strict=True)
     )
-    proportion = all(isinstance(arm, ProportionStats) for arm in arms)
+    proportion = all(is_proportion(arm) for arm in arms)
     return StratifiedStats(n=n, mean=mean, variance=mean_variance * n, proportion=proportion)

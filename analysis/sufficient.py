@@ -11,7 +11,7 @@ import itertools
 import math
 import numbers
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 import numpy as np
@@ -24,9 +24,11 @@ __all__ = [
     "MetricStats",
     "Moments",
     "ProportionStats",
+    "RatioStats",
     "SampleStatistic",
     "SampleStats",
     "VariantStats",
+    "is_proportion",
     "proportion_variance",
     "sample_covariance",
     "sample_variance",
@@ -263,6 +265,108 @@ SampleStats = MetricStats | ProportionStats
 
 
 @dataclass(frozen=True)
+class RatioStats:
+    """Per-unit sums of a ratio metric Σy / Σx, for analysis by unit (a user, say).
+
+    Each unit contributes its count ``x`` (requests, or labelled outcomes) and
+    its metric sum ``y``; the statistic is the mean per request or outcome,
+    Σy / Σx, with the delta-method variance that treats units, not requests,
+    as independent (gbstats' ratio metrics; equal to a cluster-robust standard
+    error of the mean). ``n`` is the number of units and ``variance / n`` the
+    variance of the ratio, so it is a ``SampleStatistic`` every two-sample test
+    reads unchanged. ``proportion`` says the per-request outcomes are 0/1 (the
+    default difference is then relative, as for ``ProportionStats``).
+    """
+
+    units: int
+    sum_x: float
+    sum_xx: float
+    sum_y: float
+    sum_yy: float
+    sum_xy: float
+    proportion: bool = False
+
+    def __post_init__(self) -> None:
+        units = _count("units", self.units)
+        values = [
+            _finite(name, getattr(self, name))
+            for name in ("sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy")
+        ]
+        sum_x, sum_xx, _, sum_yy, sum_xy = values
+        if units == 0 and any(values):
+            raise ValueError(f"sums must be 0 when there are no units, got {values}")
+        if sum_x < 0 or sum_xx < 0 or sum_yy < 0:
+            raise ValueError("sum_x, sum_xx and sum_yy cannot be negative")
+        if units:
+            # Cauchy–Schwarz, twice: no set of units has sums outside these bounds.
+            slack = _RELATIVE_TOLERANCE * max(sum_xx * units, sum_x * sum_x, 1.0)
+            if sum_x * sum_x > sum_xx * units + slack:
+                raise ValueError("sum_xx must be >= sum_x**2 / units")
+            if sum_xy * sum_xy > sum_xx * sum_yy * (1 + _RELATIVE_TOLERANCE) + 1e-9:
+                raise ValueError("sum_xy**2 must be <= sum_xx * sum_yy")
+        object.__setattr__(self, "units", units)
+        for name, value in zip(("sum_x", "sum_xx", "sum_y", "sum_yy", "sum_xy"), values,
+                               strict=True):  # fmt: skip
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_units(cls, pairs: Iterable[tuple[float, float]], *, proportion: bool = False
+                   ) -> RatioStats:  # fmt: skip
+        """The sums of raw per-unit (x, y) pairs (for tests and imports)."""
+        data = np.array(list(pairs), dtype=np.float64).reshape(-1, 2)
+        x, y = data[:, 0], data[:, 1]
+        return cls(len(data), float(x.sum()), float(x @ x), float(y.sum()), float(y @ y),
+                   float(x @ y), proportion)  # fmt: skip
+
+    @property
+    def n(self) -> int:
+        """The number of units: the independent observations."""
+        return self.units
+
+    @property
+    def mean(self) -> float:
+        """Σy / Σx: the metric per request (or outcome); 0 when nothing was counted."""
+        return self.sum_y / self.sum_x if self.sum_x > 0 else 0.0
+
+    @property
+    def variance(self) -> float:
+        """Per-unit delta-method variance: ``variance / n`` is the ratio's variance.
+
+        0 with fewer than 2 units; never below 0 (rounding of exact data).
+        """
+        if self.units < 2 or self.sum_x <= 0:
+            return 0.0
+        moments = Moments.from_ratio_sums(
+            self.units, (self.sum_y, self.sum_yy), (self.sum_x, self.sum_xx), self.sum_xy
+        )
+        return max(0.0, float(moments.variance))
+
+    @property
+    def unadjusted_mean(self) -> float:
+        """Same as ``mean``: nothing is adjusted."""
+        return self.mean
+
+    def __add__(self, other: RatioStats) -> RatioStats:
+        """Units of two periods (epochs) together; a unit seen in both counts twice,
+        as two units, which is right as long as epochs are few."""
+        if not isinstance(other, RatioStats):
+            return NotImplemented
+        return RatioStats(
+            self.units + other.units,
+            self.sum_x + other.sum_x,
+            self.sum_xx + other.sum_xx,
+            self.sum_y + other.sum_y,
+            self.sum_yy + other.sum_yy,
+            self.sum_xy + other.sum_xy,
+            self.proportion and other.proportion,
+        )
+
+    def as_proportion(self) -> RatioStats:
+        """The same sums, read as a rate of 0/1 outcomes."""
+        return replace(self, proportion=True)
+
+
+@dataclass(frozen=True)
 class Moments:
     """Sample size, mean and variance of one arm, as arrays: the vectorised view of stats.
 
@@ -469,6 +573,19 @@ def _add_optional(
     return a + b if sign > 0 else a - b
 
 
+def is_proportion(stats: object) -> bool:
+    """Whether a statistic is a rate of 0/1 outcomes (per request or per unit)."""
+    return isinstance(stats, ProportionStats) or (
+        isinstance(stats, RatioStats) and stats.proportion
+    )
+
+
+def _add_ratio(a: RatioStats | None, b: RatioStats | None) -> RatioStats | None:
+    if a is None:
+        return b
+    return a if b is None else a + b
+
+
 @dataclass(frozen=True)
 class VariantStats:
     """Everything recorded for one variant over some period, as statistics that add up.
@@ -477,6 +594,12 @@ class VariantStats:
     statistics are the sum of its parts, and what happened since a snapshot is
     the difference. ``metrics`` hold every delayed outcome as a mean's
     statistics; a metric known to be binary reads them with ``proportion``.
+
+    When the unit of assignment is not the request, ``unit_requests`` (x =
+    requests, y = errors) and ``unit_metrics`` (x = labelled outcomes, y = the
+    metric's sum) hold the per-unit ratio sums. They add over epochs; a
+    difference keeps them only where the earlier copy had none (else the
+    units of the period are unknown, and they are dropped).
     """
 
     requests: int = 0
@@ -486,10 +609,32 @@ class VariantStats:
     latency_ms: MetricStats = _EMPTY  # latency of the answered requests
     latency: LatencyHistogram | None = None  # the same latencies, bucketed
     metrics: Mapping[str, MetricStats] = field(default_factory=dict)
+    unit_requests: RatioStats | None = None
+    unit_metrics: Mapping[str, RatioStats] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("requests", "errors", "client_errors", "fallbacks"):
             object.__setattr__(self, name, _count(name, getattr(self, name)))
+
+    def unit_metric(self, metric: str) -> RatioStats | None:
+        """The per-unit ratio statistic of ``metric`` when it covers exactly the outcomes
+        counted request by request (else None: units unknown for some of them)."""
+        ratio = self.unit_metrics.get(metric)
+        stats = self.metrics.get(metric, _EMPTY)
+        if (
+            ratio is None
+            or ratio.sum_x != stats.n
+            or not math.isclose(ratio.sum_y, stats.sum, rel_tol=1e-9, abs_tol=1e-6)
+        ):
+            return None
+        return ratio
+
+    def unit_errors(self) -> RatioStats | None:
+        """Errors per request by unit, when the unit sums cover every request."""
+        ratio = self.unit_requests
+        if ratio is None or ratio.sum_x != self.requests or ratio.sum_y != self.errors:
+            return None
+        return ratio.as_proportion()
 
     def proportion(self, metric: str) -> ProportionStats:
         """A binary metric's statistics (successes are the sum of 0/1 outcomes)."""
@@ -511,6 +656,20 @@ class VariantStats:
         for name, stats in other.metrics.items():
             mine = metrics.get(name, _EMPTY)
             metrics[name] = mine + stats if sign > 0 else mine - stats
+        if sign > 0:
+            unit_requests = _add_ratio(self.unit_requests, other.unit_requests)
+            units = dict(self.unit_metrics)
+            for name, ratio in other.unit_metrics.items():
+                units[name] = _add_ratio(units.get(name), ratio) or ratio
+        else:
+            # Running unit sums minus an earlier copy are not the sums of any units:
+            # keep them only where the earlier copy had nothing.
+            unit_requests = self.unit_requests if other.requests == 0 else None
+            units = {
+                name: ratio
+                for name, ratio in self.unit_metrics.items()
+                if other.metrics.get(name, _EMPTY).n == 0 and name not in other.unit_metrics
+            }
         return VariantStats(
             requests=self.requests + sign * other.requests,
             errors=self.errors + sign * other.errors,
@@ -521,6 +680,8 @@ class VariantStats:
             else self.latency_ms - other.latency_ms,
             latency=_add_optional(self.latency, other.latency, sign),
             metrics=metrics,
+            unit_requests=unit_requests,
+            unit_metrics=units,
         )
 
     def __add__(self, other: VariantStats) -> VariantStats:

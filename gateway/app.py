@@ -229,6 +229,7 @@ def app_from_environment() -> Gateway:
             settings.redis_url,
             cluster=settings.redis_cluster,
             request_ttl_s=settings.request_ttl_s,
+            unit_ttl_s=settings.unit_ttl_s,
         )
         if settings.redis_url
         else None

@@ -257,6 +257,9 @@ class HotPath:
             live.name, chosen.name, chosen.model_version, live.version, ok=ok and not client_error,
             client_error=client_error, latency_ms=latency_ms, fallback=fallback,
             request_id=request_id, prediction=prediction, error=error, ts=now,
+            # Per-unit statistics need the unit, unless it is the request; a request that
+            # named none (``_unit`` fell back to its id) is a unit of its own: "".
+            unit=None if live.unit_source == "request_id" else "" if unit is request_id else unit,
         )  # fmt: skip
         if ok and not client_error and live.drift is not None and self.drift_every:
             self._drift_countdown -= 1

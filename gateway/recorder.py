@@ -25,18 +25,42 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from abgate.errors import RedisUnavailable
-from abgate.schema import UNSCORED, ServedRow, encode_served, window_start
+from abgate.schema import UNSCORED, ServedRow, Unanswered, encode_served, window_start
 from abgate.store import AsyncStore, Event, FeedbackItem, FeedbackJoins, FeedbackResult, FlushBatch
 from gateway.outcomes import OutcomeAggregator
 from gateway.tasks import stop_tasks
 
-__all__ = ["Recorder", "RecorderHealth"]
+__all__ = ["Recorder", "RecorderHealth", "unit_counts"]
 
 log = logging.getLogger("abgate.recorder")
 
 
 def _encoded(row: ServedRow | None) -> str:
     return UNSCORED if row is None else encode_served(*row)
+
+
+def unit_counts(
+    mappings: Iterable[dict[str, ServedRow | None]],
+) -> dict[tuple[int, str], dict[str, list[int]]]:
+    """Requests and errors per (epoch, variant) and unit in a flush's mappings; rows without
+    a unit (the experiment's unit is the request) count nowhere."""
+    counts: dict[tuple[int, str], dict[str, list[int]]] = {}
+    for mapping in mappings:
+        for row in mapping.values():
+            if row is None or row[4] is None:
+                continue
+            group = counts.get((row[2], row[0]))
+            if group is None:
+                group = counts[(row[2], row[0])] = {}
+            held = group.get(row[4])
+            error = row[3] is Unanswered.ERROR
+            if held is None:
+                group[row[4]] = [1, 1 if error else 0]
+            else:
+                held[0] += 1
+                if error:
+                    held[1] += 1
+    return counts
 
 
 @dataclass
@@ -132,8 +156,14 @@ class Recorder:
         prediction: Any,
         error: str | None,
         ts: float,
+        unit: str | None = None,
     ) -> None:
-        """One answered (or failed) request, routed under config version ``epoch``."""
+        """One answered (or failed) request, routed under config version ``epoch``.
+
+        ``unit`` is the unit it was assigned by when that is not the request (a user
+        id; "" when the request named none), for per-unit statistics: it rides in the
+        request's mapping, and the flush sums each unit's requests from there.
+        """
         self.aggregator.add_request(
             experiment, variant, epoch, ok=ok, client_error=client_error, latency_ms=latency_ms,
             fallback=fallback, ts=ts,
@@ -158,9 +188,13 @@ class Recorder:
         # variant did not answer is mapped too (None, schema.UNSCORED), so feedback
         # for it is answered at once and never waits for a mapping that cannot come.
         if ok and not fallback:
-            mapping[request_id] = (variant, model_version, epoch, prediction)
-        else:
+            mapping[request_id] = (variant, model_version, epoch, prediction, unit)
+        elif unit is None:
             mapping[request_id] = None
+        else:
+            # Unscored all the same; the unit's error count needs what happened.
+            failed = Unanswered.OTHER if client_error or ok else Unanswered.ERROR
+            mapping[request_id] = (variant, model_version, epoch, failed, unit)
 
     def record_drift(self, experiment: str, fields: list[str], ts: float) -> None:
         """One sampled request's drift bins (field names from ``VariantBins.fields_for``)."""
@@ -217,14 +251,16 @@ class Recorder:
         join_window = window_start(time.time(), self.window_s)
         batches = []
         for name in sorted(names):
+            requests = {h: m for (n, h), m in self.requests.items() if n == name}
             batches.append(
                 FlushBatch(
                     experiment=name,
                     deltas={w: d for (n, w), d in deltas.items() if n == name},
                     events=self.events.pop(name, []),
-                    requests={h: m for (n, h), m in self.requests.items() if n == name},
+                    requests=requests,
                     feedback=self.feedback.pop(name, []),
                     join_window=join_window,
+                    units=unit_counts(requests.values()),
                 )
             )
         self.requests = {}

@@ -40,7 +40,7 @@ import numpy as np
 from analysis.decisions import Analysis, Verdict, analyze
 from analysis.inputs import ExperimentData
 from analysis.srm import SrmResult, sample_ratio_mismatch
-from analysis.sufficient import Moments, ProportionStats, SampleStatistic
+from analysis.sufficient import Moments, ProportionStats, SampleStatistic, is_proportion
 from experiments.config import PROMOTION_PERCENT, Ramp
 from ramp.evidence import PrimaryEvidence, evidence_design, primary_evidence
 
@@ -175,7 +175,7 @@ def observe(
     canary = canary_data.metrics.get(settings.primary_metric)
     primary = None
     if champion is not None and canary is not None:
-        proportion = isinstance(champion, ProportionStats)
+        proportion = is_proportion(champion)
         # Every step is an epoch with its own weights: the arms are compared within
         # steps and combined (as the verdict is), so a metric drifting during the
         # ramp is not read as the canary's doing.

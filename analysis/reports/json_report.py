@@ -191,6 +191,16 @@ def _arms(analysis: Analysis) -> list[dict[str, Any]]:
     return arms
 
 
+def _analysis_unit(analysis: Analysis) -> dict[str, Any]:
+    unit = analysis.data.analysis_unit
+    return {
+        "unit": unit.name,
+        "primary": unit.of(analysis.data.settings.primary_metric),
+        "per_unit_metrics": list(unit.metrics),
+        "notes": dict(unit.notes),
+    }
+
+
 def report_json(analysis: Analysis) -> dict[str, Any]:
     """The whole analysis as JSON-ready data: SRM, verdicts with evidence, tests, settings.
 
@@ -214,6 +224,7 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
             }
             for v in analysis.verdicts
         ],
+        "analysis_unit": _analysis_unit(analysis),
         "variants": [_variant(va, analysis) for va in analysis.variants],
         "arms": _arms(analysis),
         "effect_over_time": [dataclasses.asdict(p) for p in effect_over_time(data)],

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from analysis.decisions import Analysis, VariantAnalysis
 from analysis.difference import default_difference
-from analysis.sufficient import ProportionStats
+from analysis.sufficient import is_proportion
 
 __all__ = [
     "Table",
@@ -96,7 +96,8 @@ def test_line(analysis: Analysis) -> str:
     side = f"{sides.pop()} " if len(sides) == 1 else ""
     return (
         f"Test: {analysis.test}, α = {s.alpha:g}, {side}on '{s.primary_metric}' "
-        f"({s.direction} is better); multiple-testing correction: {correction}{across}."
+        f"({s.direction} is better); multiple-testing correction: {correction}{across}. "
+        f"{analysis.data.analysis_unit.describe()}"
     )
 
 
@@ -288,7 +289,7 @@ def verdict_table(analysis: Analysis) -> Table:
 
 def _is_proportion(analysis: Analysis) -> bool:
     metric = analysis.data.champion.metrics.get(analysis.data.settings.primary_metric)
-    return isinstance(metric, ProportionStats)
+    return is_proportion(metric)
 
 
 def _mean(value: float, proportion: bool) -> str:

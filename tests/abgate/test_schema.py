@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from abgate.schema import (
+    UNSCORED,
     Served,
+    Unanswered,
     decode_epochs,
     decode_served,
     decode_stats,
@@ -95,3 +97,11 @@ def test_epochs_know_weights_versions_and_times() -> None:
 @pytest.mark.parametrize("bad", [{"1|champion:requests": "x"}, {"x|champion:requests": "1"}])
 def test_fields_that_do_not_parse_are_skipped(bad: dict[str, str]) -> None:
     assert decode_stats(bad).epochs == {}
+
+
+def test_a_mapping_carries_its_unit_whatever_characters_it_holds() -> None:
+    for unit in ("alice", "", "o'brien|{x}", "zoë|1|2"):
+        value = encode_served("canary", "v2", 4, "1|x", unit)
+        assert decode_served(value) == Served("canary", "v2", 4, "1|x", unit)
+    assert decode_served(encode_served("canary", "v2", 4, 1)).unit is None
+    assert encode_served("canary", "v2", 4, Unanswered.ERROR, "alice") == UNSCORED

@@ -24,8 +24,8 @@ NAMES = ("demo", "checkout", "search-ranker", "a", "b")  # spread over the clust
 def test_every_key_of_an_experiment_carries_its_hash_tag() -> None:
     keys = Keys("checkout")
     built = [getattr(keys, name) for name in dir(Keys) if isinstance(getattr(Keys, name), property)]
-    built += [keys.window(60), keys.requests(7), keys.feedback_claim("r1")]
-    assert len(built) == 17  # a new key must be added here, with its hash tag checked
+    built += [keys.window(60), keys.requests(7), keys.feedback_claim("r1"), keys.unit("u{1}")]
+    assert len(built) == 19  # a new key must be added here, with its hash tag checked
     for key in built:
         # Redis hashes only the text between the first '{' and the next '}'.
         assert re.search(r"\{([^}]*)\}", key).group(1) == "checkout", key

@@ -206,6 +206,13 @@ def test_a_weight_change_raises_no_split_alarm_anywhere(
     assert all("accuracy" not in v.metrics for v in epochs[second].values())
     assert {name: v.requests for name, v in epochs[second].items()} == SECOND
 
+    # Units are users (X-User-ID): each user's requests are one observation, in the
+    # report as in Redis, where the unit sums cover every request of both epochs.
+    assert report["analysis_unit"]["unit"] == "header X-User-ID", report["analysis_unit"]
+    assert "error_rate" in report["analysis_unit"]["per_unit_metrics"], report["analysis_unit"]
+    for name, stats in seen["totals"].variants().items():
+        assert stats.unit_errors() is not None, (name, stats.unit_requests, stats.requests)
+
 
 def test_records_lost_in_one_epoch_are_flagged_naming_it(
     tmp_path: Path, redis_url: str, workers: dict[str, int]

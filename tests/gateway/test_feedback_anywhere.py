@@ -173,6 +173,12 @@ def _assert_every_feedback_counted_once(redis_url: str, sent: Sent, gateways: li
     assert joins.get("expired", 0) == 0, joins
     time.sleep(0.3)  # several flushes: a second count would have landed by now
     assert _counted(redis_url) == expected
+    # Per-unit sums (units are users here, one request each) cover every request and
+    # every counted feedback, whichever process served, joined or flushed them.
+    for name, stats in decode_stats(Store(redis_url).totals("demo")).variants().items():
+        assert stats.unit_errors() is not None, (name, stats.unit_requests, stats.requests)
+        ratio = stats.unit_metric("accuracy")
+        assert ratio is not None and ratio.units == ratio.sum_x == ratio.sum_xx, (name, ratio)
     for gateway in gateways:
         assert metric(gateway.url, "abgate_feedback_expired_total") == 0
         assert metric(gateway.url, "abgate_feedback_waiting_for_redis") == 0
