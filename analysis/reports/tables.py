@@ -451,7 +451,11 @@ def power_table(analysis: Analysis) -> Table:
 def settings_items(analysis: Analysis) -> Sequence[tuple[str, str]]:
     """The analysis settings as (name, value) pairs."""
     s = analysis.data.settings
-    values = [(f.name, getattr(s, f.name)) for f in dataclasses.fields(s) if f.name != "guardrails"]
+    # The original guardrail keys only when they are what was checked.
+    hidden = {"guardrails"}
+    if s.guardrails is not None:
+        hidden |= {"max_error_rate_increase", "max_p99_ratio"}
+    values = [(f.name, getattr(s, f.name)) for f in dataclasses.fields(s) if f.name not in hidden]
     # The guardrails checked, however they were given (the original keys or the list).
     checked = "; ".join(f"{g.metric} {g.text}" for g in s.active_guardrails) or "none"
     items = [(name, DASH if value is None else str(value)) for name, value in values]
