@@ -17,6 +17,7 @@ from abgate.schema import StatsHash, decode_epochs, decode_stats
 from abgate.store import Store
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch, variant_totals
+from analysis.guardrails import GUARDRAIL_LIMITS, GuardrailSpec
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
 from analysis.report import FORMATS, render
 from analysis.sufficient import VariantStats
@@ -26,6 +27,7 @@ from experiments.config import ExperimentConfig
 __all__ = [
     "assemble_experiment_data",
     "experiment_data",
+    "guardrail_specs",
     "render",
     "settings_from_config",
     "unit_label",
@@ -36,12 +38,6 @@ __all__ = [
 def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> AnalysisSettings:
     """The engine's settings from an experiment config."""
     stats = config.statistics
-    error_increase = p99_ratio = None
-    for guard in config.metrics.guardrails:
-        if guard.name == "error_rate":
-            error_increase = guard.max_absolute_increase
-        elif guard.name == "p99_latency_ms":
-            p99_ratio = guard.max_ratio
     return AnalysisSettings(
         alpha=stats.alpha,
         sequential=stats.sequential,
@@ -53,8 +49,11 @@ def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> 
         primary_metric=config.metrics.primary.name,
         direction=config.metrics.primary.direction,
         difference=config.metrics.primary.difference,
-        max_error_rate_increase=error_increase,
-        max_p99_ratio=p99_ratio,
+        # Every configured limit becomes a spec; the original keys stay unset so the
+        # guardrails have one source (``guardrails: []`` checks none).
+        max_error_rate_increase=None,
+        max_p99_ratio=None,
+        guardrails=guardrail_specs(config),
         duration_s=duration_s,
     )
 
@@ -64,6 +63,17 @@ def unit_label(config: ExperimentConfig) -> str:
     if config.unit.source == "request_id":
         return "request"
     return f"{config.unit.source} {config.unit.name}"
+
+
+def guardrail_specs(config: ExperimentConfig) -> tuple[GuardrailSpec, ...]:
+    """Every limit of every configured guardrail, in the config's order."""
+    specs = []
+    for guard in config.metrics.guardrails:
+        for limit in GUARDRAIL_LIMITS:
+            value = getattr(guard, limit)
+            if value is not None:
+                specs.append(GuardrailSpec(guard.name, limit, float(value)))
+    return tuple(specs)
 
 
 def _metrics(stats: VariantStats | None, kinds: dict[str, str]) -> dict[str, Stats]:
@@ -156,6 +166,7 @@ def assemble_experiment_data(
                 metrics=choice.metrics.get(v.name, {}),
                 unit_errors=choice.errors.get(v.name),
                 model_version=v.model_version,
+                latency_ms=stats.latency_ms if stats is not None and stats.latency_ms.n else None,
             )
         )
     window_data = []

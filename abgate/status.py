@@ -8,13 +8,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from abgate.drift import load_experiment_drift
+from abgate.reporting import assemble_experiment_data
 from abgate.schema import LATENCY_BOUNDS_MS, decode_epochs, decode_stats
 from abgate.store import Store
+from analysis.decisions import analyze
 from analysis.drift import ExperimentDrift
+from analysis.epochs import Epoch
 from analysis.srm import SrmResult, epoch_sample_ratio_mismatch
 from experiments.config import ExperimentConfig
 
-__all__ = ["drift_lines", "experiment_status", "ramp_line", "render_status", "srm_line"]
+__all__ = [
+    "drift_lines",
+    "experiment_status",
+    "guardrail_lines",
+    "ramp_line",
+    "render_status",
+    "srm_line",
+]
 
 
 def _p99(hist: tuple[int, ...]) -> float | None:
@@ -71,6 +81,7 @@ def experiment_status(store: Store, name: str) -> dict[str, Any]:
         "requests": total,
         "variants": rows,
         "srm": _srm(srm),
+        "guardrails": _guardrails(name, record.config, epochs),
         "drift": _drift(store, name, record.config),
         "ramp": _ramp(store.ramp_state(name)),
     }
@@ -138,6 +149,45 @@ def ramp_line(ramp: dict[str, Any] | None) -> str | None:
     rule = f", rule {ramp['rule']}" if ramp.get("rule") else ""
     word = _RAMP_WORDS.get(ramp["status"], ramp["status"])
     return f"ramp: {word} at {where}{rule}"
+
+
+def _guardrails(
+    name: str, config: dict[str, Any], epochs: list[Epoch]
+) -> list[dict[str, Any]] | None:
+    """Every configured guardrail of each challenger, checked on all recorded data as
+    ``abgate report`` checks it; None when the stored config does not validate."""
+    try:
+        parsed = ExperimentConfig.model_validate(config)
+    except ValidationError:
+        return None
+    analysis = analyze(assemble_experiment_data(name, parsed, epochs, {}, duration_s=None))
+    return [
+        {
+            "variant": va.variant,
+            "rule": g.rule,
+            "metric": g.spec.metric,
+            "limit": g.spec.limit,
+            "threshold": g.spec.value,
+            "status": g.status,
+            "message": g.message,
+        }
+        for va in analysis.variants
+        for g in va.guardrails
+    ]
+
+
+def guardrail_lines(guardrails: list[dict[str, Any]] | None) -> list[str]:
+    """Each configured guardrail's result, one line each; or why there is none."""
+    if guardrails is None:
+        return ["guardrails: not checked (the stored config does not validate)"]
+    if not guardrails:
+        return ["guardrails: none configured"]
+    words = {"failed": "FAILED", "ok": "ok", "not checked": "not checked yet"}
+    return [
+        f"guardrail {g['metric']} ({g['limit']} {g['threshold']:g}) {g['variant']}: "
+        f"{words.get(g['status'], g['status'])}, {g['message']}"
+        for g in guardrails
+    ]
 
 
 def _drift(store: Store, name: str, config: dict[str, Any]) -> dict[str, Any] | None:
@@ -208,6 +258,7 @@ def render_status(store: Store, name: str | None, *, as_json: bool = False) -> s
                 f"{r['requests']:>9} {err:>9} {r['fallbacks']:>9} {p99:>8}  {metrics}"
             )
         out.append("  " + srm_line(s["srm"]))
+        out += ["  " + line for line in guardrail_lines(s["guardrails"])]
         out += ["  " + line for line in drift_lines(s["drift"])]
         ramp = ramp_line(s.get("ramp"))
         if ramp is not None:

@@ -7,9 +7,13 @@ the rule that fired), so every promotion or rollback can be explained.
 Order of the rules, first match wins:
 1. ``srm``: a sample-ratio mismatch in any epoch (each epoch's counts against
    that epoch's weights, ``analysis.srm``) holds everything — the data cannot be trusted.
-2. ``guardrail:error_rate``: significantly more errors than the champion, beyond
-   the allowed increase (one-sided sequential test) → rollback at once.
-3. ``guardrail:p99_latency``: p99 latency over ``max_p99_ratio`` × champion's → rollback.
+2. ``guardrail:<metric>``: the configured guardrails (``settings.active_guardrails``,
+   checked by ``analysis.guardrails``) in the configured order: the first one
+   failed → rollback at once, its evidence listing every failed one. None
+   configured: none is checked.
+3. How a guardrail fails: error rate and mean latency when shown worse than the
+   limit (one-sided sequential test); p50/p95/p99 latency when the histogram's
+   quantile is over the limit (``analysis.latency``).
 4. ``min_samples``: fewer than ``min_samples`` outcomes of the primary metric
    in either arm → inconclusive (too little data is never a pass).
 5. ``primary``: significantly better (after the multiple-testing correction)
@@ -29,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from analysis.difference import DifferenceChoice, default_difference, difference_test
+from analysis.guardrails import GuardrailResult, check_guardrail
 from analysis.inputs import ExperimentData, VariantData
 from analysis.latency import LatencyComparison, compare_latency
 from analysis.multiple_testing import adjust_p_values
@@ -40,9 +45,6 @@ from analysis.stratified import Strata, stratify
 from analysis.sufficient import SampleStatistic, VariantStats, is_proportion
 
 __all__ = ["Analysis", "Verdict", "analyze", "split_check"]
-
-# Requests needed before an all-failing variant is judged without a variance.
-_MIN_DEGENERATE = 20
 
 Action = Literal["promote", "continue", "rollback", "inconclusive", "hold"]
 
@@ -76,6 +78,10 @@ class VariantAnalysis:
     # the same test on all data pooled, for comparison (see ``analysis.stratified``).
     pooled: TestResult | None = None
     strata: Strata | None = None
+    # Every configured guardrail, checked, in the configured order (empty: none set).
+    # ``errors`` and ``latency`` above describe the error rate (margin 0) and p99
+    # whatever is configured; only these decide.
+    guardrails: tuple[GuardrailResult, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -237,14 +243,17 @@ def analyze(data: ExperimentData) -> Analysis:
             champion.error_stats,
             variant.error_stats,
             higher_is_better=False,
-            margin=s.max_error_rate_increase or 0.0,
             difference_type="absolute",
             alpha=s.alpha,
             tuning=float(s.tuning_n),
         )
         latency = None
         if champion.latency is not None and variant.latency is not None:
-            latency = compare_latency(champion.latency, variant.latency, max_ratio=s.max_p99_ratio)
+            latency = compare_latency(champion.latency, variant.latency)
+        guards = tuple(
+            check_guardrail(spec, champion, variant, alpha=s.alpha, tuning=float(s.tuning_n))
+            for spec in s.active_guardrails
+        )
         ttd_s, ttd_text = None, "needs traffic rates (duration_s) to estimate"
         if required is not None and rates is not None and primary is not None:
             outcome = time_to_decision(
@@ -266,10 +275,11 @@ def analyze(data: ExperimentData) -> Analysis:
                 choice,
                 pooled=primary_test.pooled,
                 strata=primary_test.strata,
+                guardrails=guards,
             )
         )
         verdicts.append(
-            _decide(data, srm, variant, (primary, choice), adj, errors, latency, required, ttd_text)
+            _decide(data, srm, variant, (primary, choice), adj, guards, required, ttd_text)
         )
     return Analysis(
         experiment=data.name,
@@ -289,8 +299,7 @@ def _decide(
     variant: VariantData,
     tested: tuple[TestResult | None, DifferenceChoice | None],
     adjusted: float | None,
-    errors: TestResult,
-    latency: LatencyComparison | None,
+    guards: tuple[GuardrailResult, ...],
     required: int | None,
     ttd: str,
 ) -> Verdict:
@@ -311,51 +320,15 @@ def _decide(
                 "epochs": [c.epoch.label for c in srm.epochs if c.mismatch],
             },
         )
-    margin = s.max_error_rate_increase or 0.0
-    champion_rate = data.champion.errors / data.champion.requests if data.champion.requests else 0.0
-    variant_rate = variant.errors / variant.requests if variant.requests else 0.0
-    if (
-        errors.error
-        and variant.requests >= _MIN_DEGENERATE
-        and variant_rate > champion_rate + margin
-    ):
-        # Every request failed (or none did): zero variance leaves the test undefined,
-        # but the difference is then certain, not noise.
+    failed = [g for g in guards if g.failed]
+    if failed:
+        first = failed[0]
         return Verdict(
             name,
             "rollback",
-            "guardrail:error_rate",
-            f"error rate {variant_rate:.4f} vs champion {champion_rate:.4f} on "
-            f"{variant.requests} requests (no variance: every outcome identical)",
-            {
-                "samples": {"champion": data.champion.requests, "variant": variant.requests},
-                "error_rates": {"champion": champion_rate, "variant": variant_rate},
-                "threshold": s.max_error_rate_increase,
-            },
-        )
-    if errors.significant:
-        return Verdict(
-            name,
-            "rollback",
-            "guardrail:error_rate",
-            f"error rate {errors.treatment_mean:.4f} vs champion {errors.control_mean:.4f}: "
-            f"worse by more than {s.max_error_rate_increase:g} (p={errors.p_value:.4g})",
-            {**_evidence(errors), "threshold": s.max_error_rate_increase},
-        )
-    if latency is not None and latency.worse:
-        return Verdict(
-            name,
-            "rollback",
-            "guardrail:p99_latency",
-            f"p99 latency {latency.treatment:.2f} ms vs champion {latency.champion:.2f} ms "
-            f"(ratio {latency.ratio:.2f} > {s.max_p99_ratio:g})",
-            {
-                "champion_ms": latency.champion,
-                "variant_ms": latency.treatment,
-                "ratio": latency.ratio,
-                "threshold": s.max_p99_ratio,
-                "samples": {"champion": latency.champion_n, "variant": latency.treatment_n},
-            },
+            first.rule,
+            f"{first.spec.metric} over its guardrail ({first.spec.text}): {first.message}",
+            {**first.evidence, "failed_guardrails": [g.rule for g in failed]},
         )
     if primary is None:
         return Verdict(

@@ -18,6 +18,12 @@ from typing import Any, Literal
 
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch, variant_totals
+from analysis.guardrails import (
+    GUARDRAIL_LIMITS,
+    GUARDRAIL_METRICS,
+    GuardrailSpec,
+    legacy_guardrails,
+)
 from analysis.sufficient import (
     LatencyHistogram,
     MetricStats,
@@ -67,10 +73,21 @@ class AnalysisSettings:
     # How the primary metric's effect is reported (the verdict always tests the
     # difference): None picks relative for proportions, absolute for means.
     difference: Literal["relative", "absolute"] | None = None
+    # The original two guardrail settings, read when ``guardrails`` is None
+    # (None here turns that guardrail off).
     max_error_rate_increase: float | None = 0.01
     max_p99_ratio: float | None = 1.5
     srm_threshold: float = 0.001
     duration_s: float | None = None
+    # Every guardrail checked, in order (``analysis.guardrails``); () checks none.
+    guardrails: tuple[GuardrailSpec, ...] | None = None
+
+    @property
+    def active_guardrails(self) -> tuple[GuardrailSpec, ...]:
+        """The guardrails checked: ``guardrails``, or those the two original keys describe."""
+        if self.guardrails is not None:
+            return self.guardrails
+        return legacy_guardrails(self.max_error_rate_increase, self.max_p99_ratio)
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,9 @@ class VariantData:
     model_version: str | None = None
     # Errors per request with units (users) as the observations, when analysed per unit.
     unit_errors: RatioStats | None = None
+    # Latency of the answered requests as a mean's statistics (the mean-latency
+    # guardrail); None when only the histogram is known.
+    latency_ms: MetricStats | None = None
 
     @property
     def error_stats(self) -> ProportionStats | RatioStats:
@@ -204,7 +224,7 @@ def _metric(data: Any, path: str) -> MetricStats | ProportionStats:
 
 def _latency(data: Any, path: str) -> LatencyHistogram:
     data = _mapping(data, path)
-    _known(data, path, ("bounds", "counts"))
+    _known(data, path, ("bounds", "counts", "sum", "sum_squares"))
     bounds, counts = data.get("bounds"), data.get("counts")
     if not isinstance(bounds, list) or not isinstance(counts, list):
         raise InputError(path, "needs 'bounds' and 'counts' lists")
@@ -212,6 +232,39 @@ def _latency(data: Any, path: str) -> LatencyHistogram:
         return LatencyHistogram(tuple(float(b) for b in bounds), tuple(int(c) for c in counts))
     except (TypeError, ValueError) as exc:
         raise InputError(path, str(exc)) from exc
+
+
+def _latency_sums(data: Any, path: str, histogram: LatencyHistogram) -> MetricStats | None:
+    """The mean latency's statistics, from the histogram's count and the optional
+    ``sum``/``sum_squares`` beside it (ms and ms²); None without them."""
+    data = _mapping(data, path)
+    if "sum" not in data and "sum_squares" not in data:
+        return None
+    sums = {key: data[key] for key in ("sum", "sum_squares") if key in data}
+    stats = _metric({"n": histogram.n, **sums}, path)
+    return MetricStats(stats.n, stats.sum, stats.sum_squares)
+
+
+_GUARDRAIL_FIELDS = ("metric", "limit", "value")
+_LEGACY_GUARDRAIL_KEYS = ("max_error_rate_increase", "max_p99_ratio")
+
+
+def _guardrails(raw: Any) -> tuple[GuardrailSpec, ...]:
+    if not isinstance(raw, list):
+        raise InputError("settings.guardrails", "must be a list (empty: no guardrails)")
+    specs = []
+    for index, item in enumerate(raw):
+        path = f"settings.guardrails.{index}"
+        item = _mapping(item, path)
+        _known(item, path, _GUARDRAIL_FIELDS)
+        metric, limit = item.get("metric"), item.get("limit")
+        if metric not in GUARDRAIL_METRICS:
+            raise InputError(f"{path}.metric", f"must be one of {', '.join(GUARDRAIL_METRICS)}")
+        if limit not in GUARDRAIL_LIMITS:
+            raise InputError(f"{path}.limit", f"must be one of {', '.join(GUARDRAIL_LIMITS)}")
+        floor = 1.0 if limit == "max_ratio" else 0.0
+        specs.append(GuardrailSpec(metric, limit, _number(item, "value", path, minimum=floor)))
+    return tuple(specs)
 
 
 def _settings(data: Any) -> AnalysisSettings:
@@ -224,6 +277,14 @@ def _settings(data: Any) -> AnalysisSettings:
             f"settings.{unknown[0]}", f"unknown field (known: {', '.join(sorted(known))})"
         )
     values = {**defaults.__dict__, **data}
+    if "guardrails" in data:
+        both = [key for key in _LEGACY_GUARDRAIL_KEYS if data.get(key) is not None]
+        if both:
+            raise InputError(
+                f"settings.{both[0]}",
+                "give the guardrails in settings.guardrails or in the original keys, not both",
+            )
+        values["guardrails"] = _guardrails(data["guardrails"])
     if not 0 < values["alpha"] < 0.5:
         raise InputError("settings.alpha", f"must be in (0, 0.5), got {values['alpha']!r}")
     if values["direction"] not in ("increase", "decrease"):
@@ -317,14 +378,17 @@ def _variant_v1(raw: Any, index: int) -> VariantData:
     errors = _number(raw, "errors", path, integer=True, required=False, default=0)
     if errors > requests:
         raise InputError(f"{path}.errors", f"cannot exceed requests ({requests})")
+    where = f"{path}.latency_ms"
+    latency = _latency(raw["latency_ms"], where) if "latency_ms" in raw else None
     return VariantData(
         name=name,
         role=str(role),
         weight=_number(raw, "weight", path, required=False, default=1.0),
         requests=requests,
         errors=errors,
-        latency=_latency(raw["latency_ms"], f"{path}.latency_ms") if "latency_ms" in raw else None,
+        latency=latency,
         metrics=metrics,
+        latency_ms=None if latency is None else _latency_sums(raw["latency_ms"], where, latency),
     )
 
 
@@ -374,6 +438,9 @@ def _epoch_variant(raw: Any, path: str, kinds: dict[str, tuple[str, str]]) -> Va
     unit_requests = (
         _ratio(raw["unit_requests"], f"{path}.unit_requests") if "unit_requests" in raw else None
     )
+    sums = None
+    if latency is not None:
+        sums = _latency_sums(raw["latency_ms"], f"{path}.latency_ms", latency)
     return VariantStats(
         requests=requests,
         errors=errors,
@@ -381,6 +448,7 @@ def _epoch_variant(raw: Any, path: str, kinds: dict[str, tuple[str, str]]) -> Va
         metrics=metrics,
         unit_requests=unit_requests,
         unit_metrics=units,
+        latency_ms=sums if sums is not None else MetricStats(0, 0.0, 0.0),
     )
 
 
@@ -480,6 +548,7 @@ def _pooled_variants(
                 metrics=choice.metrics.get(v["name"], {}),
                 unit_errors=choice.errors.get(v["name"]),
                 model_version=v["model_version"] or None,
+                latency_ms=stats.latency_ms if stats.latency_ms.n else None,
             )
         )
     return out, choice.unit

@@ -332,17 +332,33 @@ class PrimaryMetric(_Model):
 
 
 class Guardrail(_Model):
-    """A metric the new version must not make worse by more than a threshold."""
+    """A metric the new version must not make worse by more than a threshold.
 
-    name: GuardrailMetric = Field(description="Operational metric the gateway records.")
+    Each limit set is checked on its own (any one exceeded rolls back); see
+    ``analysis.guardrails`` for how each metric is tested.
+    """
+
+    name: GuardrailMetric = Field(
+        description="Operational metric the gateway records: error_rate (errors per request), "
+        "mean_latency_ms, or the p50/p95/p99 of the latency histogram."
+    )
     max_relative_increase: float | None = Field(
-        default=None, ge=0, allow_inf_nan=False, description="(new - champion) / champion limit."
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="(new - champion) / champion limit, e.g. 0.2 for +20 %.",
     )
     max_absolute_increase: float | None = Field(
-        default=None, ge=0, allow_inf_nan=False, description="new - champion limit, in its units."
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="new - champion limit, in the metric's units (a rate, or ms).",
     )
     max_ratio: float | None = Field(
-        default=None, ge=1, allow_inf_nan=False, description="new / champion limit (>= 1)."
+        default=None,
+        ge=1,
+        allow_inf_nan=False,
+        description="new / champion limit (>= 1); the same as max_relative_increase = ratio - 1.",
     )
 
     @model_validator(mode="after")
@@ -352,6 +368,19 @@ class Guardrail(_Model):
             _raise_problems(
                 "Guardrail",
                 [((), "set max_relative_increase, max_absolute_increase or max_ratio")],
+            )
+        if self.max_relative_increase is not None and self.max_ratio is not None:
+            # Two words for one limit (ratio = 1 + relative increase): which one meant it?
+            _raise_problems(
+                "Guardrail",
+                [
+                    (
+                        ("max_ratio",),
+                        f"says the same as max_relative_increase (max_ratio = 1 + "
+                        f"max_relative_increase); set only one, e.g. max_ratio: "
+                        f"{1 + self.max_relative_increase:g}",
+                    )
+                ],
             )
         return self
 

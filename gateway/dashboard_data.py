@@ -183,8 +183,9 @@ def dashboard_payload(
                 if v["primary"] is not None
             ],
         },
+        # Per challenger: every configured guardrail with its result (empty: none set).
         "guardrails": [
-            {"variant": v["variant"], **v["guardrails"], "power": v["power"]}
+            {"variant": v["variant"], "checks": v["guardrails"], "power": v["power"]}
             for v in report["variants"]
         ],
         "series": window_series(

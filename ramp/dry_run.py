@@ -186,7 +186,7 @@ def describe_plan(
         + ("; " if len(served) > 1 else "")
         + f"promotion: within {margin:.1%} of the champion"
         + (" and better" if plan.promote_on == "superiority" else ""),
-        f"  gates: guardrails {', '.join(g.name for g in config.metrics.guardrails)}; "
+        f"  gates: guardrails {', '.join(g.name for g in config.metrics.guardrails) or 'none'}; "
         f"harm: {config.metrics.primary.name} worse by more than {margin:.1%} → rollback; "
         f"SRM → {plan.on_srm}; test: {plan.test}, alpha {stats.alpha:g}",
     ]

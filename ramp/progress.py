@@ -118,22 +118,54 @@ def _gates(plan: Ramp, state: RampState, obs: Observation, variant: str) -> list
     metric = settings.primary_metric if settings is not None else "primary"
     higher_is_better = settings is None or settings.direction == "increase"
     return [
-        ("errors", _errors(mine, failed_rule)),
-        ("p99", _latency(mine)),
+        *_guardrail_gates(analysis, mine, failed_rule),
         (metric, _primary(mine, higher_is_better)),
         ("non-inf", _non_inferiority(plan, state, obs)),
         ("SRM", _srm(getattr(obs, "step_srm", None))),
     ]
 
 
-def _errors(mine: Any, failed_rule: str) -> str:
-    if mine is None:
-        return "n/a  no analysis yet"
-    result = mine.errors
-    # An all-failing canary has no variance, so the test cannot run, yet the
-    # verdict rolls back: show the gate as failed whenever that rule fired.
-    failed = failed_rule == "guardrail:error_rate" or result.significant
-    if result.treatment_n == 0:
+# Gate names of the guardrail metrics (one word, so a gate row reads as "name state ...").
+_GATE_NAMES = {
+    "error_rate": "errors",
+    "mean_latency_ms": "mean-lat",
+    "p50_latency_ms": "p50",
+    "p95_latency_ms": "p95",
+    "p99_latency_ms": "p99",
+}
+
+
+def _guardrail_gates(analysis: Any, mine: Any, failed_rule: str) -> list[tuple[str, str]]:
+    """One gate per configured guardrail metric (its limits together), in config order."""
+    if analysis is None or mine is None:
+        return [("guards", "n/a  no analysis yet")]
+    results = getattr(mine, "guardrails", ())
+    if not results:
+        return [("guards", "none  no guardrails configured")]
+    by_metric: dict[str, list[Any]] = {}
+    for result in results:
+        by_metric.setdefault(result.spec.metric, []).append(result)
+    gates = []
+    for metric, group in by_metric.items():
+        failed = failed_rule == f"guardrail:{metric}" or any(g.failed for g in group)
+        if metric == "error_rate":
+            text = _errors(group, failed)
+        elif metric == "mean_latency_ms":
+            text = _mean_latency(group, failed)
+        else:
+            text = _latency(group, failed)
+        gates.append((_GATE_NAMES.get(metric, metric), text))
+    return gates
+
+
+def _limits(group: list[Any]) -> str:
+    return ", ".join(g.spec.text for g in group)
+
+
+def _errors(group: list[Any], failed: bool) -> str:
+    shown = next((g for g in group if g.failed), group[0])
+    result = shown.test
+    if result is None or result.treatment_n == 0:
         return "n/a  no requests yet"
     rates = f"{result.treatment_mean:.2%} vs {result.control_mean:.2%} champion"
     if result.error and not failed:
@@ -141,19 +173,30 @@ def _errors(mine: Any, failed_rule: str) -> str:
         # identical outcomes leave nothing to test, and only the first is fine.
         state = "ok" if result.treatment_mean <= result.control_mean else "n/a"
         return f"{state}  {rates} (no variance to test)"
-    return f"{'FAIL' if failed else 'ok'}  {rates} (p={result.p_value:.3g})"
+    return f"{'FAIL' if failed else 'ok'}  {rates} (p={result.p_value:.3g}, max {_limits(group)})"
 
 
-def _latency(mine: Any) -> str:
-    latency = mine.latency if mine is not None else None
+def _mean_latency(group: list[Any], failed: bool) -> str:
+    shown = next((g for g in group if g.failed), group[0])
+    result = shown.test
+    if result is None or result.error:
+        return f"{'FAIL' if failed else 'n/a'}  {shown.message}"
+    return (
+        f"{'FAIL' if failed else 'ok'}  {result.treatment_mean:.1f} ms vs "
+        f"{result.control_mean:.1f} ms champion (p={result.p_value:.3g}, max {_limits(group)})"
+    )
+
+
+def _latency(group: list[Any], failed: bool) -> str:
+    shown = next((g for g in group if g.failed), group[0])
+    latency = shown.latency
     if latency is None:
         return "n/a  no latency data"
     if not latency.conclusive:
         return f"n/a  {latency.message}"
-    limit = f", max ×{latency.max_ratio:g}" if latency.max_ratio is not None else ""
     return (
-        f"{'FAIL' if latency.worse else 'ok'}  {latency.treatment:.1f} ms vs "
-        f"{latency.champion:.1f} ms champion (×{latency.ratio:.2f}{limit})"
+        f"{'FAIL' if failed else 'ok'}  {latency.treatment:.1f} ms vs "
+        f"{latency.champion:.1f} ms champion (×{latency.ratio:.2f}, max {_limits(group)})"
     )
 
 

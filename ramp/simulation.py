@@ -3,7 +3,7 @@
 Each simulated ramp draws the traffic of every check interval (Poisson
 arrivals split by the step's weight, binomial outcomes and errors), measures
 it with the same functions ``observe`` uses (the primary metric's bounds from
-``ramp.evidence``, the error-rate guardrail's sequential test, the per-step
+``ramp.evidence``, the error-rate guardrails' sequential tests, the per-step
 SRM), vectorised over all runs, and then asks the real ``decide`` for every
 run, applying the decision with ``next_state``. What comes out: how often a
 ramp is promoted, rolled back for harm or expires; how far it gets; how many
@@ -20,9 +20,10 @@ import numpy.typing as npt
 
 from analysis.decisions import Verdict
 from analysis.inputs import AnalysisSettings
+from analysis.results import DifferenceType
 from analysis.sequential import sequential_p_values
 from analysis.srm import DEFAULT_MIN_UNITS, SrmResult, sample_ratio_mismatch
-from analysis.sufficient import Moments
+from analysis.sufficient import FloatArray, Moments
 from experiments.config import Ramp, RampTest
 from ramp.evidence import evidence_arrays, evidence_at, evidence_design
 from ramp.policy import Observation, RampState, decide, next_state
@@ -138,6 +139,25 @@ def _two_arm_srm_p(
     return np.asarray([math.erfc(math.sqrt(s / 2.0)) for s in statistic], dtype=np.float64)
 
 
+def _error_p(
+    champion: Moments,
+    canary: Moments,
+    settings: AnalysisSettings,
+    kind: DifferenceType,
+    null: float,
+) -> FloatArray:
+    """One-sided sequential p-values of "the canary's error rate is worse than ``null``"."""
+    return sequential_p_values(
+        champion,
+        canary,
+        difference_type=kind,
+        alternative="greater",
+        alpha=settings.alpha,
+        tuning=float(settings.tuning_n),
+        null=null,
+    )
+
+
 def simulate_ramps(
     plan: Ramp,
     settings: AnalysisSettings,
@@ -158,7 +178,9 @@ def simulate_ramps(
     p_canary = champion_p if canary_p is None else canary_p
     weights = np.asarray(plan.served_steps)
     higher = settings.direction == "increase"
-    error_margin = settings.max_error_rate_increase
+    # The error-rate guardrails as configured (the simulated error rate is the
+    # same for both arms); latency is not simulated.
+    error_guards = [g for g in settings.active_guardrails if g.metric == "error_rate"]
     interval = plan.check_interval_s
     checks = math.ceil(plan.max_duration_s / interval) + 2
 
@@ -196,17 +218,21 @@ def simulate_ramps(
         canary = Moments.from_sums(n[1, idx], ok[1, idx], ok[1, idx], kind="proportion")
         arrays = evidence_arrays(design, champion, canary, proportion=True)
         guard = np.zeros(idx.size, dtype=bool)
-        if error_margin is not None:
-            p_err = sequential_p_values(
-                Moments.from_sums(n[0, idx], err[0, idx], err[0, idx], kind="proportion"),
-                Moments.from_sums(n[1, idx], err[1, idx], err[1, idx], kind="proportion"),
-                difference_type="absolute",
-                alternative="greater",
-                alpha=settings.alpha,
-                tuning=float(settings.tuning_n),
-                null=error_margin,
-            )
-            guard = np.nan_to_num(p_err, nan=1.0) < settings.alpha
+        errors_c = Moments.from_sums(n[0, idx], err[0, idx], err[0, idx], kind="proportion")
+        errors_t = Moments.from_sums(n[1, idx], err[1, idx], err[1, idx], kind="proportion")
+        for spec in error_guards:
+            relative = spec.relative
+            if relative is None:
+                p_err = _error_p(errors_c, errors_t, settings, "absolute", spec.value)
+            else:
+                # As ``analysis.guardrails``: a champion with no errors gives the
+                # relative limit no base, and any significant increase fails.
+                p_err = np.where(
+                    err[0, idx] == 0,
+                    _error_p(errors_c, errors_t, settings, "absolute", 0.0),
+                    _error_p(errors_c, errors_t, settings, "relative", relative),
+                )
+            guard |= np.nan_to_num(p_err, nan=1.0) < settings.alpha
         srm_p = _two_arm_srm_p(step_n[0, idx], step_n[1, idx], weight)
 
         for j, run in enumerate(idx):

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from analysis.decisions import Analysis, VariantAnalysis
+from analysis.guardrails import GuardrailResult
 from analysis.latency import LatencyComparison
 from analysis.reports.tables import split_rows
 from analysis.results import TestResult
@@ -116,10 +117,29 @@ def _latency(latency: LatencyComparison | None) -> dict[str, Any] | None:
         "ratio": latency.ratio,
         "ratio_range": [latency.ratio_low, latency.ratio_high],
         "max_ratio": latency.max_ratio,
+        "difference_ms": latency.difference,
+        "max_increase_ms": latency.max_increase,
         "samples": {"champion": latency.champion_n, "variant": latency.treatment_n},
         "conclusive": latency.conclusive,
         "worse": latency.worse,
         "message": latency.message,
+    }
+
+
+def _guardrail(result: GuardrailResult) -> dict[str, Any]:
+    return {
+        "rule": result.rule,
+        "metric": result.spec.metric,
+        "limit": result.spec.limit,
+        "threshold": result.spec.value,
+        "status": result.status,
+        "failed": result.failed,
+        "checked": result.checked,
+        "champion": result.champion,
+        "variant": result.variant,
+        "message": result.message,
+        "test": None if result.test is None else _test(result.test),
+        "latency": _latency(result.latency),
     }
 
 
@@ -154,13 +174,8 @@ def _variant(va: VariantAnalysis, analysis: Analysis) -> dict[str, Any]:
             },
             **_across_epochs(va),
         },
-        "guardrails": {
-            "error_rate": {
-                **_test(va.errors),
-                "max_increase": analysis.data.settings.max_error_rate_increase,
-            },
-            "p99_latency": _latency(va.latency),
-        },
+        # Every configured guardrail with its result, in the configured order.
+        "guardrails": [_guardrail(result) for result in va.guardrails],
         "power": {
             "required_per_arm": va.required_per_arm,
             "time_to_decision_s": va.time_to_decision_s,
@@ -229,7 +244,11 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
         "arms": _arms(analysis),
         "effect_over_time": [dataclasses.asdict(p) for p in effect_over_time(data)],
         "drift": None if data.drift is None else data.drift.as_dict(),
-        "settings": dataclasses.asdict(data.settings),
+        "settings": {
+            **dataclasses.asdict(data.settings),
+            # The guardrails checked, however they were given (the list or the original keys).
+            "guardrails": [dataclasses.asdict(g) for g in data.settings.active_guardrails],
+        },
     }
     result: dict[str, Any] = jsonable(report)
     return result

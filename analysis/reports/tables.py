@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from analysis.decisions import Analysis, VariantAnalysis
 from analysis.difference import default_difference
+from analysis.guardrails import GuardrailResult
 from analysis.sufficient import is_proportion
 
 __all__ = [
@@ -366,51 +367,54 @@ def _stratified_note(va: VariantAnalysis) -> str:
     )
 
 
-def _error_cell(va: VariantAnalysis, margin: float | None) -> str:
-    e = va.errors
-    rates = f"{e.treatment_mean:.2%} vs {e.control_mean:.2%}"
-    if e.error:
-        return f"{rates} (not tested: {e.message})"
-    limit = f"+{100 * margin:g} pp" if margin else "any increase"
-    delta = f"{100 * e.estimate:+.2f}".replace("-", MINUS)
-    return f"{rates} (Δ {delta} pp, limit {limit}, p = {format_p(e.p_value)})"
+def _guardrail_cell(result: GuardrailResult) -> str:
+    """What was compared, for one guardrail: the values and the test or the ratio."""
+    metric, test, lat = result.spec.metric, result.test, result.latency
+    if metric == "error_rate" and test is not None:
+        rates = f"{result.variant:.2%} vs {result.champion:.2%}"
+        if test.error:
+            return f"{rates} (not tested: {test.message})"
+        if test.difference_type == "relative":
+            return f"{rates} (Δ {_signed_pct(test.estimate)}, p = {format_p(test.p_value)})"
+        delta = f"{100 * test.estimate:+.2f}".replace("-", MINUS)
+        return f"{rates} (Δ {delta} pp, p = {format_p(test.p_value)})"
+    if metric == "mean_latency_ms" and test is not None:
+        means = f"{result.variant:.3g} vs {result.champion:.3g} ms"
+        if test.error:
+            return f"{means} (not tested: {test.message})"
+        return f"{means} (p = {format_p(test.p_value)})"
+    if lat is not None and lat.conclusive:
+        return f"{lat.treatment:.3g} vs {lat.champion:.3g} ms ({lat.ratio:.2f}×)"
+    return result.message
 
 
-def _latency_cell(va: VariantAnalysis) -> str:
-    lat = va.latency
-    if lat is None:
-        return "no latency recorded"
-    if not lat.conclusive:
-        return lat.message
-    limit = f", limit {lat.max_ratio:g}×" if lat.max_ratio is not None else ""
-    return f"{lat.treatment:.3g} vs {lat.champion:.3g} ms ({lat.ratio:.2f}×{limit})"
-
-
-def _guardrail_status(va: VariantAnalysis) -> str:
-    breached = []
-    if va.errors.significant:
-        breached.append("error rate")
-    if va.latency is not None and va.latency.worse:
-        breached.append("p99 latency")
-    if breached:
-        return "breached: " + ", ".join(breached)
-    if va.errors.error or va.latency is None or not va.latency.conclusive:
-        return "ok so far (partial data)"
-    return "ok"
+_GUARDRAIL_STATUS = {"failed": "breached", "ok": "ok", "not checked": "not checked yet"}
 
 
 def guardrail_table(analysis: Analysis) -> Table:
-    """Error rate and p99 latency of each challenger against the champion."""
-    margin = analysis.data.settings.max_error_rate_increase
-    rows = tuple(
-        (va.variant, _error_cell(va, margin), _latency_cell(va), _guardrail_status(va))
-        for va in analysis.variants
-    )
+    """Every configured guardrail of each challenger against the champion, with its result."""
+    rows: list[tuple[str, ...]] = []
+    for va in analysis.variants:
+        for result in va.guardrails:
+            rows.append(
+                (
+                    va.variant,
+                    result.spec.metric,
+                    result.spec.text,
+                    _guardrail_cell(result),
+                    _GUARDRAIL_STATUS[result.status],
+                )
+            )
+    if not analysis.data.settings.active_guardrails:
+        rows = [
+            (va.variant, "none configured", DASH, DASH, "none checked") for va in analysis.variants
+        ]
     return Table(
         "Guardrails",
-        ("variant", "error rate vs champion", "p99 latency vs champion", "status"),
-        rows,
-        caption="error rate: one-sided sequential test against the allowed increase",
+        ("variant", "guardrail", "limit", "variant vs champion", "status"),
+        tuple(rows),
+        caption="error rate and mean latency: one-sided sequential test against the limit; "
+        "latency quantiles: from the histograms' buckets, over the limit fails",
     )
 
 
@@ -448,5 +452,12 @@ def power_table(analysis: Analysis) -> Table:
 def settings_items(analysis: Analysis) -> Sequence[tuple[str, str]]:
     """The analysis settings as (name, value) pairs."""
     s = analysis.data.settings
-    values = ((f.name, getattr(s, f.name)) for f in dataclasses.fields(s))
-    return tuple((name, DASH if value is None else str(value)) for name, value in values)
+    # The original guardrail keys only when they are what was checked.
+    hidden = {"guardrails"}
+    if s.guardrails is not None:
+        hidden |= {"max_error_rate_increase", "max_p99_ratio"}
+    values = [(f.name, getattr(s, f.name)) for f in dataclasses.fields(s) if f.name not in hidden]
+    # The guardrails checked, however they were given (the original keys or the list).
+    checked = "; ".join(f"{g.metric} {g.text}" for g in s.active_guardrails) or "none"
+    items = [(name, DASH if value is None else str(value)) for name, value in values]
+    return (*items, ("guardrails", checked))

@@ -201,6 +201,26 @@ function verdicts(data) {
   fill("verdicts", ...(items.length ? items : [empty("only a champion: nothing to decide")]));
 }
 
+function guardrails(data) {
+  // Every configured guardrail per challenger, with its result (empty list: none configured).
+  const label = { failed: "breached", ok: "ok", "not checked": "not checked yet" };
+  const items = [];
+  for (const v of data.guardrails) {
+    if (!v.checks.length) {
+      items.push(el("div", { class: "guardrail" }, dot(data.colours[v.variant]),
+        el("b", null, v.variant), " · no guardrails configured"));
+    }
+    for (const g of v.checks) {
+      items.push(el("div", { class: `guardrail guardrail-${g.status.replace(" ", "-")}`,
+        "data-variant": v.variant, "data-rule": g.rule },
+        dot(data.colours[v.variant]), el("b", null, v.variant),
+        ` · ${g.metric} ${g.limit} ${g.threshold}: `, el("b", null, label[g.status] || g.status),
+        el("span", { class: "why" }, g.message)));
+    }
+  }
+  fill("guardrails", ...(items.length ? items : [empty("only a champion: nothing to check")]));
+}
+
 function ramp(data) {
   const r = data.ramp;
   if (!r) {
@@ -354,6 +374,7 @@ function render(data) {
   split(data);
   metric(data);
   verdicts(data);
+  guardrails(data);
   ramp(data);
   legend(data);
   lineChart("chart-rps", data, "rps", short);

@@ -112,7 +112,7 @@ def test_latency_guardrail() -> None:
     data = copy.deepcopy(BASE)
     data["variants"][0]["latency_ms"] = fast
     data["variants"][1]["latency_ms"] = slow
-    assert verdict(data)[:2] == ("rollback", "guardrail:p99_latency")
+    assert verdict(data)[:2] == ("rollback", "guardrail:p99_latency_ms")
 
 
 def test_sample_ratio_mismatch_holds_everything() -> None:

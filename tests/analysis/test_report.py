@@ -124,7 +124,7 @@ def test_the_realistic_input_promotes_one_and_rolls_back_the_slow_one(
     actions = {v.variant: (v.action, v.rule) for v in realistic.verdicts}
     assert actions == {
         "challenger": ("promote", "primary"),
-        "canary": ("rollback", "guardrail:p99_latency"),
+        "canary": ("rollback", "guardrail:p99_latency_ms"),
     }
 
 
@@ -151,16 +151,22 @@ def test_json_carries_each_test_and_writes_infinity_as_a_string(realistic: Analy
     assert primary["metric"] == "accuracy"
     assert primary["ci"][0] < primary["estimate"] < primary["ci"][1]
     assert primary["adjusted_p_value"] >= primary["p_value"]
+    # Every configured guardrail in the configured order, each with its result.
+    errors, p99 = challenger["guardrails"]
+    assert (errors["rule"], p99["rule"]) == ("guardrail:error_rate", "guardrail:p99_latency_ms")
     # The error guardrail is one-sided: its interval is open above.
-    assert challenger["guardrails"]["error_rate"]["ci"][1] == "inf"
-    assert challenger["guardrails"]["p99_latency"]["conclusive"] is True
+    assert errors["test"]["ci"][1] == "inf"
+    assert p99["latency"]["conclusive"] is True
+    assert p99["status"] in ("ok", "failed")
     assert challenger["power"]["required_per_arm"] > 0
 
 
 def test_json_writes_nan_as_null() -> None:
     data = experiment(hours=1, per_hour=(80, 10, 10))  # under 100 requests: no p99
     report = report_json(run(data))
-    latency = report["variants"][0]["guardrails"]["p99_latency"]
+    p99 = report["variants"][0]["guardrails"][1]
+    assert (p99["metric"], p99["status"]) == ("p99_latency_ms", "not checked")
+    latency = p99["latency"]
     assert latency["conclusive"] is False
     assert latency["ratio"] is None
     json.dumps(report, allow_nan=False)
@@ -186,7 +192,7 @@ def test_markdown_has_the_verdict_table_right_after_the_srm_line(realistic: Anal
     assert lines[4] == "### Verdicts"
     assert "| variant | verdict | rule | why |" in md
     assert "| challenger | ✅ promote | primary |" in md
-    assert "| canary | ⛔ rollback | guardrail:p99_latency |" in md
+    assert "| canary | ⛔ rollback | guardrail:p99_latency_ms |" in md
     for heading in ("### Primary metric: accuracy", "### Guardrails", "### Power"):
         assert heading in md
     assert realistic.test in md

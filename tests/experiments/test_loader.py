@@ -78,6 +78,7 @@ EXPECTED_FIXTURES = {
     "syntax_error.yaml",
     "unit_and_override.yaml",
     "drift_settings.yaml",
+    "guardrail_limits.yaml",
 }
 
 

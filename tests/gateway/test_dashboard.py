@@ -227,3 +227,37 @@ def test_without_an_admin_token_the_dashboard_is_open(
         assert answer.status_code == 200 and answer.json()["login_required"] is False
     finally:
         child.stop()
+
+
+@pytest.mark.parametrize("configured", [True, False])
+def test_payload_lists_every_configured_guardrail_with_its_result(configured: bool) -> None:
+    raw = config({"champion": 50, "canary": 50}).model_dump(mode="json")
+    raw["metrics"]["guardrails"] = (
+        [{"name": "mean_latency_ms", "max_ratio": 1.2}, {"name": "p95_latency_ms", "max_ratio": 3}]
+        if configured
+        else []
+    )
+    cfg = ExperimentConfig.model_validate(raw)
+    agg = OutcomeAggregator(window_s=60)
+    for variant, latency in (("champion", 10.0), ("canary", 20.0)):  # the canary: 2x slower
+        for i in range(500):
+            agg.add_request("demo", variant, 1, ok=True, client_error=False,
+                            latency_ms=latency + i % 7, fallback=False, ts=60.0)  # fmt: skip
+    totals = windows_of(agg)[60]
+    epochs = decode_epochs({"1": epoch_record(raw, paused=False, started_at=60.0)}, totals)
+    payload = dashboard_payload(
+        cfg, version=1, paused=False, epochs=epochs, windows={60: totals}, first_window=60,
+        ramp_state=None, audit=[], window_s=60, now=130.0, experiments=["demo"],
+    )  # fmt: skip
+    (canary,) = payload["guardrails"]
+    checks = [(c["rule"], c["limit"], c["threshold"], c["status"]) for c in canary["checks"]]
+    (verdict,) = payload["verdicts"]
+    if not configured:
+        assert checks == [] and not verdict["rule"].startswith("guardrail:")
+        return
+    # Mean latency from the recorder's latency sums; p95 from its histogram.
+    assert checks == [
+        ("guardrail:mean_latency_ms", "max_ratio", 1.2, "failed"),
+        ("guardrail:p95_latency_ms", "max_ratio", 3, "ok"),
+    ]
+    assert verdict["rule"] == "guardrail:mean_latency_ms"

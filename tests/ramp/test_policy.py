@@ -147,7 +147,7 @@ def test_superiority_needs_the_canary_shown_better() -> None:
     assert decide(plan, state(step=2), better).action == "promote"
 
 
-@pytest.mark.parametrize("rule", ["guardrail:error_rate", "guardrail:p99_latency"])
+@pytest.mark.parametrize("rule", ["guardrail:error_rate", "guardrail:p99_latency_ms"])
 def test_a_failed_guardrail_rolls_back_at_once_even_before_minimums(rule: str) -> None:
     decision = decide(PLAN, state(), observation(now=1, samples=3, verdict="rollback", rule=rule))
     assert (decision.action, decision.rule) == ("rollback", rule)

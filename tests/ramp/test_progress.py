@@ -145,7 +145,7 @@ def test_an_observation_with_fields_missing_renders_as_not_available() -> None:
     lines = render_block(PLAN, STATE, bare, expired, experiment="demo")  # type: ignore[arg-type]
     by_name = rows(lines)
     assert by_name["samples"] == "samples  0 in step (min 100)"
-    for gate in ("errors", "p99", "primary", "non-inf", "SRM"):
+    for gate in ("guards", "primary", "non-inf", "SRM"):
         assert by_name[gate].split()[1] == "n/a", by_name[gate]
     assert lines[-1] == "  → expired (max_duration): not shown good enough in 90s"
     none_fields = Observation(

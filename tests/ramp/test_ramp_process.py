@@ -141,7 +141,7 @@ def test_worse_canary_is_rolled_back_and_never_reaches_100(setup, redis_url, tmp
     assert max(weights) == 10, weights
     # harm shown (a busy machine's p99 may trip its guardrail first)
     assert history[-1]["action"] == "rollback"
-    assert history[-1]["evidence"]["rule"] in ("harm", "guardrail:p99_latency")
+    assert history[-1]["evidence"]["rule"] in ("harm", "guardrail:p99_latency_ms")
     final = Store(redis_url).get_config("demo").config["variants"]
     assert {v["name"]: v["weight"] for v in final} == {"champion": 100, "canary": 0}
     assert Store(redis_url).ramp_state("demo")["status"] == "rolled_back"
