@@ -28,7 +28,7 @@ from abgate.errors import (
     UpstreamUnavailable,
 )
 from abgate.schema import decode_served, window_start
-from abgate.store import FeedbackItem
+from abgate.store import FeedbackItem, FeedbackResult
 from abgate.tracing import Trace, continue_trace
 from gateway.access_log import AccessLog
 from gateway.drift_sampling import sample_every
@@ -114,10 +114,19 @@ def _json_object(body: bytes, not_an_object: str) -> dict[str, Any]:
     return payload
 
 
-def _accepted(request_id: str, experiment: str, metric: str, waiting: str) -> Answer:
+def _accepted(
+    request_id: str, experiment: str, metric: str, waiting: str, *, repeated: bool = False
+) -> Answer:
     # 202: taken and kept; it counts once its request's mapping (or Redis) is there.
-    body = {"status": "accepted", "request_id": request_id, "experiment": experiment,
-            "metric": metric, "waiting": waiting}  # fmt: skip
+    body: dict[str, Any] = {
+        "status": "accepted",
+        "request_id": request_id,
+        "experiment": experiment,
+        "metric": metric,
+        "waiting": waiting,
+    }
+    if repeated:
+        body["repeated"] = True  # this very feedback was taken before; kept once
     return Answer(202, orjson.dumps(body), [])
 
 
@@ -442,7 +451,7 @@ class HotPath:
             metric = self.experiments.by_name[name].feedback_metrics[kind]
             item = FeedbackItem(request_id, token, metric, kind, float(value), served, now, window)
             try:
-                result = await self.store.feedback(name, item, park=park)
+                result = await self._store_feedback(name, item, park)
             except RedisUnavailable as exc:
                 if not park:
                     raise UpstreamUnavailable(
@@ -455,7 +464,7 @@ class HotPath:
                     ) from exc
                 return _accepted(request_id, name, metric, "waiting for Redis")
             if result.status != "unknown":
-                self.recorder.count_feedback(name, result.status)
+                self.recorder.count_feedback(name, "repeat" if result.repeated else result.status)
                 break
         else:
             raise NotFound(
@@ -464,11 +473,14 @@ class HotPath:
                 "feedback waits for it"
             )
         if result.status == "pending":
-            return _accepted(request_id, name, metric, "waiting for its request")
+            return _accepted(
+                request_id, name, metric, "waiting for its request", repeated=result.repeated
+            )
         if result.status in ("duplicate", "again"):
             raise Conflict(
-                f"feedback for request_id {request_id!r} was already counted "
-                "(or is waiting for its request)"
+                f"another feedback for request_id {request_id!r} was already counted (or is "
+                "waiting for its request): this one is not (the same feedback sent again is "
+                "answered as it was the first time)"
             )
         if result.status == "unscored":
             raise Conflict(
@@ -489,7 +501,17 @@ class HotPath:
                     "model_version": mapping.model_version,
                     "metric": metric,
                     "value": result.amount,
+                    **({"repeated": True} if result.repeated else {}),
                 }
             ),
             [],
         )
+
+    async def _store_feedback(self, name: str, item: FeedbackItem, park: bool) -> FeedbackResult:
+        # A lost reply (a reset connection, a timeout) leaves it unknown whether the
+        # script ran; the script answers a second run of the same token with the
+        # first run's answer, so trying once more at once is safe and usually ends it.
+        try:
+            return await self.store.feedback(name, item, park=park)
+        except RedisUnavailable:
+            return await self.store.feedback(name, item, park=park)
