@@ -154,8 +154,10 @@ class HotPath:
 
     # --- predict ------------------------------------------------------------------
 
-    async def predict(self, body: bytes, headers: dict[bytes, bytes], model: str | None) -> Answer:
-        """Answer one predict request (never raises)."""
+    async def predict(
+        self, body: bytes, headers: dict[bytes, bytes], model: str | None, peer: str | None = None
+    ) -> Answer:
+        """Answer one predict request (never raises); ``peer`` is the address connected from."""
         # One random draw decides the access-log sample; the trace carries it on.
         trace = continue_trace(headers.get(b"traceparent"), self.access.rate > random())
         raw_id = headers.get(b"x-request-id")
@@ -170,10 +172,11 @@ class HotPath:
                 request_id = given
             live = self.experiments.for_model(model)
             payload = self._parse(body)
-            return await self._route(live, payload, body, headers, request_id, trace)
+            return await self._route(live, payload, body, headers, request_id, trace, peer)
         except AbgateError as exc:
             if trace.sampled or exc.status_code >= 500:
-                self.access.rejected(trace, request_id, exc.status_code, exc.message, body)
+                client = self.access.client(peer, headers)
+                self.access.rejected(trace, request_id, exc.status_code, exc.message, body, client)
             return _error(exc, request_id)
 
     @staticmethod
@@ -205,6 +208,7 @@ class HotPath:
         headers: dict[bytes, bytes],
         request_id: str,
         trace: Trace,
+        peer: str | None,
     ) -> Answer:
         unit = self._unit(live, payload, headers, request_id)
         if live.paused:
@@ -285,7 +289,8 @@ class HotPath:
             if error == "timeout":
                 answer.status = 504
             self._access(trace, request_id, live, chosen, served_by, pool, answer.status,
-                         latency_ms, fallback, error, None, payload)  # fmt: skip
+                         latency_ms, fallback, error, None, payload,
+                         self.access.client(peer, headers))  # fmt: skip
             return answer
         answer_body["variant"] = served_by.name
         answer_body["model_version"] = served_by.model_version
@@ -295,7 +300,8 @@ class HotPath:
             shadows = self._mirror(live, unit, body, forward_headers, prediction, trace, request_id)
         if trace.sampled or error is not None:
             self._access(trace, request_id, live, chosen, served_by, pool, response.status,
-                         latency_ms, fallback, error, shadows, payload)  # fmt: skip
+                         latency_ms, fallback, error, shadows, payload,
+                         self.access.client(peer, headers))  # fmt: skip
         return Answer(
             response.status,
             orjson.dumps(answer_body),
@@ -320,12 +326,13 @@ class HotPath:
         error: str | None,
         shadows: dict[str, str] | None,
         payload: dict[str, Any],
+        client: str | None,
     ) -> None:
         self.access.request(
             trace, request_id, experiment=live.name, variant=served_by.name,
             assigned=chosen.name, model_version=served_by.model_version, endpoint=pool.url,
             status=status, latency_ms=latency_ms, fallback=fallback, error=error,
-            shadows=shadows, features=payload.get("features"),
+            shadows=shadows, features=payload.get("features"), client=client,
         )  # fmt: skip
 
     @staticmethod

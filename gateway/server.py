@@ -63,6 +63,7 @@ import httptools
 import orjson
 
 from gateway.app import Gateway
+from gateway.forwarded import TrustedProxies
 from gateway.hotpath import Answer
 from gateway.metrics import render_http_metrics, render_metrics
 
@@ -287,6 +288,12 @@ class _Exchange:
         return b"".join(parts), keep_alive
 
 
+def _forwarded(headers: Headers, name: bytes) -> bytes | None:
+    """Every ``name`` field of a request, joined as one list (each proxy may add one)."""
+    values = [value for key, value in headers if key == name]
+    return b",".join(values) if values else None
+
+
 def _addresses(transport: asyncio.BaseTransport) -> tuple[Any, Any]:
     """(client, server) for an ASGI scope: host and port, or None when unknown."""
 
@@ -329,12 +336,15 @@ class _Connection(asyncio.Protocol):
         self._stalled_since: float | None = None  # answers waiting unread since then
         self._stalled_pending = 0  # bytes waiting then
         self._linger_until = 0.0  # half-closed after a refusal: closed at this time
+        self.peer: str | None = None  # the address connected from (a proxy's, behind one)
 
     # asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
         server = self.server
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else None
         if len(server.connections) >= server.max_connections:
             self._broken = True
             server.refuse(transport)  # type: ignore[arg-type]
@@ -629,7 +639,8 @@ class _Connection(asyncio.Protocol):
             if path == "/predict" or (path.startswith("/v1/") and path.endswith("/predict")):
                 model = None if path == "/predict" else path[4:-8]
                 body, headers = request.content(), dict(request.headers)
-                return await gateway.hotpath.predict(body, headers, model or None), _JSON
+                answer = await gateway.hotpath.predict(body, headers, model or None, self.peer)
+                return answer, _JSON
             if path == "/feedback":
                 return await gateway.hotpath.feedback(request.content()), _JSON
         elif method == b"GET" or method == b"HEAD":
@@ -649,13 +660,22 @@ class _Connection(asyncio.Protocol):
         """The ASGI HTTP scope of a request."""
         assert self.transport is not None
         client, server = _addresses(self.transport)
+        scheme = "http"
+        proxies = self.server.proxies
+        if proxies.trusts(self.peer):
+            # Behind a trusted proxy: the client and scheme it reports (gateway/forwarded.py).
+            found = proxies.client(self.peer, _forwarded(request.headers, b"x-forwarded-for"))
+            if found != self.peer:
+                client = (found, 0)
+            proto = _forwarded(request.headers, b"x-forwarded-proto")
+            scheme = proxies.scheme(self.peer, proto, scheme)
         return {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": request.http_version,
             "server": server,
             "client": client,
-            "scheme": "http",
+            "scheme": scheme,
             "method": request.method.decode("ascii"),
             "root_path": "",
             "path": path,
@@ -747,6 +767,7 @@ class _Server:
         self.max_head_bytes = settings.http_max_head_bytes
         self.max_headers = settings.http_max_headers
         self.max_connections = settings.http_max_connections
+        self.proxies = TrustedProxies(settings.trusted_proxies)
         # Deadlines are checked by a sweep: often enough for the shortest one to hold
         # to within a quarter of it, at most once a second.
         shortest = min(self.head_timeout, self.body_timeout, self.keep_alive, self.write_timeout)
