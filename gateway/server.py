@@ -35,7 +35,9 @@ with unread bytes would send a reset, which can overtake the answer). The
 checks of time run in one sweep over the connections (a few times a second),
 not per request; those of size are a few integer operations per read. All are
 counted in ``/metrics`` (``abgate_http_*``). SIGTERM/SIGINT stop accepting, let
-the requests already received finish (up to ``graceful_timeout`` seconds), then run
+the requests already received finish (up to ``graceful_timeout`` seconds; a
+connection that has not sent a byte yet gets ``NEW_CONNECTION_GRACE_S`` to send its
+request, answered with ``Connection: close``), then run
 ``Gateway.shutdown()``. ``workers > 1`` forks that many processes, each with its
 own listening socket on the port (``SO_REUSEPORT``: the kernel spreads the
 connections) and its own gateway.
@@ -84,6 +86,10 @@ REFUSAL_LOG_INTERVAL_S = 10.0  # connections refused at the cap: one warning per
 # After refusing a request the server half-closes and discards what the client still sends
 # for this long: closing with unread bytes would send a reset, which can overtake the answer.
 LINGER_S = 2.0
+# At SIGTERM a connection accepted a moment ago may have its first request still on the
+# wire: closing it as idle would leave that client with an end-of-file and no way to know
+# whether its request was taken. Such a connection gets this long to send it.
+NEW_CONNECTION_GRACE_S = 2.0
 STARTUP_FAILURE = 3  # exit code when the gateway cannot start (as uvicorn)
 SHUTDOWN_MARGIN_S = 10.0  # a process's shutdown after its connections: watcher 2 s, flush 5 s
 ORPHAN_CHECK_S = 1.0  # how often a forked server process checks its supervisor is alive
@@ -337,6 +343,7 @@ class _Connection(asyncio.Protocol):
         self._stalled_pending = 0  # bytes waiting then
         self._linger_until = 0.0  # half-closed after a refusal: closed at this time
         self.peer: str | None = None  # the address connected from (a proxy's, behind one)
+        self.fresh = True  # not a byte received yet
 
     # asyncio.Protocol ------------------------------------------------------------
 
@@ -353,6 +360,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
+        self.fresh = False
         if self._broken:
             return
         # The head in progress before this read, and the requests queued: the bytes of a
@@ -841,10 +849,16 @@ class _Server:
         if self._listener is not None:
             self._listener.close()
         for conn in list(self.connections):
-            if conn.idle:
+            if conn.idle and not conn.fresh:
                 conn.close()
-        deadline = self.loop.time() + timeout
+        now = self.loop.time()
+        deadline, grace_ends = now + timeout, now + min(NEW_CONNECTION_GRACE_S, timeout)
         while self.connections and self.loop.time() < deadline:
+            if grace_ends is not None and self.loop.time() >= grace_ends:
+                grace_ends = None
+                for conn in list(self.connections):
+                    if conn.idle and conn.fresh:
+                        conn.close()  # nothing came
             await asyncio.sleep(0.02)
         if self.connections:
             count = len(self.connections)
