@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.abgate-installed
 
-.PHONY: install demo up test test-busy test-fast lint format bench soak clean
+.PHONY: install demo up test test-busy test-fast lint format bench soak chaos clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "abgate needs Python 3.11 or newer (set PYTHON=...)")'
@@ -60,6 +60,11 @@ bench: $(STAMP)
 # 100,000 requests with feedback on half: zero lost outcomes, no error, flat gateway memory.
 soak: $(STAMP)
 	$(BIN)/python -m bench.soak
+
+# Traffic with feedback while a worker, Redis (from its AOF) and a gateway replica are
+# killed and restarted and configs applied, on a schedule: nothing lost, nothing twice.
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

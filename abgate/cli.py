@@ -319,6 +319,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         log_config=None,  # uvicorn's records go through abgate's logging (abgate/logs.py)
         access_log=False,
         timeout_graceful_shutdown=10,
+        # X-Forwarded-* only from ABGATE_TRUSTED_PROXIES, as abgate's own server does
+        # (uvicorn's default would believe them from 127.0.0.1).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         backlog=2048,
     )
     return 0

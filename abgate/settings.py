@@ -6,11 +6,12 @@ a process needs to run: where Redis and the model registry are, ports, limits.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings"]
 
@@ -85,6 +86,15 @@ class Settings(BaseSettings):
         description=(
             "Open client connections per gateway process; one more is answered 503 and closed "
             "(keep it below the process's open-file limit, `ulimit -n`)."
+        ),
+    )
+    trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description=(
+            "Addresses or CIDRs of the proxies in front of the gateway (comma-separated, "
+            "e.g. `10.0.0.0/8,127.0.0.1`; none by default). Only a connection from one of "
+            "them has its X-Forwarded-For (client address in logs) and X-Forwarded-Proto "
+            "(the dashboard cookie's Secure flag) believed; from anyone else they are ignored."
         ),
     )
     admin_token: str | None = Field(
@@ -171,6 +181,21 @@ class Settings(BaseSettings):
         # Child processes (valkey, workers) may run in another directory: valkey changes
         # into --dir before it opens a relative --logfile, so a relative path breaks it.
         return path.expanduser().absolute()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        items = value.split(",") if isinstance(value, str) else value
+        out = []
+        for item in items:
+            text = str(item).strip()
+            if not text:
+                continue
+            try:
+                out.append(str(ipaddress.ip_network(text, strict=False)))
+            except ValueError as exc:
+                raise ValueError(f"{text!r} is not an IP address or CIDR network") from exc
+        return tuple(out)
 
     @model_validator(mode="after")
     def _cluster_needs_a_url(self) -> Self:

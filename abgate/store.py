@@ -301,12 +301,15 @@ return joined
 """
 )
 
-# One feedback, atomically: refused when its request id was claimed before (by
-# another token: a duplicate; by the same token: this very call, retried after
-# its reply was lost), counted when the request's mapping is in Redis (or given,
-# when the receiving process served the request and has not flushed it yet),
-# else parked until the mapping arrives or the wait ends (or, with park=0,
-# reported unknown and left unclaimed).
+# One feedback, atomically and idempotently. The request's claim records the
+# feedback's token, what it said (metric, kind, value) and the answer it got:
+# the same token again (the reply was lost and the call is retried) gets that
+# answer again and changes nothing; the same feedback under another token (a
+# client sending it again) gets it too, marked 'repeat'; any other feedback for
+# the request is a 'duplicate'. Unclaimed, it is counted when the request's
+# mapping is in Redis (or given, when the receiving process served the request
+# and has not flushed it yet), else parked until the mapping arrives or the wait
+# ends (or, with park=0, reported unknown and left unclaimed).
 # KEYS: claim, pending hash, pending due set, joins hash, window, totals, windows,
 #       then the request hashes of every hour a mapping may be kept in
 # ARGV: request id, token, metric, kind, value, served or '', window start,
@@ -316,8 +319,22 @@ _FEEDBACK_SCRIPT = (
     + """
 local claim = redis.call('GET', KEYS[1])
 if claim then
-  if claim == ARGV[2] then return {'again'} end
+  if string.sub(claim, 1, 1) ~= '[' then
+    -- a claim set before claims kept their answer: the token alone
+    if claim == ARGV[2] then return {'again'} end
+    return {'duplicate'}
+  end
+  local c = cjson.decode(claim)
+  if c[1] == ARGV[2] then return {c[5], c[6], c[7]} end
+  if c[2] == ARGV[3] and c[3] == ARGV[4] and c[4] == ARGV[5] then
+    return {c[5], c[6], c[7], 'repeat'}
+  end
   return {'duplicate'}
+end
+local function answer(status, served, amount)
+  redis.call('SET', KEYS[1], cjson.encode({ARGV[2], ARGV[3], ARGV[4], ARGV[5], status, served,
+                                           amount}), 'EX', ARGV[9])
+  return {status, served, amount}
 end
 local served = ARGV[6]
 if served == '' then
@@ -331,18 +348,16 @@ if served == '' then
 end
 if served == '' then
   if ARGV[11] ~= '1' then return {'unknown'} end
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[9])
   redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({ARGV[3], ARGV[4], ARGV[5]}))
   redis.call('ZADD', KEYS[3], ARGV[10], ARGV[1])
   redis.call('HINCRBY', KEYS[4], 'parked', 1)
-  return {'pending'}
+  return answer('pending', '', '0')
 end
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[9])
-if served == '-' then return {'unscored'} end
+if served == '-' then return answer('unscored', served, '0') end
 local amount = count_feedback(served, ARGV[3], ARGV[4], ARGV[5], KEYS[5], KEYS[6], KEYS[7],
                               ARGV[7], tonumber(ARGV[8]), ARGV[12], tonumber(ARGV[13]))
-if not amount then return {'malformed', served} end
-return {'counted', served, amount}
+if not amount then return answer('malformed', served, '0') end
+return answer('counted', served, amount)
 """
 )
 
@@ -442,12 +457,20 @@ class FeedbackItem:
 @dataclass(frozen=True)
 class FeedbackResult:
     """What the feedback script did: ``counted`` (with the mapping and the amount),
-    ``pending`` (parked until its mapping arrives), ``duplicate``, ``again`` (this
-    very feedback was applied before), ``unknown`` (not parked) or ``malformed``."""
+    ``pending`` (parked until its mapping arrives), ``unscored`` (its request was not
+    answered by its variant), ``duplicate`` (another feedback claimed the request),
+    ``unknown`` (not parked), ``malformed``, or ``again`` (this very feedback was
+    applied under a claim that kept no answer).
+
+    A call retried with the same token gets the answer of its first run; the same
+    feedback sent again under another token gets that answer with ``repeated``: in
+    both cases nothing was counted this time.
+    """
 
     status: str
     served: str = ""
     amount: float = 0.0
+    repeated: bool = False
 
 
 @dataclass(frozen=True)
@@ -751,7 +774,10 @@ class Store:
 def _feedback_result(answer: Any) -> FeedbackResult:
     parts = [part.decode() if isinstance(part, bytes) else str(part) for part in answer]
     return FeedbackResult(
-        parts[0], parts[1] if len(parts) > 1 else "", float(parts[2]) if len(parts) > 2 else 0.0
+        parts[0],
+        parts[1] if len(parts) > 1 else "",
+        float(parts[2]) if len(parts) > 2 else 0.0,
+        repeated=len(parts) > 3 and parts[3] == "repeat",
     )
 
 

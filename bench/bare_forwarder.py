@@ -32,7 +32,9 @@ def bare_gateway(config: Path) -> Gateway:
     gateway = create_app(Settings(), store=None, bootstrap=load_experiment(config))
     experiments = gateway.experiments
 
-    async def forward(body: bytes, headers: dict[bytes, bytes], model: str | None) -> Answer:
+    async def forward(
+        body: bytes, headers: dict[bytes, bytes], model: str | None, peer: str | None = None
+    ) -> Answer:
         champion = experiments.for_model(model).champion
         pool = champion.endpoints.pick()
         response = await pool.request(_PREDICT, body, b"", champion.timeout_s)

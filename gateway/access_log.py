@@ -15,6 +15,7 @@ from typing import Any
 
 from abgate.logs import FIELDS
 from abgate.tracing import Trace
+from gateway.forwarded import TrustedProxies
 
 __all__ = ["AccessLog"]
 
@@ -35,12 +36,22 @@ def _ids(trace: Trace, request_id: str | None) -> dict[str, Any]:
 class AccessLog:
     """Writes access records for the share ``rate`` of requests (failures: all of them)."""
 
-    __slots__ = ("payloads", "rate")
+    __slots__ = ("payloads", "proxies", "rate")
 
-    def __init__(self, rate: float, *, payloads: bool = False) -> None:
+    def __init__(
+        self, rate: float, *, payloads: bool = False, proxies: TrustedProxies | None = None
+    ) -> None:
         # With INFO off, no sampled record could be written: do not draw them.
         self.rate = rate if log.isEnabledFor(logging.INFO) else 0.0
         self.payloads = payloads
+        self.proxies = proxies or TrustedProxies()
+
+    def client(self, peer: str | None, headers: dict[bytes, bytes]) -> str | None:
+        """The client's address for a record: the peer's, or, when the peer is a trusted
+        proxy, the one it reports in ``X-Forwarded-For`` (``gateway/forwarded.py``)."""
+        if not self.proxies:
+            return peer
+        return self.proxies.client(peer, headers.get(b"x-forwarded-for"))
 
     def request(
         self,
@@ -58,10 +69,12 @@ class AccessLog:
         error: str | None,
         shadows: dict[str, str] | None,
         features: Any = None,
+        client: str | None = None,
     ) -> None:
         """One routed request: who served it, how, how fast (ERROR for a 5xx answer)."""
         values: dict[str, Any] = {
             **_ids(trace, request_id),
+            "client": client,
             "experiment": experiment,
             "variant": variant,
             "assigned_variant": assigned,
@@ -84,11 +97,18 @@ class AccessLog:
         log.log(level, "predict", extra={FIELDS: values})
 
     def rejected(
-        self, trace: Trace, request_id: str | None, status: int, message: str, body: bytes
+        self,
+        trace: Trace,
+        request_id: str | None,
+        status: int,
+        message: str,
+        body: bytes,
+        client: str | None = None,
     ) -> None:
         """A request answered with an error before it reached a worker."""
         values: dict[str, Any] = {
             **_ids(trace, request_id),
+            "client": client,
             "status": status,
             "error": message,
         }

@@ -101,6 +101,10 @@ class FeedbackAccepted(BaseModel):
     experiment: str
     metric: str
     waiting: str = Field(description="`waiting for its request` or `waiting for Redis`")
+    repeated: bool = Field(
+        default=False,
+        description="Present (true) when this very feedback was taken before: kept once.",
+    )
 
 
 def _public_routes(app: FastAPI) -> None:

@@ -21,6 +21,7 @@ from abgate.store import AsyncStore
 from experiments.config import ExperimentConfig
 from gateway.access_log import AccessLog
 from gateway.config_sync import ConfigSync
+from gateway.forwarded import TrustedProxies
 from gateway.hotpath import Answer, HotPath
 from gateway.live import LiveExperiments
 from gateway.metrics import render_metrics
@@ -122,7 +123,9 @@ class Gateway:
             else:
                 model = None if path == "/predict" else path[4:-8]
                 headers = dict(scope["headers"])
-                answer = await self.hotpath.predict(body, headers, model or None)
+                client = scope.get("client")
+                peer = client[0] if client else None
+                answer = await self.hotpath.predict(body, headers, model or None, peer)
             await _send(send, answer)
         # HEAD as GET: the server (uvicorn, or abgate's own) sends the head without the body.
         elif path == "/health" and method in _GET_OR_HEAD:
@@ -258,7 +261,11 @@ def create_app(
         recorder.lose_records(settings.test_drop_records)
     recorder.experiment_names = lambda: experiments.by_name.keys()
     sync = ConfigSync(store, experiments, bootstrap)
-    access = AccessLog(settings.access_log_rate, payloads=settings.log_payloads)
+    access = AccessLog(
+        settings.access_log_rate,
+        payloads=settings.log_payloads,
+        proxies=TrustedProxies(settings.trusted_proxies),
+    )
     hotpath = HotPath(
         experiments, recorder, store, access, drift_sample_rate=settings.drift_sample_rate
     )

@@ -28,7 +28,7 @@ from abgate.errors import (
     UpstreamUnavailable,
 )
 from abgate.schema import decode_served, window_start
-from abgate.store import FeedbackItem
+from abgate.store import FeedbackItem, FeedbackResult
 from abgate.tracing import Trace, continue_trace
 from gateway.access_log import AccessLog
 from gateway.drift_sampling import sample_every
@@ -114,10 +114,19 @@ def _json_object(body: bytes, not_an_object: str) -> dict[str, Any]:
     return payload
 
 
-def _accepted(request_id: str, experiment: str, metric: str, waiting: str) -> Answer:
+def _accepted(
+    request_id: str, experiment: str, metric: str, waiting: str, *, repeated: bool = False
+) -> Answer:
     # 202: taken and kept; it counts once its request's mapping (or Redis) is there.
-    body = {"status": "accepted", "request_id": request_id, "experiment": experiment,
-            "metric": metric, "waiting": waiting}  # fmt: skip
+    body: dict[str, Any] = {
+        "status": "accepted",
+        "request_id": request_id,
+        "experiment": experiment,
+        "metric": metric,
+        "waiting": waiting,
+    }
+    if repeated:
+        body["repeated"] = True  # this very feedback was taken before; kept once
     return Answer(202, orjson.dumps(body), [])
 
 
@@ -145,8 +154,10 @@ class HotPath:
 
     # --- predict ------------------------------------------------------------------
 
-    async def predict(self, body: bytes, headers: dict[bytes, bytes], model: str | None) -> Answer:
-        """Answer one predict request (never raises)."""
+    async def predict(
+        self, body: bytes, headers: dict[bytes, bytes], model: str | None, peer: str | None = None
+    ) -> Answer:
+        """Answer one predict request (never raises); ``peer`` is the address connected from."""
         # One random draw decides the access-log sample; the trace carries it on.
         trace = continue_trace(headers.get(b"traceparent"), self.access.rate > random())
         raw_id = headers.get(b"x-request-id")
@@ -161,10 +172,11 @@ class HotPath:
                 request_id = given
             live = self.experiments.for_model(model)
             payload = self._parse(body)
-            return await self._route(live, payload, body, headers, request_id, trace)
+            return await self._route(live, payload, body, headers, request_id, trace, peer)
         except AbgateError as exc:
             if trace.sampled or exc.status_code >= 500:
-                self.access.rejected(trace, request_id, exc.status_code, exc.message, body)
+                client = self.access.client(peer, headers)
+                self.access.rejected(trace, request_id, exc.status_code, exc.message, body, client)
             return _error(exc, request_id)
 
     @staticmethod
@@ -196,6 +208,7 @@ class HotPath:
         headers: dict[bytes, bytes],
         request_id: str,
         trace: Trace,
+        peer: str | None,
     ) -> Answer:
         unit = self._unit(live, payload, headers, request_id)
         if live.paused:
@@ -279,7 +292,8 @@ class HotPath:
             if error == "timeout":
                 answer.status = 504
             self._access(trace, request_id, live, chosen, served_by, pool, answer.status,
-                         latency_ms, fallback, error, None, payload)  # fmt: skip
+                         latency_ms, fallback, error, None, payload,
+                         self.access.client(peer, headers))  # fmt: skip
             return answer
         answer_body["variant"] = served_by.name
         answer_body["model_version"] = served_by.model_version
@@ -289,7 +303,8 @@ class HotPath:
             shadows = self._mirror(live, unit, body, forward_headers, prediction, trace, request_id)
         if trace.sampled or error is not None:
             self._access(trace, request_id, live, chosen, served_by, pool, response.status,
-                         latency_ms, fallback, error, shadows, payload)  # fmt: skip
+                         latency_ms, fallback, error, shadows, payload,
+                         self.access.client(peer, headers))  # fmt: skip
         return Answer(
             response.status,
             orjson.dumps(answer_body),
@@ -314,12 +329,13 @@ class HotPath:
         error: str | None,
         shadows: dict[str, str] | None,
         payload: dict[str, Any],
+        client: str | None,
     ) -> None:
         self.access.request(
             trace, request_id, experiment=live.name, variant=served_by.name,
             assigned=chosen.name, model_version=served_by.model_version, endpoint=pool.url,
             status=status, latency_ms=latency_ms, fallback=fallback, error=error,
-            shadows=shadows, features=payload.get("features"),
+            shadows=shadows, features=payload.get("features"), client=client,
         )  # fmt: skip
 
     @staticmethod
@@ -445,7 +461,7 @@ class HotPath:
             metric = self.experiments.by_name[name].feedback_metrics[kind]
             item = FeedbackItem(request_id, token, metric, kind, float(value), served, now, window)
             try:
-                result = await self.store.feedback(name, item, park=park)
+                result = await self._store_feedback(name, item, park)
             except RedisUnavailable as exc:
                 if not park:
                     raise UpstreamUnavailable(
@@ -458,7 +474,7 @@ class HotPath:
                     ) from exc
                 return _accepted(request_id, name, metric, "waiting for Redis")
             if result.status != "unknown":
-                self.recorder.count_feedback(name, result.status)
+                self.recorder.count_feedback(name, "repeat" if result.repeated else result.status)
                 break
         else:
             raise NotFound(
@@ -467,11 +483,14 @@ class HotPath:
                 "feedback waits for it"
             )
         if result.status == "pending":
-            return _accepted(request_id, name, metric, "waiting for its request")
+            return _accepted(
+                request_id, name, metric, "waiting for its request", repeated=result.repeated
+            )
         if result.status in ("duplicate", "again"):
             raise Conflict(
-                f"feedback for request_id {request_id!r} was already counted "
-                "(or is waiting for its request)"
+                f"another feedback for request_id {request_id!r} was already counted (or is "
+                "waiting for its request): this one is not (the same feedback sent again is "
+                "answered as it was the first time)"
             )
         if result.status == "unscored":
             raise Conflict(
@@ -492,7 +511,17 @@ class HotPath:
                     "model_version": mapping.model_version,
                     "metric": metric,
                     "value": result.amount,
+                    **({"repeated": True} if result.repeated else {}),
                 }
             ),
             [],
         )
+
+    async def _store_feedback(self, name: str, item: FeedbackItem, park: bool) -> FeedbackResult:
+        # A lost reply (a reset connection, a timeout) leaves it unknown whether the
+        # script ran; the script answers a second run of the same token with the
+        # first run's answer, so trying once more at once is safe and usually ends it.
+        try:
+            return await self.store.feedback(name, item, park=park)
+        except RedisUnavailable:
+            return await self.store.feedback(name, item, park=park)

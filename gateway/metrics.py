@@ -110,7 +110,9 @@ def _feedback_families(lines: list[str], family: Any, recorder: Recorder) -> Non
         "abgate_feedback_total",
         "counter",
         "Feedback this process received, by what became of it: counted, pending (parked "
-        "until its request is known), duplicate, unknown, buffered (Redis unreachable), "
+        "until its request is known), duplicate (another feedback for the request was "
+        "taken), repeat (the same feedback again, answered as the first time), unknown, "
+        "buffered (Redis unreachable), "
         "refused (buffer full), and buffered_* once a buffered one was written.",
     )
     for name, counts in sorted(recorder.feedback_results.items()):

@@ -313,8 +313,9 @@ class Recorder:
         self.pending -= sum(len(batch.events) + len(batch.feedback) for batch in batches)
         written = (batch.experiment for batch in batches for _ in batch.feedback)
         for name, result in zip(written, results, strict=True):
-            # "again": this very feedback was applied by a write whose reply was lost.
-            self.count_feedback(name, f"buffered_{result.status}")
+            # A write whose reply was lost ran the script already: it answers as then.
+            status = "repeat" if result.repeated else result.status
+            self.count_feedback(name, f"buffered_{status}")
         if not self.redis_ok:
             log.warning("recording resumed")
         self.redis_ok = True

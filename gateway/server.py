@@ -35,7 +35,9 @@ with unread bytes would send a reset, which can overtake the answer). The
 checks of time run in one sweep over the connections (a few times a second),
 not per request; those of size are a few integer operations per read. All are
 counted in ``/metrics`` (``abgate_http_*``). SIGTERM/SIGINT stop accepting, let
-the requests already received finish (up to ``graceful_timeout`` seconds), then run
+the requests already received finish (up to ``graceful_timeout`` seconds; a
+connection that has not sent a byte yet gets ``NEW_CONNECTION_GRACE_S`` to send its
+request, answered with ``Connection: close``), then run
 ``Gateway.shutdown()``. ``workers > 1`` forks that many processes, each with its
 own listening socket on the port (``SO_REUSEPORT``: the kernel spreads the
 connections) and its own gateway.
@@ -63,6 +65,7 @@ import httptools
 import orjson
 
 from gateway.app import Gateway
+from gateway.forwarded import TrustedProxies
 from gateway.hotpath import Answer
 from gateway.metrics import render_http_metrics, render_metrics
 
@@ -83,6 +86,10 @@ REFUSAL_LOG_INTERVAL_S = 10.0  # connections refused at the cap: one warning per
 # After refusing a request the server half-closes and discards what the client still sends
 # for this long: closing with unread bytes would send a reset, which can overtake the answer.
 LINGER_S = 2.0
+# At SIGTERM a connection accepted a moment ago may have its first request still on the
+# wire: closing it as idle would leave that client with an end-of-file and no way to know
+# whether its request was taken. Such a connection gets this long to send it.
+NEW_CONNECTION_GRACE_S = 2.0
 STARTUP_FAILURE = 3  # exit code when the gateway cannot start (as uvicorn)
 SHUTDOWN_MARGIN_S = 10.0  # a process's shutdown after its connections: watcher 2 s, flush 5 s
 ORPHAN_CHECK_S = 1.0  # how often a forked server process checks its supervisor is alive
@@ -287,6 +294,12 @@ class _Exchange:
         return b"".join(parts), keep_alive
 
 
+def _forwarded(headers: Headers, name: bytes) -> bytes | None:
+    """Every ``name`` field of a request, joined as one list (each proxy may add one)."""
+    values = [value for key, value in headers if key == name]
+    return b",".join(values) if values else None
+
+
 def _addresses(transport: asyncio.BaseTransport) -> tuple[Any, Any]:
     """(client, server) for an ASGI scope: host and port, or None when unknown."""
 
@@ -329,12 +342,16 @@ class _Connection(asyncio.Protocol):
         self._stalled_since: float | None = None  # answers waiting unread since then
         self._stalled_pending = 0  # bytes waiting then
         self._linger_until = 0.0  # half-closed after a refusal: closed at this time
+        self.peer: str | None = None  # the address connected from (a proxy's, behind one)
+        self.fresh = True  # not a byte received yet
 
     # asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport
         server = self.server
+        peer = transport.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else None
         if len(server.connections) >= server.max_connections:
             self._broken = True
             server.refuse(transport)  # type: ignore[arg-type]
@@ -343,6 +360,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
+        self.fresh = False
         if self._broken:
             return
         # The head in progress before this read, and the requests queued: the bytes of a
@@ -629,7 +647,8 @@ class _Connection(asyncio.Protocol):
             if path == "/predict" or (path.startswith("/v1/") and path.endswith("/predict")):
                 model = None if path == "/predict" else path[4:-8]
                 body, headers = request.content(), dict(request.headers)
-                return await gateway.hotpath.predict(body, headers, model or None), _JSON
+                answer = await gateway.hotpath.predict(body, headers, model or None, self.peer)
+                return answer, _JSON
             if path == "/feedback":
                 return await gateway.hotpath.feedback(request.content()), _JSON
         elif method == b"GET" or method == b"HEAD":
@@ -649,13 +668,22 @@ class _Connection(asyncio.Protocol):
         """The ASGI HTTP scope of a request."""
         assert self.transport is not None
         client, server = _addresses(self.transport)
+        scheme = "http"
+        proxies = self.server.proxies
+        if proxies.trusts(self.peer):
+            # Behind a trusted proxy: the client and scheme it reports (gateway/forwarded.py).
+            found = proxies.client(self.peer, _forwarded(request.headers, b"x-forwarded-for"))
+            if found != self.peer:
+                client = (found, 0)
+            proto = _forwarded(request.headers, b"x-forwarded-proto")
+            scheme = proxies.scheme(self.peer, proto, scheme)
         return {
             "type": "http",
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": request.http_version,
             "server": server,
             "client": client,
-            "scheme": "http",
+            "scheme": scheme,
             "method": request.method.decode("ascii"),
             "root_path": "",
             "path": path,
@@ -747,6 +775,7 @@ class _Server:
         self.max_head_bytes = settings.http_max_head_bytes
         self.max_headers = settings.http_max_headers
         self.max_connections = settings.http_max_connections
+        self.proxies = TrustedProxies(settings.trusted_proxies)
         # Deadlines are checked by a sweep: often enough for the shortest one to hold
         # to within a quarter of it, at most once a second.
         shortest = min(self.head_timeout, self.body_timeout, self.keep_alive, self.write_timeout)
@@ -820,10 +849,16 @@ class _Server:
         if self._listener is not None:
             self._listener.close()
         for conn in list(self.connections):
-            if conn.idle:
+            if conn.idle and not conn.fresh:
                 conn.close()
-        deadline = self.loop.time() + timeout
+        now = self.loop.time()
+        deadline, grace_ends = now + timeout, now + min(NEW_CONNECTION_GRACE_S, timeout)
         while self.connections and self.loop.time() < deadline:
+            if grace_ends is not None and self.loop.time() >= grace_ends:
+                grace_ends = None
+                for conn in list(self.connections):
+                    if conn.idle and conn.fresh:
+                        conn.close()  # nothing came
             await asyncio.sleep(0.02)
         if self.connections:
             count = len(self.connections)

@@ -7,8 +7,10 @@ import asyncio
 import time
 from typing import Any
 
-from abgate.schema import decode_stats, window_start
-from abgate.store import AsyncStore, FeedbackItem, FlushBatch
+from abgate.errors import RedisUnavailable
+from abgate.schema import Keys, decode_stats, window_start
+from abgate.store import AsyncStore, FeedbackItem, FeedbackResult, FlushBatch
+from tests.lost_reply import ReplyDroppingProxy, reply_dropping_proxy
 
 NAMES = ("demo", "checkout", "search-ranker")  # spread over the cluster's slots
 
@@ -47,7 +49,7 @@ def test_feedback_before_or_after_its_mapping_counts_once(store_target: tuple[st
                                                "late": ("champion", "v1", 7, 0)})])  # fmt: skip
             late = await store.feedback(name, item("late", "t2", kind="reward", value=2.5),
                                         park=True)  # fmt: skip
-            duplicate = await store.feedback(name, item("early", "t3"), park=True)
+            duplicate = await store.feedback(name, item("early", "t3", value=0), park=True)
             retried = await store.feedback(name, item("late", "t2"), park=True)
             # The writer served it itself and has not flushed: it brings the mapping.
             local = await store.feedback(name, item("local", "t4", served="canary|v3|7|0"),
@@ -64,7 +66,8 @@ def test_feedback_before_or_after_its_mapping_counts_once(store_target: tuple[st
     seen = asyncio.run(scenario())
     for name in NAMES:
         *statuses, counted = seen[name]
-        assert statuses == ["pending", "counted", "duplicate", "again", "counted", "unknown"]
+        # The retried call (same token) gets its first answer back, counting nothing.
+        assert statuses == ["pending", "counted", "duplicate", "counted", "counted", "unknown"]
         # label 1 vs prediction 1 (joined), label 1 vs prediction 0 (local), reward 2.5
         assert counted == {(7, "canary"): (2, 1.0), (7, "champion"): (1, 2.5)}
 
@@ -116,3 +119,59 @@ def test_feedback_for_a_request_its_variant_did_not_answer_is_never_counted(
     statuses, after = asyncio.run(scenario())
     assert statuses == ["pending", "unscored", "unscored"]
     assert after == [0, 0, {}]
+
+
+def test_feedback_whose_reply_is_lost_counts_once_however_it_is_retried(redis_url: str) -> None:
+    """The script runs in Redis and its reply is thrown away on the wire: the caller
+    sending the same item again (as the gateway and its recorder do), a client sending
+    the same feedback again and a buffered flush written again each get the first
+    answer back, and nothing is counted twice."""
+    claim = Keys("demo").feedback_claim
+
+    async def lost(proxy: ReplyDroppingProxy, rid: str, call: Any) -> bool:
+        proxy.arm(claim(rid).encode(), drops=1)
+        try:
+            await call
+        except RedisUnavailable:
+            return True
+        finally:
+            proxy.disarm()
+        return False
+
+    async def scenario(proxy: ReplyDroppingProxy) -> dict[str, Any]:
+        store = AsyncStore(proxy.url)
+        seen: dict[str, Any] = {}
+        await store.write([mappings("demo", {f"r{i}": ("canary", "v3", 7, 1) for i in range(3)})])
+        seen["lost"] = [
+            await lost(proxy, "r0", store.feedback("demo", item("r0", "t0"), park=True)),
+            await lost(proxy, "r1", store.write([FlushBatch("demo", {}, [], {},
+                                                            feedback=[item("r1", "t1")])])),
+            await lost(proxy, "r9", store.feedback("demo", item("r9", "t9"), park=True)),
+        ]  # fmt: skip
+        seen["dropped"] = proxy.dropped
+        # The same item (token) again: the answer the lost reply carried.
+        seen["again"] = await store.feedback("demo", item("r0", "t0"), park=True)
+        seen["flushed"] = await store.write([FlushBatch("demo", {}, [], {},
+                                                        feedback=[item("r1", "t1")])])  # fmt: skip
+        seen["parked"] = await store.feedback("demo", item("r9", "t9"), park=True)
+        # A client sending the same feedback again (a new token): its first answer.
+        seen["resent"] = await store.feedback("demo", item("r0", "t5"), park=True)
+        # Another value for the same request is a duplicate, never counted.
+        seen["other"] = await store.feedback("demo", item("r0", "t6", value=0), park=True)
+        # The parked one is joined when its mapping comes, once.
+        await store.write([mappings("demo", {"r9": ("champion", "v1", 7, 1)})])
+        seen["counted"] = await accuracy(store, "demo")
+        await store.close()
+        return seen
+
+    with reply_dropping_proxy(redis_url) as proxy:
+        seen = asyncio.run(scenario(proxy))
+    assert seen["lost"] == [True, True, True] and seen["dropped"] == 3, seen
+    # Each script ran twice or three times; each feedback counts once.
+    assert seen["counted"] == {(7, "canary"): (2, 2.0), (7, "champion"): (1, 1.0)}, seen
+    counted = FeedbackResult("counted", "canary|v3|7|1", 1.0)
+    assert seen["again"] == counted, seen
+    assert seen["flushed"] == [counted], seen
+    assert seen["parked"] == FeedbackResult("pending"), seen
+    assert seen["resent"] == FeedbackResult("counted", "canary|v3|7|1", 1.0, repeated=True), seen
+    assert seen["other"].status == "duplicate", seen

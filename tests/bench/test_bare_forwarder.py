@@ -28,7 +28,9 @@ def test_bare_forwarder_returns_the_champions_answer_untouched(tmp_path: Path) -
                 answers = []
                 for user in range(20):  # whatever the unit: always the champion
                     headers = {b"x-user-id": str(user).encode()}
-                    answer = await gateway.hotpath.predict(b'{"features": [1]}', headers, None)
+                    # Called as the gateway's server calls it (with the peer's address).
+                    body = b'{"features": [1]}'
+                    answer = await gateway.hotpath.predict(body, headers, None, "127.0.0.1")
                     answers.append((answer.status, orjson.loads(answer.body), len(answer.headers)))
                 return answers
             finally:

@@ -68,7 +68,10 @@ def test_two_gateways_on_a_cluster(
             assert answer.status_code == 200, answer.text
         again = sessions[0].post(gateways[0].url + "/feedback",
                                  json={"request_id": "c0-0", "label": 1})  # fmt: skip
-        assert again.status_code == 409
+        assert again.status_code == 200 and again.json()["repeated"] is True, again.text
+        other = sessions[0].post(gateways[0].url + "/feedback",
+                                 json={"request_id": "c0-0", "label": 0})  # fmt: skip
+        assert other.status_code == 409
 
         def recorded():
             totals = parse_outcome_fields(Store(cluster_url, cluster=True).totals("demo"))

@@ -285,8 +285,11 @@ def test_feedback_for_a_request_nobody_answered_expires_counted(
         first = requests.post(gateway.url + "/feedback", json=feedback, timeout=10)
         assert first.status_code == 202, first.text
         assert first.json()["waiting"] == "waiting for its request"
+        # The same feedback again is answered as the first time, and kept once.
         again = requests.post(gateway.url + "/feedback", json=feedback, timeout=10)
-        assert again.status_code == 409, again.text
+        assert again.status_code == 202 and again.json()["repeated"] is True, again.text
+        other = requests.post(gateway.url + "/feedback", json={**feedback, "label": 0}, timeout=10)
+        assert other.status_code == 409, other.text
         ready = requests.get(gateway.url + "/ready", timeout=10).json()
         assert _wait(
             lambda: (

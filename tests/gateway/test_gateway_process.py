@@ -123,9 +123,13 @@ def test_counts_in_redis_equal_requests_and_feedback(gateway: Child, redis_url: 
 def test_feedback_once_and_unknown(gateway: Child, redis_url: str) -> None:
     rid = requests.post(gateway.url + "/predict", json={"features": ROW}).json()["request_id"]
     first = requests.post(gateway.url + "/feedback", json={"request_id": rid, "label": 0})
-    second = requests.post(gateway.url + "/feedback", json={"request_id": rid, "label": 0})
-    assert first.status_code == 200
+    second = requests.post(gateway.url + "/feedback", json={"request_id": rid, "label": 1})
+    resent = requests.post(gateway.url + "/feedback", json={"request_id": rid, "label": 0})
+    assert first.status_code == 200 and "repeated" not in first.json()
     assert second.status_code == 409 and "already counted" in second.json()["error"]
+    # The same feedback again (a client retry) gets the first answer back, counted once.
+    assert resent.status_code == 200 and resent.json()["repeated"] is True
+    assert resent.json()["variant"] == first.json()["variant"]
     # Not known yet: it may have been answered by another process a moment ago.
     unknown = requests.post(gateway.url + "/feedback", json={"request_id": "nope", "label": 1})
     assert unknown.status_code == 202 and unknown.json()["waiting"] == "waiting for its request"

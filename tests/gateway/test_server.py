@@ -555,6 +555,26 @@ def test_sigterm_answers_requests_in_flight_then_exits_0(
     assert sum(v.requests for v in totals.values()) == 12  # flushed at shutdown
 
 
+@pytest.mark.integration
+def test_sigterm_answers_a_connection_accepted_just_before_whose_request_comes_after(
+    gateway: Child,
+) -> None:
+    # A client that connected a moment before SIGTERM and sends its request a moment
+    # after: closed as idle, it would see end-of-file and not know if it was served.
+    port = port_of(gateway)
+    with raw_client(port) as fresh:
+        with raw_client(port) as probe:  # the kernel hands connections out in order:
+            probe.send(request_bytes("GET", "/health"))  # once this one is served,
+            assert probe.read().status == 200  # `fresh` was accepted too
+        os.kill(gateway.pid, signal.SIGTERM)
+        assert wait_for(lambda: refused(port)), "still accepting after SIGTERM"
+        fresh.send(predict_bytes("late-1"))
+        answer = fresh.read()
+        assert answer.status == 200 and answer.headers["x-request-id"] == "late-1"
+        assert answer.headers["connection"] == "close"
+    assert gateway.process.wait(timeout=15) == 0
+
+
 def child_pids(pid: int) -> list[int]:
     """Pids of the live children of ``pid`` (from /proc)."""
     found = []
