@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import platform
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -398,6 +399,8 @@ class GatewayMetrics:
         self.directory = directory
         self.http: Callable[[], HttpFigures] | None = None
         self._process = ProcessCollector(registry=None)
+        self._writing = threading.Lock()
+        self._taken = self._written = 0
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(GatewayCollector(experiments, self.figures))
 
@@ -426,11 +429,11 @@ class GatewayMetrics:
 
     def figures(self) -> ProcessFigures:
         """The whole gateway's figures: this process's, plus its siblings' when shared."""
-        own = self.own()
         if self.directory is None:
-            return own
+            return self.own()
+        taken, own = self._snapshot()
         # Published first: what this scrape shows, a later one (from any process) includes.
-        metrics_dir.publish(self.directory, own)
+        self._write(taken, own)
         return combine([own, *metrics_dir.read_all(self.directory, skip_pid=own.pid)], own.pid)
 
     def render(self) -> bytes:
@@ -440,12 +443,27 @@ class GatewayMetrics:
     def publish(self) -> None:
         """Publish this process's figures for its siblings' scrapes (no-op when alone)."""
         if self.directory is not None:
-            metrics_dir.publish(self.directory, self.own())
+            self._write(*self._snapshot())
+
+    def _snapshot(self) -> tuple[int, ProcessFigures]:
+        self._taken += 1  # on the event loop only: no lock needed
+        return self._taken, self.own()
+
+    def _write(self, taken: int, figures: ProcessFigures) -> None:
+        # One writer at a time, and figures taken later are never overwritten by earlier
+        # ones the publishing thread is still writing (at shutdown, say).
+        assert self.directory is not None
+        with self._writing:
+            if taken > self._written:
+                metrics_dir.publish(self.directory, figures)
+                self._written = taken
 
     async def publish_every(self, interval: float = PUBLISH_INTERVAL_S) -> None:
         """Publish until cancelled: a scrape sees a sibling's figures at most this stale."""
         while True:
-            self.publish()
+            # The figures are taken here (a consistent copy); the file is written in a
+            # thread, so a slow disk never holds up the requests this loop serves.
+            await asyncio.to_thread(self._write, *self._snapshot())
             await asyncio.sleep(interval)
 
 

@@ -25,15 +25,19 @@ __all__ = ["mark_process_dead", "prepare", "publish", "read_all"]
 log = logging.getLogger("abgate.metrics")
 
 _DEAD_PREFIX = "dead-"
+SHARED_MEMORY = "/dev/shm"  # a tmpfs on Linux and in containers
 
 
 def prepare(directory: str | None) -> Path:
     """The directory for a new gateway run, emptied of an earlier run's files.
 
-    ``directory`` unset: a fresh temporary one (the caller removes it at exit).
+    ``directory`` unset: a fresh temporary one (the caller removes it at exit),
+    in shared memory where there is some: on ext4 replacing a file by a rename
+    flushes its data to disk first (``auto_da_alloc``), about 5 ms a time.
     """
     if not directory:
-        return Path(tempfile.mkdtemp(prefix="abgate-metrics-"))
+        memory = SHARED_MEMORY if os.access(SHARED_MEMORY, os.W_OK) else None
+        return Path(tempfile.mkdtemp(prefix="abgate-metrics-", dir=memory))
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.json"):
@@ -46,7 +50,7 @@ def publish(directory: Path, figures: ProcessFigures) -> None:
     final = directory / f"{figures.pid}.json"
     partial = directory / f".{figures.pid}.json.partial"
     try:
-        partial.write_bytes(orjson.dumps(figures.to_json()))
+        partial.write_bytes(orjson.dumps(figures))  # orjson writes dataclasses natively
         os.replace(partial, final)
     except OSError as exc:  # a full disk must not break the gateway; the scrape shows less
         log.warning("cannot publish metrics to %s: %s", directory, exc)

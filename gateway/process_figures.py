@@ -16,7 +16,7 @@ outcomes) leave it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["HttpFigures", "ProcessFigures", "ResourceFigures", "combine"]
@@ -65,13 +65,9 @@ class ProcessFigures:
     resources: ResourceFigures | None = None
     alive: bool = True
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (``from_json`` reads it back)."""
-        return asdict(self)
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ProcessFigures:
-        """Read ``to_json``'s dict."""
+        """Read the figures back from their JSON (written with ``orjson.dumps(figures)``)."""
         values = dict(data)
         http, resources = values.pop("http", None), values.pop("resources", None)
         return cls(

@@ -3,7 +3,6 @@ process answers the scrape, and that view survives a process being replaced."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -97,7 +97,7 @@ def test_every_scrape_of_two_processes_shows_the_whole_gateway(
     shared.mkdir()
     # An earlier run's file: the gateway must empty the directory when it starts.
     stale = ProcessFigures(pid=999_999, outcomes={"demo": {"champion:requests": 1000.0}})
-    (shared / "999999.json").write_text(json.dumps(stale.to_json()))
+    (shared / "999999.json").write_bytes(orjson.dumps(stale))
     gateway = start_gateway(
         config, redis_url, "--server", "abgate", "--workers", "2", ABGATE_METRICS_DIR=str(shared)
     )
