@@ -68,19 +68,24 @@ def read_all(directory: Path, *, skip_pid: int) -> list[ProcessFigures]:
     """Every published process's figures but ``skip_pid``'s (the reader's own, fresher)."""
     listed = set(directory.glob("*.json"))
     found = []
+    live = set()
     for path in sorted(listed):
         dead = path.name.startswith(_DEAD_PREFIX)
         if not dead and path.stem == str(skip_pid):
             continue
         figures = _read(path)
-        if figures is None and not dead:
-            # Renamed by the supervisor since the listing: read it under its new name,
-            # or this scrape would miss the process's counters.
-            moved = set(directory.glob(f"{_DEAD_PREFIX}{path.stem}-*.json")) - listed
-            figures = _read(max(moved)) if moved else None
-            dead = True
         if figures is not None:
             figures.alive = not dead
+            found.append(figures)
+            if not dead:
+                live.add(figures.pid)
+    # A process reaped meanwhile: its file renamed under the listing (a directory read
+    # is not atomic with a rename), read under its new name, or its counts would be
+    # missing from this scrape.
+    for path in sorted(set(directory.glob(f"{_DEAD_PREFIX}*.json")) - listed):
+        figures = _read(path)
+        if figures is not None and figures.pid not in live:
+            figures.alive = False
             found.append(figures)
     return found
 

@@ -17,6 +17,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from abgate.processes import Child
+from gateway import metrics_dir
 from gateway.metrics_dir import mark_process_dead, prepare, publish, read_all
 from gateway.process_figures import HttpFigures, ProcessFigures, ResourceFigures, combine
 from tests.conftest import port_of, start_gateway, write_config
@@ -177,3 +178,23 @@ def test_a_process_marked_dead_keeps_its_counters_in_the_directory(tmp_path: Pat
     assert read == {11: True, 12: False}
     assert [f.pid for f in read_all(shared, skip_pid=11)] == [12]
     assert prepare(str(shared)) == shared and not list(shared.iterdir())
+
+
+def test_a_process_reaped_while_its_file_is_read_still_counts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = prepare(str(tmp_path / "m"))
+    publish(shared, figures(11, 10, True, rss=1, pending=0))
+    publish(shared, figures(12, 20, True, rss=1, pending=0))
+    real_read = metrics_dir._read
+
+    def reaped_meanwhile(path: Path) -> ProcessFigures | None:
+        if path.name == "12.json":
+            mark_process_dead(shared, 12)  # the supervisor, between listing and reading
+        return real_read(path)
+
+    monkeypatch.setattr(metrics_dir, "_read", reaped_meanwhile)
+    read = sorted((f.pid, f.alive) for f in read_all(shared, skip_pid=0))
+    assert read == [(11, True), (12, False)]
+    whole = combine(read_all(shared, skip_pid=0), pid=0)
+    assert whole.outcomes == {"demo": {"champion:requests": 30}}
