@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.abgate-installed
 
-.PHONY: install demo up test test-busy test-fast lint format bench soak chaos clean
+.PHONY: install demo up test test-busy test-fast lint format bench soak chaos clean promtool
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "abgate needs Python 3.11 or newer (set PYTHON=...)")'
@@ -36,6 +36,16 @@ test-busy: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
+
+# Optional: Prometheus's promtool, unpacked from Debian's prometheus package into .venv/bin
+# (apt-get download and dpkg-deb -x: no root, nothing installed system-wide). With it,
+# tests/deploy/test_monitoring.py also runs `promtool check rules` on deploy/monitoring/.
+promtool: $(STAMP)
+	rm -rf $(VENV)/.promtool && mkdir $(VENV)/.promtool
+	cd $(VENV)/.promtool && apt-get download prometheus && dpkg-deb -x prometheus_*.deb .
+	cp $(VENV)/.promtool/usr/bin/promtool $(BIN)/promtool
+	rm -rf $(VENV)/.promtool
+	$(BIN)/promtool --version
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -273,6 +273,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     warning = exposure_warning(settings)
     if warning is not None:
         logging.getLogger("abgate.gateway").warning(warning)
+    if args.workers <= 1:
+        settings = settings.model_copy(update={"metrics_dir": ""})  # one process: nothing shared
     if args.workers > 1:
         # Separate processes share nothing but Redis: each builds its own app.
         os.environ["ABGATE_GATEWAY_CONFIG"] = str(args.config or "")
@@ -302,6 +304,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             backlog=2048,
             graceful_timeout=10,
             log_level=settings.log_level,
+            metrics_directory=settings.metrics_dir,
         )
 
     import uvicorn

@@ -164,6 +164,15 @@ class Settings(BaseSettings):
         ),
     )
 
+    metrics_dir: str = Field(
+        default="",
+        description=(
+            "Directory where the server processes of one `abgate gateway --workers N` "
+            "publish their figures, so every /metrics scrape shows the whole gateway. "
+            "One per gateway: emptied when it starts. Unset: a temporary directory, "
+            "removed when the gateway stops."
+        ),
+    )
     test_drop_records: str = Field(
         default="",
         pattern=r"^$|^[a-z0-9][a-z0-9_-]*:0?\.[0-9]+(:[0-9]+)?$",

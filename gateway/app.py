@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -24,7 +25,7 @@ from gateway.config_sync import ConfigSync
 from gateway.forwarded import TrustedProxies
 from gateway.hotpath import Answer, HotPath
 from gateway.live import LiveExperiments
-from gateway.metrics import render_metrics
+from gateway.metrics import GatewayMetrics
 from gateway.recorder import Recorder
 from gateway.tasks import stop_tasks
 
@@ -57,6 +58,7 @@ class Gateway:
     recorder: Recorder
     sync: ConfigSync
     hotpath: HotPath
+    metrics: GatewayMetrics
     admin: Any = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -69,11 +71,17 @@ class Gateway:
         if self.store is not None:
             loop = asyncio.get_running_loop()
             self._tasks.append(loop.create_task(self.sync.watch(), name="config-watch"))
+        if self.metrics.directory is not None:
+            publisher = asyncio.get_running_loop().create_task(
+                self.metrics.publish_every(), name="metrics-publish"
+            )
+            self._tasks.append(publisher)
 
     async def shutdown(self) -> None:
         """Stop watching, flush pending outcomes, close connections."""
         await stop_tasks(self._tasks, TASK_STOP_S)
         await self.recorder.stop()
+        self.metrics.publish()  # the last counts, kept after this process exits
         for pool in self.experiments.pools.values():
             pool.close()
         if self.store is not None:
@@ -133,10 +141,9 @@ class Gateway:
         elif path == "/ready" and method in _GET_OR_HEAD:
             await _send(send, await self.ready())
         elif path == "/metrics" and method in _GET_OR_HEAD:
-            text = render_metrics(self.experiments, self.recorder, self.hotpath).encode()
             await _send(
                 send,
-                Answer(200, text, []),
+                Answer(200, self.metrics.render(), []),
                 content_type=b"text/plain; version=0.0.4; charset=utf-8",
             )
         elif self.admin is not None:
@@ -269,6 +276,12 @@ def create_app(
     hotpath = HotPath(
         experiments, recorder, store, access, drift_sample_rate=settings.drift_sample_rate
     )
-    gateway = Gateway(settings, store, experiments, recorder, sync, hotpath)
+    metrics = GatewayMetrics(
+        experiments,
+        recorder,
+        hotpath,
+        directory=Path(settings.metrics_dir) if settings.metrics_dir else None,
+    )
+    gateway = Gateway(settings, store, experiments, recorder, sync, hotpath, metrics)
     gateway.admin = create_admin_app(settings, gateway)
     return gateway

@@ -50,6 +50,7 @@ import contextlib
 import logging
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -64,10 +65,11 @@ from typing import Any
 import httptools
 import orjson
 
+from gateway import metrics_dir
 from gateway.app import Gateway
 from gateway.forwarded import TrustedProxies
 from gateway.hotpath import Answer
-from gateway.metrics import render_http_metrics, render_metrics
+from gateway.process_figures import HttpFigures
 
 try:  # pragma: no cover - depends on the platform
     from uvloop import new_event_loop as _new_event_loop
@@ -657,9 +659,7 @@ class _Connection(asyncio.Protocol):
             if path == "/ready":
                 return await gateway.ready(), _JSON
             if path == "/metrics":
-                text = render_metrics(gateway.experiments, gateway.recorder, gateway.hotpath)
-                text += self.server.render_metrics()
-                return Answer(200, text.encode(), []), _METRICS
+                return Answer(200, gateway.metrics.render(), []), _METRICS
         if gateway.admin is None:
             return _error(404, "Not Found"), _JSON
         return None
@@ -785,6 +785,7 @@ class _Server:
         self.timed_out = {"head": 0, "body": 0, "write": 0}
         self._refused_logged = 0  # refusals already in a warning
         self._refusal_logged_at = -REFUSAL_LOG_INTERVAL_S
+        gateway.metrics.http = self.http_figures
 
     def refuse(self, transport: asyncio.Transport) -> None:
         """Answer 503 on a connection over the cap and close it (a warning every few seconds)."""
@@ -802,14 +803,10 @@ class _Server:
         transport.write(_encode(answer, _JSON, self.clock.line(), _CLOSE))
         transport.close()
 
-    def render_metrics(self) -> str:
+    def http_figures(self) -> HttpFigures:
         """This process's connection figures for ``/metrics``."""
-        return render_http_metrics(
-            open_connections=len(self.connections),
-            refused=self.refused,
-            heads_refused=self.heads_refused,
-            timed_out=self.timed_out,
-        )
+        return HttpFigures(len(self.connections), self.refused, self.heads_refused,
+                           dict(self.timed_out))  # fmt: skip
 
     async def listen(self, host: str, port: int, *, backlog: int, reuse_port: bool) -> None:
         """Bind the socket; connections are accepted only from ``start``."""
@@ -939,8 +936,15 @@ class _Supervisor:
     MIN_UPTIME_S = 2.0
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-    def __init__(self, target: Callable[[], int], count: int, kill_after: float) -> None:
+    def __init__(
+        self,
+        target: Callable[[], int],
+        count: int,
+        kill_after: float,
+        on_exit: Callable[[int], None] | None = None,
+    ) -> None:
         self.target = target
+        self.on_exit = on_exit  # called with the pid of each process reaped
         self.count = count
         self.kill_after = kill_after
         self.children: dict[int, float] = {}  # pid -> start (monotonic)
@@ -958,6 +962,8 @@ class _Supervisor:
                 pid, status = os.wait()
                 started = self.children.pop(pid, None)
                 if started is not None:
+                    if self.on_exit is not None:
+                        self.on_exit(pid)
                     self._reap(pid, os.waitstatus_to_exitcode(status), started)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -1056,8 +1062,13 @@ def serve(
     backlog: int = 2048,
     graceful_timeout: float = 10.0,
     log_level: str = "info",
+    metrics_directory: str = "",
 ) -> int:
     """Serve the gateway ``factory`` builds (once per process) until SIGTERM/SIGINT.
+
+    With ``workers > 1`` the processes publish their figures in
+    ``metrics_directory`` (emptied first; unset: a temporary one, removed at the
+    end), which ``factory`` must read from ``ABGATE_METRICS_DIR``.
 
     Returns the exit code: 0 after a clean stop, 1 when the port cannot be
     bound, ``STARTUP_FAILURE`` (3) when the gateway does not start.
@@ -1076,9 +1087,16 @@ def serve(
         return 1
     log.info("starting %d server processes on http://%s:%d", workers, host, port)
     parent = os.getpid()
+    shared = metrics_dir.prepare(metrics_directory)
+    os.environ["ABGATE_METRICS_DIR"] = str(shared)  # read by each process's settings
     supervisor = _Supervisor(
         lambda: _run_process(factory, host, port, reuse_port=True, parent=parent, **options),
         workers,
         kill_after=graceful_timeout + SHUTDOWN_MARGIN_S,
+        on_exit=lambda pid: metrics_dir.mark_process_dead(shared, pid),
     )
-    return supervisor.run()
+    try:
+        return supervisor.run()
+    finally:
+        if not metrics_directory:
+            shutil.rmtree(shared, ignore_errors=True)
