@@ -155,19 +155,40 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from abgate.errors import ConfigError
-    from experiments.loader import load_experiment
+    from experiments.loader import load_experiment_beside
+    from experiments.namespaces import Neighbour
+    from gateway.assignment import describe_layout
 
     failed = 0
+    # Files validated together are checked against each other as if applied in this
+    # order: a second experiment on one model is refused at its own lines.
+    valid: list[Neighbour] = []
     for path in args.files:
         try:
-            config = load_experiment(path)
+            config = load_experiment_beside(path, valid)
         except ConfigError as exc:
             failed += 1
             for line in exc.problems:
                 print(line, file=sys.stderr)
             continue
+        valid.append(Neighbour(config, path))
         weights = ", ".join(f"{v.name} {v.weight:g}%" for v in config.variants)
         print(f"{path}: ok ({config.name}: {weights})")
+        ramp_variant = config.ramp_variant
+        layout = describe_layout(
+            config.assignment.layout,
+            [v.name for v in config.variants],
+            ramp_variant.name if ramp_variant is not None else None,
+            config.seed,
+        )
+        print(f"  assignment: {layout}")
+        if config.namespace is not None:
+            ns = config.namespace
+            print(
+                f"  namespace: units in [{ns.start:g}, {ns.end:g}) of namespace {ns.id!r} "
+                f"(GrowthBook's inNamespace); the rest of model {config.model} is for other "
+                "experiments"
+            )
         if config.ramp is not None:
             served = " → ".join(f"{s:g}" for s in config.ramp.served_steps)
             listed = (
@@ -218,12 +239,31 @@ def _actor() -> str:
 def cmd_apply(args: argparse.Namespace) -> int:
     from abgate.drift import store_drift_references
     from abgate.errors import NotFound
-    from experiments.loader import load_experiment
+    from pydantic import ValidationError
+
+    from experiments.config import ExperimentConfig
+    from experiments.loader import load_experiment, load_experiment_beside
+    from experiments.namespaces import Neighbour
     from model_workers.registry import ModelRegistry
 
     config = load_experiment(args.file)
     settings = _settings()
     store = _store(settings)
+    stored = []
+    for name in store.experiments():
+        if name == config.name:
+            continue
+        try:
+            record = store.get_config(name)
+        except NotFound:  # deleted meanwhile
+            continue
+        try:
+            other = ExperimentConfig.model_validate(record.config)
+        except ValidationError:  # gateways do not route it either
+            continue
+        stored.append(Neighbour(other, f"stored version {record.version}"))
+    # Refused at the file's own lines, before anything is written.
+    config = load_experiment_beside(args.file, stored)
     if args.if_absent:
         try:
             current = store.get_config(config.name)
