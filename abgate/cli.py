@@ -237,10 +237,10 @@ def _actor() -> str:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from abgate.drift import store_drift_references
-    from abgate.errors import NotFound
     from pydantic import ValidationError
 
+    from abgate.drift import store_drift_references
+    from abgate.errors import NotFound
     from experiments.config import ExperimentConfig
     from experiments.loader import load_experiment, load_experiment_beside
     from experiments.namespaces import Neighbour

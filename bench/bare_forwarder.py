@@ -33,7 +33,7 @@ def bare_gateway(config: Path) -> Gateway:
     experiments = gateway.experiments
 
     async def forward(body: bytes, headers: dict[bytes, bytes], model: str | None) -> Answer:
-        champion = experiments.for_model(model).champion
+        champion = experiments.for_model(model).first.champion
         pool = champion.endpoints.pick()
         response = await pool.request(_PREDICT, body, b"", champion.timeout_s)
         return Answer(response.status, response.body, [])

@@ -25,16 +25,16 @@ from abgate.errors import ConfigError, NotFound
 
 __all__ = [
     "CONFIG_ERROR_TYPE",
-    "AssignmentRules",
     "PROMOTION_PERCENT",
+    "AssignmentRules",
     "ExperimentConfig",
     "Fallback",
     "FallbackTrigger",
     "Guardrail",
-    "Namespace",
     "GuardrailMetric",
     "Loc",
     "Metrics",
+    "Namespace",
     "Override",
     "PrimaryMetric",
     "Problem",

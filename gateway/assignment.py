@@ -28,9 +28,10 @@ tuple index.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -40,15 +41,15 @@ if TYPE_CHECKING:
 __all__ = [
     "FNV_OFFSET_BASIS",
     "FNV_PRIME",
-    "Assigner",
-    "Assignment",
-    "AssignmentReason",
     "LAYOUTS",
-    "Layout",
-    "LayoutProperties",
     "NAMESPACE_BUCKETS",
     "NAMESPACE_HASH_VERSION",
     "NAMESPACE_SEED_PREFIX",
+    "Assigner",
+    "Assignment",
+    "AssignmentReason",
+    "Layout",
+    "LayoutProperties",
     "bucket_ranges",
     "choose_variation",
     "describe_layout",
@@ -68,6 +69,7 @@ FNV_PRIME = 0x01000193
 _MASK32 = 0xFFFFFFFF
 # Code units in this machine's byte order, so that a memoryview reads them as unsigned shorts.
 _UTF16 = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
+_LAST_BMP = "\uffff"
 
 # Buckets per hash version: v1 hashes to n % 1000 / 1000, v2 to n % 10000 / 10000.
 _BUCKETS = {1: 1000, 2: 10000}
@@ -94,15 +96,18 @@ Layout = Literal["monotone", "growthbook"]
 LAYOUTS: tuple[Layout, ...] = ("monotone", "growthbook")
 
 
-def utf16_code_units(text: str) -> Sequence[int]:
+def utf16_code_units(text: str) -> Iterable[int]:
     """The UTF-16 code units of ``text``: what JavaScript's ``charCodeAt`` walks.
 
     Characters outside the Basic Multilingual Plane (emoji, CJK Extension B)
     are two units, a surrogate pair; a lone surrogate is its own unit, as in
-    JavaScript. ASCII text is its encoded bytes, which equal its code units.
+    JavaScript. ASCII text is its encoded bytes and other text within the
+    plane its code points, both equal to its code units and cheaper to walk.
     """
     if text.isascii():
         return text.encode()
+    if max(text) <= _LAST_BMP:
+        return map(ord, text)
     return memoryview(text.encode(_UTF16, "surrogatepass")).cast("H")
 
 
@@ -228,7 +233,9 @@ class LayoutProperties:
     ramp_safe: bool
 
 
-def layout_properties(layout: Layout, num_variants: int, ramp_index: int | None) -> LayoutProperties:
+def layout_properties(
+    layout: Layout, num_variants: int, ramp_index: int | None
+) -> LayoutProperties:
     """Whether ``layout`` agrees with GrowthBook and is ramp safe, for variants in config order.
 
     Without a ramp variant both layouts are GrowthBook's and nothing ramps.
@@ -254,7 +261,9 @@ def describe_layout(
     """One sentence for ``abgate validate``: what the layout gives and what it gives up."""
     ramp = variants.index(ramp_variant) if ramp_variant is not None else None
     props = layout_properties(layout, len(variants), ramp)
-    sdk = f"a GrowthBook SDK with seed {seed!r} and these weights assigns every unit the same variant"
+    sdk = (
+        f"a GrowthBook SDK with seed {seed!r} and these weights assigns every unit the same variant"
+    )
     if ramp is None:
         return f"{layout} layout, no ramp variant: one hash with GrowthBook's ranges; {sdk}"
     if layout == "monotone":
@@ -275,7 +284,7 @@ def describe_layout(
             f"each side of {ramp_variant}"
         )
     before, after = variants[:ramp], variants[ramp + 1 :]
-    pairs = [f"{a} and {b}" for side in (before, after) for a, b in zip(side, side[1:])]
+    pairs = [f"{a} and {b}" for side in (before, after) for a, b in itertools.pairwise(side)]
     return (
         f"growthbook layout: {sdk}; gives up ramp safety: as {ramp_variant} ramps, units "
         f"move between {', '.join(pairs)} (assignment.layout: monotone keeps them put)"
