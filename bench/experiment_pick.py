@@ -33,13 +33,13 @@ def _config(name: str, namespace: dict[str, Any] | None) -> ExperimentConfig:
         "model": "demo",
         "unit": {"source": "header", "name": "X-User-ID"},
         "variants": [
-            {"name": "champion", "role": "champion", "model_version": "v1",
-             "endpoints": ["http://127.0.0.1:9"], "weight": 80},
-            {"name": "challenger", "role": "challenger", "model_version": "v2",
-             "endpoints": ["http://127.0.0.1:10"], "weight": 10},
-            {"name": "canary", "role": "canary", "model_version": "v3",
-             "endpoints": ["http://127.0.0.1:11"], "weight": 10},
-        ],  # fmt: skip
+            {"name": n, "role": r, "model_version": v, "endpoints": [u], "weight": w}
+            for n, r, v, u, w in (
+                ("champion", "champion", "v1", "http://127.0.0.1:9", 80),
+                ("challenger", "challenger", "v2", "http://127.0.0.1:10", 10),
+                ("canary", "canary", "v3", "http://127.0.0.1:11", 10),
+            )
+        ],
     }
     if namespace is not None:
         data["namespace"] = namespace
