@@ -236,34 +236,36 @@ def _actor() -> str:
         return "cli"
 
 
-def cmd_apply(args: argparse.Namespace) -> int:
+def _load_beside_stored(path: str, store: Any) -> Any:
+    """The experiment file, refused at its own lines if it would shadow a stored one."""
     from pydantic import ValidationError
 
-    from abgate.drift import store_drift_references
     from abgate.errors import NotFound
     from experiments.config import ExperimentConfig
-    from experiments.loader import load_experiment, load_experiment_beside
+    from experiments.loader import load_experiment_beside
     from experiments.namespaces import Neighbour
-    from model_workers.registry import ModelRegistry
 
-    config = load_experiment(args.file)
-    settings = _settings()
-    store = _store(settings)
     stored = []
     for name in store.experiments():
-        if name == config.name:
-            continue
         try:
             record = store.get_config(name)
-        except NotFound:  # deleted meanwhile
-            continue
-        try:
             other = ExperimentConfig.model_validate(record.config)
-        except ValidationError:  # gateways do not route it either
+        except (NotFound, ValidationError):  # deleted meanwhile, or not routed either
             continue
         stored.append(Neighbour(other, f"stored version {record.version}"))
-    # Refused at the file's own lines, before anything is written.
-    config = load_experiment_beside(args.file, stored)
+    return load_experiment_beside(path, stored)
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from abgate.drift import store_drift_references
+    from abgate.errors import NotFound
+    from experiments.loader import load_experiment
+    from model_workers.registry import ModelRegistry
+
+    config = load_experiment(args.file)  # problems of the file alone, even without Redis
+    settings = _settings()
+    store = _store(settings)
+    config = _load_beside_stored(args.file, store)
     if args.if_absent:
         try:
             current = store.get_config(config.name)
@@ -488,6 +490,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         print(describe_plan(config, registry=registry, store=store, rate=args.rate, runs=args.runs))
         return 0
     store = _store(settings)
+    config = _load_beside_stored(args.file, store)  # the ramp stores it: as `apply` would
 
     def record_champion(variant: Any) -> None:
         try:
