@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from abgate.store import Store
+
 VARIANT = (
     "  - {{name: {name}, role: {role}, model_version: v1,"
     " endpoints: ['http://127.0.0.1:{port}'], weight: {weight}}}\n"
@@ -84,3 +86,28 @@ def test_validate_says_what_each_layout_gives_up(tmp_path: Path) -> None:
         result = validate(path)
         assert result.returncode == 0, result.stderr
         assert expected in result.stdout, result.stdout
+
+
+def test_apply_and_ramp_refuse_a_second_experiment_on_a_stored_model(
+    tmp_path: Path, redis_url: str
+) -> None:
+    env = {"REDIS_URL": redis_url, "ABGATE_REGISTRY_DIR": str(tmp_path / "registry")}
+    first = write(tmp_path / "first.yaml", "first", THREE)
+    ramp = "ramp: {steps: [10, 50], min_duration_s: 0, max_duration_s: 5}\n"
+    second = write(tmp_path / "second.yaml", "second", THREE, ramp)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "abgate", *args],
+            capture_output=True, text=True, timeout=120, env=env, check=False,
+        )  # fmt: skip
+
+    assert run("apply", str(first)).returncode == 0
+    for command in ("apply", "ramp"):
+        result = run(command, str(second))
+        assert result.returncode == 1, result.stdout
+        assert result.stderr.startswith(
+            f"abgate {command}: error: {second}:2: model: experiment first (stored version 1) "
+            "already routes model m"
+        ), result.stderr
+    assert Store(redis_url).experiments() == ["first"]
