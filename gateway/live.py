@@ -183,7 +183,7 @@ class LiveExperiments:
                           for other in group]  # fmt: skip
             conflicts = routing_conflicts(live.config, neighbours)
             if conflicts:
-                # Only configs stored around `abgate apply` get here: say so every time.
+                # Only configs stored around `abgate apply` get here; logged once per reason.
                 unrouted[live.name] = "; ".join(
                     f"{'.'.join(map(str, loc))}: {message}" for loc, message in conflicts
                 )
