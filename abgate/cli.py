@@ -155,19 +155,40 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from abgate.errors import ConfigError
-    from experiments.loader import load_experiment
+    from experiments.loader import load_experiment_beside
+    from experiments.namespaces import Neighbour
+    from gateway.assignment import describe_layout
 
     failed = 0
+    # Files validated together are checked against each other as if applied in this
+    # order: a second experiment on one model is refused at its own lines.
+    valid: list[Neighbour] = []
     for path in args.files:
         try:
-            config = load_experiment(path)
+            config = load_experiment_beside(path, valid)
         except ConfigError as exc:
             failed += 1
             for line in exc.problems:
                 print(line, file=sys.stderr)
             continue
+        valid.append(Neighbour(config, path))
         weights = ", ".join(f"{v.name} {v.weight:g}%" for v in config.variants)
         print(f"{path}: ok ({config.name}: {weights})")
+        ramp_variant = config.ramp_variant
+        layout = describe_layout(
+            config.assignment.layout,
+            [v.name for v in config.variants],
+            ramp_variant.name if ramp_variant is not None else None,
+            config.seed,
+        )
+        print(f"  assignment: {layout}")
+        if config.namespace is not None:
+            ns = config.namespace
+            print(
+                f"  namespace: units in [{ns.start:g}, {ns.end:g}) of namespace {ns.id!r} "
+                f"(GrowthBook's inNamespace); the rest of model {config.model} is for other "
+                "experiments"
+            )
         if config.ramp is not None:
             served = " → ".join(f"{s:g}" for s in config.ramp.served_steps)
             listed = (
@@ -215,15 +236,36 @@ def _actor() -> str:
         return "cli"
 
 
+def _load_beside_stored(path: str, store: Any) -> Any:
+    """The experiment file, refused at its own lines if it would shadow a stored one."""
+    from pydantic import ValidationError
+
+    from abgate.errors import NotFound
+    from experiments.config import ExperimentConfig
+    from experiments.loader import load_experiment_beside
+    from experiments.namespaces import Neighbour
+
+    stored = []
+    for name in store.experiments():
+        try:
+            record = store.get_config(name)
+            other = ExperimentConfig.model_validate(record.config)
+        except (NotFound, ValidationError):  # deleted meanwhile, or not routed either
+            continue
+        stored.append(Neighbour(other, f"stored version {record.version}"))
+    return load_experiment_beside(path, stored)
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     from abgate.drift import store_drift_references
     from abgate.errors import NotFound
     from experiments.loader import load_experiment
     from model_workers.registry import ModelRegistry
 
-    config = load_experiment(args.file)
+    config = load_experiment(args.file)  # problems of the file alone, even without Redis
     settings = _settings()
     store = _store(settings)
+    config = _load_beside_stored(args.file, store)
     if args.if_absent:
         try:
             current = store.get_config(config.name)
@@ -456,6 +498,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
         print(describe_plan(config, registry=registry, store=store, rate=args.rate, runs=args.runs))
         return 0
     store = _store(settings)
+    config = _load_beside_stored(args.file, store)  # the ramp stores it: as `apply` would
 
     def record_champion(variant: Any) -> None:
         try:

@@ -35,7 +35,7 @@ def bare_gateway(config: Path) -> Gateway:
     async def forward(
         body: bytes, headers: dict[bytes, bytes], model: str | None, peer: str | None = None
     ) -> Answer:
-        champion = experiments.for_model(model).champion
+        champion = experiments.for_model(model).first.champion
         pool = champion.endpoints.pick()
         response = await pool.request(_PREDICT, body, b"", champion.timeout_s)
         return Answer(response.status, response.body, [])

@@ -26,6 +26,7 @@ from abgate.errors import ConfigError, NotFound
 __all__ = [
     "CONFIG_ERROR_TYPE",
     "PROMOTION_PERCENT",
+    "AssignmentRules",
     "ExperimentConfig",
     "Fallback",
     "FallbackTrigger",
@@ -33,6 +34,7 @@ __all__ = [
     "GuardrailMetric",
     "Loc",
     "Metrics",
+    "Namespace",
     "Override",
     "PrimaryMetric",
     "Problem",
@@ -266,6 +268,55 @@ class Unit(_Model):
             problems.append((("name",), f"expected an HTTP header name; got {self.name!r}"))
         _raise_problems("Unit", problems)
         return self
+
+
+class AssignmentRules(_Model):
+    """How units are laid out over the variants (see docs/configuration.md, "Assignment")."""
+
+    layout: Literal["monotone", "growthbook"] = Field(
+        default="monotone",
+        description="monotone (default): ramp safe, a unit never moves between two non-ramp "
+        "variants as the ramp variant's weight changes, but with a ramp variant it agrees "
+        "with a GrowthBook SDK only for two variants with the ramp variant listed last. "
+        "growthbook: GrowthBook's bucket ranges, so an SDK with the same seed and weights "
+        "agrees for any number of variants, but with two or more other variants on one side "
+        "of the ramp variant units move between them as it ramps. Without a ramp variant "
+        "both are GrowthBook's layout.",
+    )
+
+
+class Namespace(_Model):
+    """GrowthBook's namespace ``[id, start, end]``: which share of a model's units may enter.
+
+    A unit is in the namespace when GrowthBook's hash of it (version 1, seed
+    ``"__" + id``) falls in ``[start, end)``. Experiments on one model with
+    disjoint ranges of one id are mutually exclusive. Also read from the
+    GrowthBook form, a list ``[id, start, end]``.
+    """
+
+    id: str = Field(min_length=1, max_length=128, description="Namespace id, as in GrowthBook.")
+    start: Fraction = Field(description="Start of the range in [0, 1], inclusive.")
+    end: Fraction = Field(description="End of the range in [0, 1], exclusive.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _growthbook_list(cls, data: Any) -> Any:
+        if isinstance(data, list | tuple) and len(data) == 3:
+            return {"id": data[0], "start": data[1], "end": data[2]}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> Namespace:
+        if self.end <= self.start:
+            _raise_problems(
+                "Namespace",
+                [(("end",), f"must be above start ({self.start:g}), got {self.end:g}")],
+            )
+        return self
+
+    def overlaps(self, other: Namespace) -> bool:
+        """Whether some unit can be in both (always, for different ids: they hash apart)."""
+        return self.id != other.id or (self.start < other.end and other.start < self.end)
 
 
 class Override(_Model):
@@ -602,6 +653,15 @@ class ExperimentConfig(_Model):
     model: RegistryName = Field(description="Model the experiment routes (POST /predict).")
     description: str | None = Field(default=None, max_length=2000, description="Free text.")
     unit: Unit = Field(default_factory=Unit, description="What is hashed to pick a variant.")
+    namespace: Namespace | None = Field(
+        default=None,
+        description="GrowthBook namespace {id, start, end} (or [id, start, end]): the share "
+        "of the model's units this experiment gets. Needed when several experiments route "
+        "one model; their ranges of one id must not overlap. Default: every unit.",
+    )
+    assignment: AssignmentRules = Field(
+        default_factory=AssignmentRules, description="Layout of units over the variants."
+    )
     seed: str = Field(
         default="",
         min_length=1,

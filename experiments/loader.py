@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import yaml
@@ -31,6 +32,7 @@ from experiments.config import (
     validate_experiment,
     validation_problems,
 )
+from experiments.namespaces import Neighbour, routing_conflicts
 
 __all__ = [
     "MAX_ALIAS_NODES",
@@ -40,6 +42,7 @@ __all__ = [
     "dump_experiment",
     "experiment_from_json",
     "load_experiment",
+    "load_experiment_beside",
     "parse_experiment",
 ]
 
@@ -60,7 +63,26 @@ _FLOW_BRACKET = re.compile(r"[\[\]{}]")
 
 def load_experiment(path: str | os.PathLike[str]) -> ExperimentConfig:
     """Read and validate one experiment file; ``ConfigError`` lists every problem."""
+    return _parse(_read(os.fspath(path)), os.fspath(path))[0]
+
+
+def load_experiment_beside(
+    path: str | os.PathLike[str], others: Iterable[Neighbour]
+) -> ExperimentConfig:
+    """``load_experiment``, also refusing what ``others`` make unroutable (shared models).
+
+    Each conflict is reported as ``FILE:LINE: field.path: problem`` at the
+    field to change (``namespace``, ``model``, ...), like any other problem.
+    """
     filename = os.fspath(path)
+    config, reader = _parse(_read(filename), filename)
+    conflicts = routing_conflicts(config, others)
+    if conflicts:
+        _fail(filename, [(reader.line_of(loc), str(Problem(loc, m))) for loc, m in conflicts])
+    return config
+
+
+def _read(filename: str) -> str:
     try:
         with open(filename, "rb") as file:
             raw = file.read(MAX_CONFIG_BYTES + 1)
@@ -72,11 +94,15 @@ def load_experiment(path: str | os.PathLike[str]) -> ExperimentConfig:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         _fail(filename, [(raw.count(b"\n", 0, exc.start) + 1, "not UTF-8 text")], exc)
-    return parse_experiment(text, filename)
+    return text
 
 
 def parse_experiment(text: str, filename: str = "<string>") -> ExperimentConfig:
     """Validate experiment YAML; ``filename`` only labels the problems."""
+    return _parse(text, filename)[0]
+
+
+def _parse(text: str, filename: str) -> tuple[ExperimentConfig, _NodeReader]:
     deep = _too_deep_flow(text)
     if deep is not None:
         line = text.count("\n", 0, deep) + 1
@@ -114,7 +140,7 @@ def parse_experiment(text: str, filename: str = "<string>") -> ExperimentConfig:
         _fail(filename, problems, exc)
     if problems:
         _fail(filename, problems)
-    return config
+    return config, reader
 
 
 def dump_experiment(config: ExperimentConfig) -> str:

@@ -213,6 +213,8 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
                     "version": e.version,
                     "paused": e.paused,
                     "model": e.config.model,
+                    # False: it would shadow another experiment on its model (see the log).
+                    "routed": name not in gateway.experiments.unrouted,
                     "weights": {v.name: v.weight for v in e.config.variants},
                 }
                 for name, e in sorted(gateway.experiments.by_name.items())

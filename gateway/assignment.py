@@ -1,18 +1,25 @@
 """Deterministic, sticky assignment of units to variants: the first step of every request.
 
-Buckets come from GrowthBook's hash (32-bit FNV-1a over code points, as its
-Python SDK hashes), so a unit lands in the same bucket here as in a
-GrowthBook-instrumented app that uses the same seed. Two layouts:
+Buckets come from GrowthBook's hash (32-bit FNV-1a over the UTF-16 code
+units of the text, as its SDKs hash), so a unit lands in the same bucket here
+as in a GrowthBook-instrumented app that uses the same seed. Two layouts:
 
-* No ramp variant: one hash, GrowthBook's bucket ranges and chooseVariation;
-  with the same seed and weights a unit gets the same variation index as in
-  GrowthBook.
-* A ramp variant (the canary) with weight ``w``: the first hash puts the unit
+* ``growthbook`` (and any experiment without a ramp variant): one hash,
+  GrowthBook's bucket ranges and chooseVariation; with the same seed and
+  weights a unit gets the same variation index as in GrowthBook, for any
+  number of variants.
+* ``monotone``, with a ramp variant (the canary) of weight ``w``: the first hash puts the unit
   in the ramp variant iff ``h1 >= 1 - w/100`` (the ramp variant owns the top
   end), otherwise a second, independently seeded hash picks among the other
   variants by their relative weights. Raising ``w`` therefore never moves a
   unit out of the ramp variant, and never moves a unit between the other
-  variants while their relative weights stay the same.
+  variants while their relative weights stay the same. It agrees with
+  GrowthBook only where the second hash is not needed (see
+  ``agrees_with_growthbook``).
+
+Namespaces (GrowthBook's ``[id, start, end]``) are checked with
+``in_namespace`` before any of this: they pick which experiment of a model a
+unit belongs to.
 
 Nothing here imports pydantic or does I/O: an ``Assigner`` is built once per
 config version from plain values, and ``assign`` is one or two hashes and a
@@ -21,7 +28,9 @@ tuple index.
 
 from __future__ import annotations
 
+import itertools
 import math
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -32,21 +41,35 @@ if TYPE_CHECKING:
 __all__ = [
     "FNV_OFFSET_BASIS",
     "FNV_PRIME",
+    "LAYOUTS",
+    "NAMESPACE_BUCKETS",
+    "NAMESPACE_HASH_VERSION",
+    "NAMESPACE_SEED_PREFIX",
     "Assigner",
     "Assignment",
     "AssignmentReason",
+    "Layout",
+    "LayoutProperties",
     "bucket_ranges",
     "choose_variation",
+    "describe_layout",
     "equal_weights",
     "fnv1a32",
     "fnv1a32_continue",
     "hash_unit",
     "in_namespace",
+    "layout_properties",
+    "namespace_bucket",
+    "namespace_table",
+    "utf16_code_units",
 ]
 
 FNV_OFFSET_BASIS = 0x811C9DC5
 FNV_PRIME = 0x01000193
 _MASK32 = 0xFFFFFFFF
+# Code units in this machine's byte order, so that a memoryview reads them as unsigned shorts.
+_UTF16 = "utf-16-le" if sys.byteorder == "little" else "utf-16-be"
+_LAST_BMP = "\uffff"
 
 # Buckets per hash version: v1 hashes to n % 1000 / 1000, v2 to n % 10000 / 10000.
 _BUCKETS = {1: 1000, 2: 10000}
@@ -63,19 +86,41 @@ _BOUND_DECIMALS = 9
 
 _WEIGHT_SUM_TOLERANCE = 1e-6
 
+# GrowthBook's inNamespace hashes the unit with seed "__" + id, hash version 1.
+NAMESPACE_SEED_PREFIX = "__"
+NAMESPACE_HASH_VERSION = 1
+NAMESPACE_BUCKETS = _BUCKETS[NAMESPACE_HASH_VERSION]
+
 AssignmentReason = Literal["hash", "override"]
+Layout = Literal["monotone", "growthbook"]
+LAYOUTS: tuple[Layout, ...] = ("monotone", "growthbook")
+
+
+def utf16_code_units(text: str) -> Iterable[int]:
+    """The UTF-16 code units of ``text``: what JavaScript's ``charCodeAt`` walks.
+
+    Characters outside the Basic Multilingual Plane (emoji, CJK Extension B)
+    are two units, a surrogate pair; a lone surrogate is its own unit, as in
+    JavaScript. ASCII text is its encoded bytes and other text within the
+    plane its code points, both equal to its code units and cheaper to walk.
+    """
+    if text.isascii():
+        return text.encode()
+    if max(text) <= _LAST_BMP:
+        return map(ord, text)
+    return memoryview(text.encode(_UTF16, "surrogatepass")).cast("H")
 
 
 def fnv1a32(text: str) -> int:
-    """32-bit FNV-1a over the code points of ``text``, as GrowthBook's Python SDK computes it.
+    """32-bit FNV-1a over the UTF-16 code units of ``text``, as GrowthBook's SDKs compute it.
 
     This is the reference implementation; the hot path uses ``fnv1a32_continue``.
-    (GrowthBook's JavaScript SDK hashes UTF-16 code units, so the two differ on
-    characters outside the Basic Multilingual Plane.)
+    Both the JavaScript SDK (``charCodeAt``) and the Python SDK hash UTF-16 code
+    units, so a unit id with an emoji lands in the same bucket in either.
     """
     value = FNV_OFFSET_BASIS
-    for char in text:
-        value ^= ord(char)
+    for code in utf16_code_units(text):
+        value ^= code
         value = (value * FNV_PRIME) % 2**32
     return value
 
@@ -84,11 +129,10 @@ def fnv1a32_continue(state: int, text: str) -> int:
     """Continue an FNV-1a hash: ``fnv1a32_continue(fnv1a32(a), b) == fnv1a32(a + b)``.
 
     Lets the seed's share of the hash be computed once per experiment. ASCII
-    text is iterated as its encoded bytes, which equal its code points and
-    save one ``ord`` call per character.
+    text (nearly every id) is iterated as its encoded bytes, with no UTF-16
+    encoding step.
     """
-    codes: Iterable[int] = text.encode() if text.isascii() else map(ord, text)
-    for code in codes:
+    for code in text.encode() if text.isascii() else utf16_code_units(text):
         state = ((state ^ code) * FNV_PRIME) & _MASK32
     return state
 
@@ -148,8 +192,103 @@ def choose_variation(n: float, ranges: Sequence[tuple[float, float]]) -> int:
 def in_namespace(unit: str, namespace: tuple[str, float, float]) -> bool:
     """GrowthBook's inNamespace: whether ``unit`` hashes into the namespace's ``[start, end)``."""
     name, start, end = namespace
-    n = hash_unit("__" + name, unit, 1)
+    n = hash_unit(NAMESPACE_SEED_PREFIX + name, unit, NAMESPACE_HASH_VERSION)
     return n is not None and start <= n < end
+
+
+def namespace_bucket(namespace_id: str) -> Callable[[str], int]:
+    """``unit -> bucket`` in ``range(NAMESPACE_BUCKETS)`` for a namespace id.
+
+    ``bucket / NAMESPACE_BUCKETS`` is the value ``in_namespace`` compares with
+    the namespace's range (GrowthBook's v1 hash of ``"__" + id``).
+    """
+    return _bucket_function(NAMESPACE_SEED_PREFIX + namespace_id, NAMESPACE_HASH_VERSION)
+
+
+def namespace_table(ranges: Sequence[tuple[float, float]]) -> tuple[int, ...]:
+    """For each namespace bucket, the index of the ``[start, end)`` range it falls in, else -1.
+
+    Ranges are expected not to overlap (the config refuses overlaps); if they
+    do, the first one listed wins.
+    """
+    table: list[int] = []
+    for bucket in range(NAMESPACE_BUCKETS):
+        n = bucket / NAMESPACE_BUCKETS
+        table.append(next((i for i, (lo, hi) in enumerate(ranges) if lo <= n < hi), -1))
+    return tuple(table)
+
+
+@dataclass(frozen=True, slots=True)
+class LayoutProperties:
+    """What a layout gives for one experiment's shape: SDK agreement and ramp safety.
+
+    ``agrees_with_growthbook``: a GrowthBook SDK with the same seed and weights
+    assigns every unit the same variant, at every weight. ``ramp_safe``: as
+    the ramp variant's weight changes (the others keeping their relative
+    shares), units only move between the ramp variant and the others, never
+    between two other variants.
+    """
+
+    agrees_with_growthbook: bool
+    ramp_safe: bool
+
+
+def layout_properties(
+    layout: Layout, num_variants: int, ramp_index: int | None
+) -> LayoutProperties:
+    """Whether ``layout`` agrees with GrowthBook and is ramp safe, for variants in config order.
+
+    Without a ramp variant both layouts are GrowthBook's and nothing ramps.
+    ``monotone`` is ramp safe by construction and agrees with GrowthBook only
+    for two variants with the ramp variant listed last (the first hash alone
+    decides, and GrowthBook's last range is the top end). ``growthbook``
+    agrees by construction; its ranges are laid out in config order, so as
+    the ramp variant grows the boundary between two other variants moves
+    unless at most one other variant sits on each side of it.
+    """
+    if ramp_index is None:
+        return LayoutProperties(agrees_with_growthbook=True, ramp_safe=True)
+    if layout == "monotone":
+        agrees = num_variants == 2 and ramp_index == 1
+        return LayoutProperties(agrees_with_growthbook=agrees, ramp_safe=True)
+    safe = ramp_index <= 1 and num_variants - 1 - ramp_index <= 1
+    return LayoutProperties(agrees_with_growthbook=True, ramp_safe=safe)
+
+
+def describe_layout(
+    layout: Layout, variants: Sequence[str], ramp_variant: str | None, seed: str
+) -> str:
+    """One sentence for ``abgate validate``: what the layout gives and what it gives up."""
+    ramp = variants.index(ramp_variant) if ramp_variant is not None else None
+    props = layout_properties(layout, len(variants), ramp)
+    sdk = (
+        f"a GrowthBook SDK with seed {seed!r} and these weights assigns every unit the same variant"
+    )
+    if ramp is None:
+        return f"{layout} layout, no ramp variant: one hash with GrowthBook's ranges; {sdk}"
+    if layout == "monotone":
+        if props.agrees_with_growthbook:
+            return (
+                f"monotone layout: ramp safe, and with two variants and {ramp_variant} "
+                f"listed last {sdk}"
+            )
+        return (
+            f"monotone layout: ramp safe (as {ramp_variant} ramps, no unit moves between two "
+            "other variants); gives up agreement with a GrowthBook SDK: the variants other "
+            f"than {ramp_variant} are picked by a second hash, or {ramp_variant} is not listed "
+            "last (assignment.layout: growthbook agrees instead)"
+        )
+    if props.ramp_safe:
+        return (
+            f"growthbook layout: {sdk}; ramp safe too, with at most one other variant on "
+            f"each side of {ramp_variant}"
+        )
+    before, after = variants[:ramp], variants[ramp + 1 :]
+    pairs = [f"{a} and {b}" for side in (before, after) for a, b in itertools.pairwise(side)]
+    return (
+        f"growthbook layout: {sdk}; gives up ramp safety: as {ramp_variant} ramps, units "
+        f"move between {', '.join(pairs)} (assignment.layout: monotone keeps them put)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +306,10 @@ class Assigner:
 
     ``variants`` are names in config order and ``weights`` their percents,
     summing to 100. ``ramp_variant`` names the variant that ramps up (usually
-    the canary) and selects the two-hash layout; ``shadows`` are
-    ``(name, sample_rate)`` pairs. ``hash_version`` 2 is what the gateway uses;
-    1 exists for GrowthBook conformance.
+    the canary); with ``layout`` ``monotone`` it selects the two-hash
+    layout, with ``growthbook`` it changes nothing (one hash, GrowthBook's
+    ranges). ``shadows`` are ``(name, sample_rate)`` pairs. ``hash_version`` 2
+    is what the gateway uses; 1 exists for GrowthBook conformance.
     """
 
     seed: str
@@ -179,6 +319,7 @@ class Assigner:
     ramp_variant: str | None = None
     shadows: tuple[tuple[str, float], ...] = ()
     hash_version: int = 2
+    layout: Layout = "monotone"
     _bucket: Callable[[str], int] = field(init=False, repr=False, compare=False)
     _by_bucket: tuple[Assignment, ...] = field(init=False, repr=False, compare=False)
     _ramp: Assignment | None = field(init=False, repr=False, compare=False)
@@ -204,7 +345,7 @@ class Assigner:
         set_(self, "_bucket", _bucket_function(self.seed, self.hash_version))
         set_(self, "_others_bucket", _bucket_function(self.seed + _OTHERS_SEED_SUFFIX, 2))
 
-        if self.ramp_variant is None:
+        if self.ramp_variant is None or self.layout == "growthbook":
             ranges = bucket_ranges(len(self.variants), 1.0, [w / 100 for w in self.weights])
             set_(self, "_by_bucket", _table(ranges, buckets, by_hash, by_hash[top]))
             set_(self, "_ramp", None)
@@ -262,6 +403,8 @@ class Assigner:
             raise ValueError(f"shadow sample rates must be in [0, 1]: {self.shadows}")
         if self.hash_version not in _BUCKETS:
             raise ValueError(f"unknown hash version {self.hash_version}; expected 1 or 2")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {self.layout!r}; expected one of {LAYOUTS}")
 
     @classmethod
     def from_config(cls, config: ExperimentConfig) -> Assigner:
@@ -273,6 +416,7 @@ class Assigner:
             tuple(v.weight for v in config.variants),
             ramp_variant=ramp.name if ramp is not None else None,
             shadows=tuple((s.name, s.sample_rate) for s in config.shadows),
+            layout=config.assignment.layout,
         )
 
     def assign(self, unit_id: str, forced: str | None = None) -> Assignment:

@@ -170,9 +170,16 @@ class HotPath:
                 if not valid_request_id(given):  # not echoed, not logged
                     raise BadRequest("X-Request-ID must be 1-128 characters of A-Z a-z 0-9 . _ : -")
                 request_id = given
-            live = self.experiments.for_model(model)
+            route = self.experiments.for_model(model)
             payload = self._parse(body)
-            return await self._route(live, payload, body, headers, request_id, trace, peer)
+            unit = self._unit(route.first, payload, headers, request_id)
+            live = route.only
+            if live is None:  # several experiments: the unit's namespace decides
+                live = route.pick(unit)
+            if live is None:  # outside every namespace of the model: in no experiment
+                return await self._route(route.first, payload, body, headers, request_id,
+                                         trace, peer, unit, holdout=True)  # fmt: skip
+            return await self._route(live, payload, body, headers, request_id, trace, peer, unit)
         except AbgateError as exc:
             if trace.sampled or exc.status_code >= 500:
                 client = self.access.client(peer, headers)
@@ -194,7 +201,12 @@ class HotPath:
               request_id: str) -> str:  # fmt: skip
         if live.unit_source == "header":
             value = headers.get(live.unit_name.encode())
-            return value.decode("latin-1") if value else request_id
+            if not value:
+                return request_id
+            try:  # an app sends its user id as UTF-8: hash that id, as its GrowthBook SDK does
+                return value.decode()
+            except UnicodeDecodeError:  # not UTF-8: the bytes as they came
+                return value.decode("latin-1")
         if live.unit_source == "json_field":
             value = payload.get(live.unit_name)
             return str(value) if type(value) in (str, int) else request_id
@@ -209,9 +221,13 @@ class HotPath:
         request_id: str,
         trace: Trace,
         peer: str | None,
+        unit: str,
+        *,
+        holdout: bool = False,
     ) -> Answer:
-        unit = self._unit(live, payload, headers, request_id)
-        if live.paused:
+        # A holdout unit (outside every namespace) is served by the champion and, as in
+        # GrowthBook, is no exposure: nothing is recorded, sampled or mirrored for it.
+        if live.paused or holdout:
             chosen = live.champion
         else:
             forced = None
@@ -266,15 +282,20 @@ class HotPath:
                 response = None
             else:
                 prediction = answer_body.get("prediction")
-        self.recorder.record_request(
-            live.name, chosen.name, chosen.model_version, live.version, ok=ok and not client_error,
-            client_error=client_error, latency_ms=latency_ms, fallback=fallback,
-            request_id=request_id, prediction=prediction, error=error, ts=now,
+        if not holdout:
             # Per-unit statistics need the unit, unless it is the request; a request that
             # named none (``_unit`` fell back to its id) is a unit of its own: "".
-            unit=None if live.unit_source == "request_id" else "" if unit is request_id else unit,
-        )  # fmt: skip
-        if ok and not client_error and live.drift is not None and self.drift_every:
+            recorded_unit = (
+                None if live.unit_source == "request_id" else "" if unit is request_id else unit
+            )
+            self.recorder.record_request(
+                live.name, chosen.name, chosen.model_version, live.version,
+                ok=ok and not client_error, client_error=client_error, latency_ms=latency_ms,
+                fallback=fallback, request_id=request_id, prediction=prediction, error=error,
+                ts=now,
+                unit=recorded_unit,
+            )  # fmt: skip
+        if ok and not client_error and live.drift is not None and self.drift_every and not holdout:
             self._drift_countdown -= 1
             if self._drift_countdown <= 0:
                 self._drift_countdown = self.drift_every
@@ -299,7 +320,7 @@ class HotPath:
         answer_body["model_version"] = served_by.model_version
         answer_body["request_id"] = request_id
         shadows = None
-        if live.shadows and not client_error:
+        if live.shadows and not client_error and not holdout:
             shadows = self._mirror(live, unit, body, forward_headers, prediction, trace, request_id)
         if trace.sampled or error is not None:
             self._access(trace, request_id, live, chosen, served_by, pool, response.status,

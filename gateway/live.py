@@ -4,23 +4,31 @@ A ``LiveExperiment`` bundles what the hot path needs from one validated
 config: the assigner, the endpoint pools of each variant and shadow, and the
 pre-encoded header names. Connection pools are keyed by URL and shared
 across config versions, so a weight change keeps warm connections.
+
+A ``ModelRoute`` holds the experiments of one model: the only one, or
+several in disjoint ranges of one GrowthBook namespace, picked per unit
+through a 1,000-entry table (one hash per request). Stored configs that would
+shadow each other (which ``abgate apply`` refuses) are not routed and are
+logged, instead of one of them silently never being reached.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from abgate.errors import NotFound
-from gateway.assignment import Assigner
+from experiments.namespaces import Neighbour, routing_conflicts
+from gateway.assignment import Assigner, namespace_bucket, namespace_table
 from gateway.drift_sampling import VariantBins, variant_bins
 from gateway.upstream import EndpointPool, VariantEndpoints
 
 if TYPE_CHECKING:
     from experiments.config import ExperimentConfig
 
-__all__ = ["LiveExperiment", "LiveExperiments", "Target"]
+__all__ = ["LiveExperiment", "LiveExperiments", "ModelRoute", "Target"]
 
 log = logging.getLogger("abgate.config")
 
@@ -60,6 +68,47 @@ class LiveExperiment:
         return self.config.name
 
 
+@dataclass(frozen=True, slots=True)
+class ModelRoute:
+    """The experiments routing one model, and how a unit picks one of them.
+
+    ``only`` is set when one experiment without a namespace takes every unit:
+    nothing is hashed to find it. Otherwise ``bucket`` hashes the unit into
+    the namespace (GrowthBook's inNamespace) and ``table`` names the
+    experiment whose range holds that bucket, or ``None`` outside every range.
+    All experiments of a model hash the same unit (the config refuses
+    otherwise), so ``first`` tells the hot path how to read it.
+    """
+
+    first: LiveExperiment
+    only: LiveExperiment | None
+    bucket: Callable[[str], int] | None = None
+    table: tuple[LiveExperiment | None, ...] = ()
+
+    def pick(self, unit: str) -> LiveExperiment | None:
+        """The experiment ``unit`` belongs to; ``None``: outside every namespace."""
+        if self.only is not None:
+            return self.only
+        assert self.bucket is not None
+        return self.table[self.bucket(unit)]
+
+    @classmethod
+    def of(cls, experiments: list[LiveExperiment]) -> ModelRoute:
+        """The route of a model's experiments (without conflicts), first by name first."""
+        first = experiments[0]
+        if len(experiments) == 1 and first.config.namespace is None:
+            return cls(first, first)
+        namespace = first.config.namespace
+        assert namespace is not None
+        ranges = []
+        for live in experiments:
+            ns = live.config.namespace
+            assert ns is not None
+            ranges.append((ns.start, ns.end))
+        table = tuple(experiments[i] if i >= 0 else None for i in namespace_table(ranges))
+        return cls(first, None, namespace_bucket(namespace.id), table)
+
+
 def _feedback_metrics(config: ExperimentConfig) -> dict[str, str]:
     # Feedback kind -> metric name: the primary metric takes its source's
     # feedback; other kinds are recorded under their own name.
@@ -74,8 +123,10 @@ class LiveExperiments:
 
     pools: dict[str, EndpointPool] = field(default_factory=dict)
     by_name: dict[str, LiveExperiment] = field(default_factory=dict)
-    by_model: dict[str, LiveExperiment] = field(default_factory=dict)
-    default: LiveExperiment | None = None
+    by_model: dict[str, ModelRoute] = field(default_factory=dict)
+    default: ModelRoute | None = None
+    # Experiments whose stored config conflicts with another on its model: not routed.
+    unrouted: dict[str, str] = field(default_factory=dict)
     # Kept beside the configs (read from Redis with them), so an install from
     # any path (config sync, admin API) keeps sampling drift.
     drift_references: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -124,15 +175,31 @@ class LiveExperiments:
         )
 
     def _reindex(self) -> None:
-        self.by_model = {}
+        groups: dict[str, list[LiveExperiment]] = {}
+        unrouted: dict[str, str] = {}
         for live in sorted(self.by_name.values(), key=lambda e: e.name):
-            self.by_model.setdefault(live.config.model, live)
-        self.default = next(iter(sorted(self.by_name.values(), key=lambda e: e.name)), None)
+            group = groups.setdefault(live.config.model, [])
+            neighbours = [Neighbour(other.config, f"routed version {other.version}")
+                          for other in group]  # fmt: skip
+            conflicts = routing_conflicts(live.config, neighbours)
+            if conflicts:
+                # Only configs stored around `abgate apply` get here; logged once per reason.
+                unrouted[live.name] = "; ".join(
+                    f"{'.'.join(map(str, loc))}: {message}" for loc, message in conflicts
+                )
+                if self.unrouted.get(live.name) != unrouted[live.name]:
+                    log.error("not routing experiment %s: %s", live.name, unrouted[live.name])
+                continue
+            group.append(live)
+        self.unrouted = unrouted
+        self.by_model = {model: ModelRoute.of(group) for model, group in groups.items()}
+        first = min(groups.items(), key=lambda item: item[1][0].name, default=None)
+        self.default = self.by_model[first[0]] if first is not None else None
 
-    def for_model(self, model: str | None) -> LiveExperiment:
-        """The experiment that routes ``model`` (``None``: the only or first one)."""
-        live = self.default if model is None else self.by_model.get(model)
-        if live is None:
+    def for_model(self, model: str | None) -> ModelRoute:
+        """The experiments that route ``model`` (``None``: those of the first experiment)."""
+        route = self.default if model is None else self.by_model.get(model)
+        if route is None:
             what = f"model {model!r}" if model else "any model"
             raise NotFound(f"no experiment routes {what}")
-        return live
+        return route

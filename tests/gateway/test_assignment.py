@@ -36,10 +36,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def textbook_fnv1a32(text: str) -> int:
-    """FNV-1a, 32 bits, over code points, written out independently of the module."""
+    """FNV-1a, 32 bits, over UTF-16 code units, written out independently of the module."""
     value = 2166136261
     for char in text:
-        value = ((value ^ ord(char)) * 16777619) % (1 << 32)
+        point = ord(char)
+        if point > 0xFFFF:  # a surrogate pair, as JavaScript's charCodeAt sees it
+            point -= 0x10000
+            units = [0xD800 + (point >> 10), 0xDC00 + (point & 0x3FF)]
+        else:
+            units = [point]
+        for unit in units:
+            value = ((value ^ unit) * 16777619) % (1 << 32)
     return value
 
 
@@ -141,9 +148,15 @@ def test_assigner_hash_equals_hash_unit(seed: str, unit: str) -> None:
         assert assigner.hash_value(unit) == hash_unit(seed, unit, version)
 
 
-def test_non_bmp_characters_hash_by_code_point() -> None:
-    # One code point for the emoji, as GrowthBook's Python SDK (not the JS SDK's UTF-16).
-    assert fnv1a32("😀") == ((2166136261 ^ 0x1F600) * 16777619) % (1 << 32)
+def test_non_bmp_characters_hash_by_utf16_code_units() -> None:
+    # U+1F600 is the surrogate pair D83D DE00 in UTF-16, as GrowthBook's SDKs hash it.
+    first = ((2166136261 ^ 0xD83D) * 16777619) % (1 << 32)
+    assert fnv1a32("😀") == ((first ^ 0xDE00) * 16777619) % (1 << 32)
+    assert fnv1a32("😀") != ((2166136261 ^ 0x1F600) * 16777619) % (1 << 32)
+
+
+def test_lone_surrogates_hash_as_their_own_code_unit() -> None:
+    assert fnv1a32("\ud800") == ((2166136261 ^ 0xD800) * 16777619) % (1 << 32)
 
 
 # --- layout and split ----------------------------------------------------------------
