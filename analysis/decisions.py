@@ -99,18 +99,7 @@ class Analysis:
 def _evidence(
     result: TestResult, adjusted: float | None = None, choice: DifferenceChoice | None = None
 ) -> dict[str, Any]:
-    evidence = {
-        "test": result.test,
-        "samples": {"champion": result.control_n, "variant": result.treatment_n},
-        "means": {"champion": result.control_mean, "variant": result.treatment_mean},
-        "difference_type": result.difference_type,
-        "estimate": result.estimate,
-        "ci": [result.ci_low, result.ci_high],
-        "p_value": result.p_value,
-        "adjusted_p_value": adjusted,
-        "alpha": result.alpha,
-        "message": result.message,
-    }
+    evidence = {**result.evidence(), "adjusted_p_value": adjusted}
     if choice is not None:
         evidence["difference"] = {
             "tested": "absolute",

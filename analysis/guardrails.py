@@ -164,20 +164,6 @@ class GuardrailResult:
         return "ok" if self.checked else "not checked"
 
 
-def _test_evidence(result: TestResult) -> dict[str, Any]:
-    return {
-        "test": result.test,
-        "samples": {"champion": result.control_n, "variant": result.treatment_n},
-        "means": {"champion": result.control_mean, "variant": result.treatment_mean},
-        "difference_type": result.difference_type,
-        "estimate": result.estimate,
-        "ci": [result.ci_low, result.ci_high],
-        "p_value": result.p_value,
-        "alpha": result.alpha,
-        "message": result.message,
-    }
-
-
 def _spec_evidence(spec: GuardrailSpec) -> dict[str, Any]:
     return {"metric": spec.metric, "limit": spec.limit, "threshold": spec.value}
 
@@ -214,7 +200,7 @@ def _error_rate(
     c_rate = _rate(champion.errors, champion.requests)
     v_rate = _rate(variant.errors, variant.requests)
     rates = f"error rate {v_rate:.4f} vs champion {c_rate:.4f}"
-    evidence = {**_spec_evidence(spec), **_test_evidence(result), "tested_as": kind}
+    evidence = {**_spec_evidence(spec), **result.evidence(), "tested_as": kind}
     if result.error:
         bound = c_rate + margin if kind == "absolute" else c_rate * (1.0 + margin)
         if variant.requests >= MIN_DEGENERATE and v_rate > bound:
@@ -280,7 +266,7 @@ def _mean_latency(
         tuning=tuning,
     )
     means = f"mean latency {treatment.mean:.2f} ms vs champion {control.mean:.2f} ms"
-    evidence = {**_spec_evidence(spec), **_test_evidence(result)}
+    evidence = {**_spec_evidence(spec), **result.evidence()}
     if result.error:
         return GuardrailResult(
             spec,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 __all__ = ["Alternative", "DifferenceType", "TestResult"]
 
@@ -62,3 +62,17 @@ class TestResult:
     def ci(self) -> tuple[float, float]:
         """The confidence interval as a pair."""
         return (self.ci_low, self.ci_high)
+
+    def evidence(self) -> dict[str, Any]:
+        """What a verdict quotes of this test: samples, means, estimate, interval, p."""
+        return {
+            "test": self.test,
+            "samples": {"champion": self.control_n, "variant": self.treatment_n},
+            "means": {"champion": self.control_mean, "variant": self.treatment_mean},
+            "difference_type": self.difference_type,
+            "estimate": self.estimate,
+            "ci": [self.ci_low, self.ci_high],
+            "p_value": self.p_value,
+            "alpha": self.alpha,
+            "message": self.message,
+        }

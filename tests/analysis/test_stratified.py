@@ -16,6 +16,7 @@ from analysis.reports.json_report import report_json
 from analysis.stratified import stratify
 from analysis.stratified_simulation import TrendCase, simulate_trend
 from analysis.sufficient import MetricStats, ProportionStats, VariantStats
+from tests.analysis.test_inputs_v2 import stats
 
 
 def mean_stats(values: np.ndarray) -> VariantStats:
@@ -112,13 +113,6 @@ def test_epochs_that_routed_alike_are_one_stratum() -> None:
     assert strata.control.n == 400
 
 
-def proportion_stats(requests: int, correct: int) -> dict[str, Any]:
-    return {
-        "requests": requests,
-        "metrics": {"accuracy": {"type": "proportion", "n": requests, "sum": correct}},
-    }
-
-
 # No effect at all, but accuracy rose from 0.70 to 0.80 between the epochs while the
 # split went from 90/10 to 50/50: pooled, the canary looks better.
 TREND: dict[str, Any] = {
@@ -133,14 +127,14 @@ TREND: dict[str, Any] = {
         {
             "version": 1,
             "weights": {"champion": 90, "canary": 10},
-            "variants": {"champion": proportion_stats(18000, 12600),
-                         "canary": proportion_stats(2000, 1400)},
+            "variants": {"champion": stats(18000, 12600),
+                         "canary": stats(2000, 1400)},
         },
         {
             "version": 2,
             "weights": {"champion": 50, "canary": 50},
-            "variants": {"champion": proportion_stats(10000, 8000),
-                         "canary": proportion_stats(10000, 8000)},
+            "variants": {"champion": stats(10000, 8000),
+                         "canary": stats(10000, 8000)},
         },
     ],
 }  # fmt: skip
@@ -161,8 +155,8 @@ def test_a_trend_across_a_weight_change_does_not_promote() -> None:
 
 def test_a_real_effect_is_found_stratified() -> None:
     data = copy.deepcopy(TREND)
-    data["epochs"][0]["variants"]["canary"] = proportion_stats(2000, 1500)  # 0.75 vs 0.70
-    data["epochs"][1]["variants"]["canary"] = proportion_stats(10000, 8500)  # 0.85 vs 0.80
+    data["epochs"][0]["variants"]["canary"] = stats(2000, 1500)  # 0.75 vs 0.70
+    data["epochs"][1]["variants"]["canary"] = stats(10000, 8500)  # 0.85 vs 0.80
     result = analyze(experiment_from_json(data))
     assert result.verdicts[0].action == "promote"
     assert result.variants[0].primary is not None

@@ -586,17 +586,27 @@ def child_pids(pid: int) -> list[int]:
     return found
 
 
+def start_two_processes(
+    tmp_path: Path, redis_url: str, demo_workers: dict[str, Child]
+) -> tuple[Child, list[int]]:
+    """A ``--workers 2`` gateway and the pids of its two server processes."""
+    ports = {name: port_of(child) for name, child in demo_workers.items()}
+    config = write_config(tmp_path / "w.yaml", ports, {"champion": 100})
+    gateway = start_server(config, redis_url, "--workers", "2")
+    children = wait_for(lambda: len(child_pids(gateway.pid)) == 2 and child_pids(gateway.pid))
+    if not children:
+        gateway.stop()
+        raise AssertionError("expected two server processes")
+    return gateway, children
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
 def test_workers_fork_processes_that_share_the_port(
     tmp_path: Path, redis_url: str, demo_workers: dict[str, Child]
 ) -> None:
-    ports = {name: port_of(child) for name, child in demo_workers.items()}
-    config = write_config(tmp_path / "w.yaml", ports, {"champion": 100})
-    gateway = start_server(config, redis_url, "--workers", "2")
+    gateway, children = start_two_processes(tmp_path, redis_url, demo_workers)
     try:
-        children = wait_for(lambda: len(child_pids(gateway.pid)) == 2 and child_pids(gateway.pid))
-        assert children, "expected two server processes"
         for i in range(40):  # new connections: the kernel spreads them over both processes
             answer = requests.post(
                 gateway.url + "/predict", json={"features": ROW}, headers={"X-Request-ID": f"w-{i}"}
@@ -614,12 +624,8 @@ def test_workers_fork_processes_that_share_the_port(
 def test_server_processes_stop_when_their_supervisor_is_killed(
     tmp_path: Path, redis_url: str, demo_workers: dict[str, Child]
 ) -> None:
-    ports = {name: port_of(child) for name, child in demo_workers.items()}
-    config = write_config(tmp_path / "o.yaml", ports, {"champion": 100})
-    gateway = start_server(config, redis_url, "--workers", "2")
+    gateway, children = start_two_processes(tmp_path, redis_url, demo_workers)
     try:
-        children = wait_for(lambda: len(child_pids(gateway.pid)) == 2 and child_pids(gateway.pid))
-        assert children, "expected two server processes"
         os.kill(gateway.pid, signal.SIGKILL)  # OOM killer, kill -9: no chance to stop them
         gateway.process.wait(timeout=10)
         gone = wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 60)
