@@ -927,8 +927,9 @@ def _run_process(factory: GatewayFactory, host: str, port: int, **options: Any) 
 class _Supervisor:
     """Forks the server processes, forwards SIGTERM/SIGINT, restarts one that dies.
 
-    A process that dies within ``MIN_UPTIME_S`` of its start (or fails to start)
-    is not restarted: the others are stopped and the supervisor exits 1. Once
+    A process that fails within ``MIN_UPTIME_S`` of its start (or fails to start)
+    is not restarted: the others are stopped and the supervisor exits 1. One
+    that exits cleanly (it was told to stop) is replaced whenever it ends. Once
     stopping, a process still alive ``kill_after`` seconds later is killed
     (SIGKILL) and the supervisor exits 1: a stop always ends.
     """
@@ -974,7 +975,11 @@ class _Supervisor:
     def _reap(self, pid: int, code: int, started: float) -> None:
         if self.stopping:
             self.failed = self.failed or code != 0
-        elif code == STARTUP_FAILURE or time.monotonic() - started < self.MIN_UPTIME_S:
+        elif code == STARTUP_FAILURE or (
+            # A crash right after starting would crash again: stop instead of looping. A
+            # clean exit (0) is a process told to stop (a SIGTERM to it alone): replace it.
+            code != 0 and time.monotonic() - started < self.MIN_UPTIME_S
+        ):
             log.error("server process %d exited with %d right after starting: stopping", pid, code)
             self.failed = True
             self._stop_all()
