@@ -30,7 +30,6 @@ from analysis.effect import lift_moments
 from analysis.frequentist import welch_test
 from analysis.results import Alternative, DifferenceType, TestResult
 from analysis.sequential import DEFAULT_TUNING, sequential_test
-from analysis.stratified import StratifiedStats
 from analysis.sufficient import FloatArray, Moments, SampleStatistic, is_proportion
 
 __all__ = [
@@ -59,10 +58,7 @@ class DifferenceChoice:
 
 def default_difference(control: SampleStatistic) -> DifferenceType:
     """Relative for a proportion, absolute for a mean (whose baseline can be 0 or negative)."""
-    proportion = is_proportion(control) or (
-        isinstance(control, StratifiedStats) and control.proportion
-    )
-    return "relative" if proportion else "absolute"
+    return "relative" if is_proportion(control) else "absolute"
 
 
 def critical_value(result: TestResult) -> float:

@@ -168,6 +168,35 @@ def _spec_evidence(spec: GuardrailSpec) -> dict[str, Any]:
     return {"metric": spec.metric, "limit": spec.limit, "threshold": spec.value}
 
 
+def _unchecked(spec: GuardrailSpec, message: str) -> GuardrailResult:
+    """Not checked: the data to check it were not recorded."""
+    return GuardrailResult(
+        spec, False, False, math.nan, math.nan, message, evidence=_spec_evidence(spec)
+    )
+
+
+def _tested(
+    spec: GuardrailSpec,
+    result: TestResult,
+    values: tuple[float, float],
+    head: str,
+    evidence: dict[str, Any],
+    note: str = "",
+) -> GuardrailResult:
+    """Checked by a significance test: failed when it shows the limit broken."""
+    word = "worse by more than" if result.significant else "not shown worse than"
+    return GuardrailResult(
+        spec,
+        result.significant,
+        True,
+        *values,
+        f"{head}: {word} {spec.text} (p={result.p_value:.4g}){note}",
+        result,
+        None,
+        evidence,
+    )
+
+
 def _rate(errors: int, requests: int) -> float:
     return errors / requests if requests else 0.0
 
@@ -226,19 +255,7 @@ def _error_rate(
         return GuardrailResult(
             spec, False, fine, c_rate, v_rate, f"{rates}: {result.message}", result, None, evidence
         )
-    failed = result.significant
-    word = "worse by more than" if failed else "not shown worse than"
-    return GuardrailResult(
-        spec,
-        failed,
-        True,
-        c_rate,
-        v_rate,
-        f"{rates}: {word} {spec.text} (p={result.p_value:.4g}){note}",
-        result,
-        None,
-        evidence,
-    )
+    return _tested(spec, result, (c_rate, v_rate), rates, evidence, note)
 
 
 def _mean_latency(
@@ -246,14 +263,8 @@ def _mean_latency(
 ) -> GuardrailResult:
     control, treatment = champion.latency_ms, variant.latency_ms
     if control is None or treatment is None:
-        return GuardrailResult(
-            spec,
-            False,
-            False,
-            math.nan,
-            math.nan,
-            "no mean latency recorded (latency sum and sum of squares) for both arms",
-            evidence=_spec_evidence(spec),
+        return _unchecked(
+            spec, "no mean latency recorded (latency sum and sum of squares) for both arms"
         )
     relative = spec.relative
     result = guardrail_test(
@@ -279,18 +290,7 @@ def _mean_latency(
             None,
             evidence,
         )
-    word = "worse by more than" if result.significant else "not shown worse than"
-    return GuardrailResult(
-        spec,
-        result.significant,
-        True,
-        control.mean,
-        treatment.mean,
-        f"{means}: {word} {spec.text} (p={result.p_value:.4g})",
-        result,
-        None,
-        evidence,
-    )
+    return _tested(spec, result, (control.mean, treatment.mean), means, evidence)
 
 
 def _quantile_latency(
@@ -298,15 +298,7 @@ def _quantile_latency(
 ) -> GuardrailResult:
     q = QUANTILE_METRICS[spec.metric]
     if champion.latency is None or variant.latency is None:
-        return GuardrailResult(
-            spec,
-            False,
-            False,
-            math.nan,
-            math.nan,
-            "no latency histogram recorded for both arms",
-            evidence=_spec_evidence(spec),
-        )
+        return _unchecked(spec, "no latency histogram recorded for both arms")
     relative = spec.relative
     comparison = compare_latency(
         champion.latency,

@@ -574,10 +574,9 @@ def _add_optional(
 
 
 def is_proportion(stats: object) -> bool:
-    """Whether a statistic is a rate of 0/1 outcomes (per request or per unit)."""
-    return isinstance(stats, ProportionStats) or (
-        isinstance(stats, RatioStats) and stats.proportion
-    )
+    """Whether a statistic is a rate of 0/1 outcomes (per request, per unit, or combined
+    across epochs): a ``ProportionStats``, or one whose ``proportion`` flag says so."""
+    return isinstance(stats, ProportionStats) or getattr(stats, "proportion", None) is True
 
 
 def _add_ratio(a: RatioStats | None, b: RatioStats | None) -> RatioStats | None:
