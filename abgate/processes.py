@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,7 +13,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO
+from pathlib import Path
+from typing import IO, Any
 
 __all__ = ["Child", "abgate_argv", "start_child", "wait_http_ok"]
 
@@ -66,15 +68,21 @@ def start_child(
     url: str | None = None,
     env: dict[str, str] | None = None,
     log: IO[str] | None = None,
+    output: Path | None = None,
 ) -> Child:
-    """Start ``argv``; with ``log`` its output is copied there, each line prefixed by ``name``."""
-    process = subprocess.Popen(
-        list(argv),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE if log is not None else subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
-    )
+    """Start ``argv``; with ``log`` its output is copied there, each line prefixed by
+    ``name``; with ``output`` it is appended to that file by the child itself."""
+    sink: Any = subprocess.PIPE if log is not None else subprocess.DEVNULL
+    with contextlib.ExitStack() as files:
+        if output is not None and log is None:
+            sink = files.enter_context(output.open("ab"))
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT if sink is not subprocess.DEVNULL else subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
     pump = None
     if log is not None and process.stdout is not None:
         pump = threading.Thread(target=_prefix_lines, args=(name, process.stdout, log), daemon=True)

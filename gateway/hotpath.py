@@ -543,6 +543,17 @@ class HotPath:
         # script ran; the script answers a second run of the same token with the
         # first run's answer, so trying once more at once is safe and usually ends it.
         try:
-            return await self.store.feedback(name, item, park=park)
+            try:
+                return await self.store.feedback(name, item, park=park)
+            except RedisUnavailable:
+                return await self.store.feedback(name, item, park=park)
         except RedisUnavailable:
-            return await self.store.feedback(name, item, park=park)
+            raise
+        except Exception as exc:
+            # Anything else raised while talking to Redis (a client library failing
+            # oddly as a connection dies under it) is handled as Redis being away:
+            # the item keeps its token, so keeping it and sending it again counts it
+            # at most once, where a 500 would leave the client unsure. Logged whole,
+            # because it is not supposed to happen.
+            log.exception("feedback store failed unexpectedly; the feedback is kept")
+            raise RedisUnavailable(f"feedback store failed: {exc!r}") from exc

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 import redis
@@ -162,7 +164,8 @@ def start_gateway(
 ) -> Child:
     """Start ``abgate gateway [extra...]`` as a real process on a free port; wait for /health.
 
-    With ``log``, its output is copied there, each line prefixed by its name.
+    With ``log``, its output is copied there, each line prefixed by its name; without,
+    it goes to a file whose errors are shown when the test fails.
     """
     port = free_port()
     argv = ["gateway", "--port", str(port), *extra]
@@ -171,10 +174,53 @@ def start_gateway(
     environment = {"ABGATE_ADMIN_TOKEN": ADMIN_TOKEN, "ABGATE_LOG_LEVEL": "warning", **env}
     if redis_url:
         environment["REDIS_URL"] = redis_url
+    output = None
+    if log is None:
+        output = _LOG_DIR / f"gateway-{port}.log"
+        _TEST_LOGS.append(output)
     child = start_child(
-        "gateway", abgate_argv(*argv), url=f"http://127.0.0.1:{port}", env=environment, log=log
-    )
+        "gateway", abgate_argv(*argv), url=f"http://127.0.0.1:{port}", env=environment, log=log,
+        output=output,
+    )  # fmt: skip
     return _ready(child, "/health")
+
+
+# Gateway output of the running test, kept so that a failing test shows the gateway's
+# errors: a 500 or a lost outcome seen once in CI is then diagnosable from its report.
+_LOG_DIR = Path(tempfile.mkdtemp(prefix="abgate-test-logs-"))
+_TEST_LOGS: list[Path] = []
+_ERROR_LINE = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback|: error: ")
+
+
+def gateway_errors(paths: list[Path], limit: int = 80) -> str:
+    """The error lines of gateway logs, each with the 20 lines after it (its traceback)."""
+    out: list[str] = []
+    for path in paths:
+        lines = path.read_text(errors="replace").splitlines() if path.exists() else []
+        keep = set()
+        for i, line in enumerate(lines):
+            if _ERROR_LINE.search(line):
+                keep.update(range(i, min(i + 21, len(lines))))
+        out += [f"{path.name}: {lines[i]}" for i in sorted(keep)]
+    return "\n".join(out[-limit:])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _TEST_LOGS:
+        errors = gateway_errors(_TEST_LOGS)
+        if errors:
+            report.sections.append(("gateway errors", errors))
+    if report.when == "teardown":
+        _TEST_LOGS.clear()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for path in _LOG_DIR.glob("*.log"):
+        path.unlink(missing_ok=True)
+    _LOG_DIR.rmdir()
 
 
 @pytest.fixture(scope="session")
