@@ -232,9 +232,19 @@ class Shadow(_Model):
         min_length=1, description="Worker base URLs, http(s)://host[:port]."
     )
     sample_rate: Fraction = Field(
-        default=1.0, description="Fraction of units mirrored (by a hash of the unit, sticky)."
+        default=1.0,
+        description="Mirror share: fraction of units mirrored (by a hash of the unit, sticky, "
+        "so the same units are mirrored on every replica and run).",
     )
     timeout_ms: TimeoutMs = Field(default=1000, description="Per-request timeout.")
+    max_inflight: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Calls to this shadow in flight per gateway process beyond which a "
+        "request is not mirrored to it (shed, and counted): a slow shadow never holds "
+        "more than this many tasks and connections.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Shadow:
