@@ -511,6 +511,16 @@ class Statistics(_Model):
     correction: Literal["holm", "benjamini_hochberg", "none"] = Field(
         default="holm", description="Multiple-testing correction across metrics and variants."
     )
+    shadow_margin: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        strict=True,
+        allow_inf_nan=False,
+        description="Non-inferiority margin of the shadows' paired test, in accuracy points "
+        "(0.01 = one point): a shadow is shown non-inferior when the lower end of the "
+        "difference shadow - live is above -margin.",
+    )
     drift_psi_threshold: float = Field(
         default=0.2,
         gt=0,
