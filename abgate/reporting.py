@@ -106,15 +106,17 @@ def shadow_data(
     config: ExperimentConfig, shadows: Mapping[str, ShadowStats]
 ) -> tuple[ShadowData, ...]:
     """The analysis's view of each configured shadow: one entry per metric it was scored
-    on (the primary metric first, shown even before any label came back, unless it is a
-    reward, which a shadow cannot earn), paired against whichever variant answered."""
+    on (the primary metric first, shown even before any label came back; for a reward,
+    which a shadow cannot earn, the labels' ``accuracy``), paired against whichever
+    variant answered."""
     primary = config.metrics.primary
     out = []
     for shadow in config.shadows:
         stats = shadows.get(shadow.name, ShadowStats())
-        first = [] if primary.source == "reward" else [primary.name]
-        metrics = dict.fromkeys([*first, *stats.paired_metrics, *stats.error_metrics])
-        for metric in metrics or [primary.name]:
+        # A reward is earned by the answer a user saw: a shadow's cannot be known, so
+        # its shadows are shown on labels (feedback kind ``label``'s metric) instead.
+        first = "accuracy" if primary.source == "reward" else primary.name
+        for metric in dict.fromkeys([first, *stats.paired_metrics, *stats.error_metrics]):
             squared = stats.error_differences(metric)
             out.append(
                 ShadowData(
