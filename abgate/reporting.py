@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from abgate.drift import drift_from_stats, drift_since
-from abgate.schema import StatsHash, decode_epochs, decode_stats
+from abgate.schema import ShadowStats, StatsHash, decode_epochs, decode_stats
 from abgate.store import Store
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch, variant_totals
 from analysis.guardrails import GUARDRAIL_LIMITS, GuardrailSpec
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
 from analysis.report import FORMATS, render
+from analysis.shadows import ShadowData
 from analysis.sufficient import VariantStats
 from analysis.units import choose_unit_statistics
 from experiments.config import ExperimentConfig
@@ -28,8 +29,10 @@ __all__ = [
     "assemble_experiment_data",
     "experiment_data",
     "guardrail_specs",
+    "recorded_shadows",
     "render",
     "settings_from_config",
+    "shadow_data",
     "unit_label",
     "write_report",
 ]
@@ -55,6 +58,7 @@ def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> 
         max_p99_ratio=None,
         guardrails=guardrail_specs(config),
         duration_s=duration_s,
+        shadow_margin=stats.shadow_margin,
     )
 
 
@@ -83,6 +87,51 @@ def _metrics(stats: VariantStats | None, kinds: dict[str, str]) -> dict[str, Sta
         name: stats.proportion(name) if kinds.get(name, "mean") == "proportion" else m
         for name, m in stats.metrics.items()
     }
+
+
+def recorded_shadows(
+    store: Store, name: str, *, baseline: Mapping[Any, Any] | None = None
+) -> dict[str, ShadowStats]:
+    """Every shadow's recorded figures (paired counts per live variant and metric, calls,
+    shed, late), all-time or since a ``baseline`` copy of the totals hash: the one
+    place a shadow gate reads them (``ShadowStats.pairs`` sums the live variants)."""
+    totals, _ = store.recorded(name)
+    recorded = decode_stats(totals)
+    if baseline is not None:
+        recorded = recorded - decode_stats(baseline)
+    return dict(recorded.shadows)
+
+
+def shadow_data(
+    config: ExperimentConfig, shadows: Mapping[str, ShadowStats]
+) -> tuple[ShadowData, ...]:
+    """The analysis's view of each configured shadow: one entry per metric it was scored
+    on (the primary metric first, shown even before any label came back; for a reward,
+    which a shadow cannot earn, the labels' ``accuracy``), paired against whichever
+    variant answered."""
+    primary = config.metrics.primary
+    out = []
+    for shadow in config.shadows:
+        stats = shadows.get(shadow.name, ShadowStats())
+        # A reward is earned by the answer a user saw: a shadow's cannot be known, so
+        # its shadows are shown on labels (feedback kind ``label``'s metric) instead.
+        first = "accuracy" if primary.source == "reward" else primary.name
+        for metric in dict.fromkeys([first, *stats.paired_metrics, *stats.error_metrics]):
+            squared = stats.error_differences(metric)
+            out.append(
+                ShadowData(
+                    name=shadow.name,
+                    metric=metric,
+                    counts=stats.pairs(metric),
+                    squared_error=squared if squared.n else None,
+                    model_version=shadow.model_version,
+                    requests=stats.requests,
+                    errors=stats.errors,
+                    shed=stats.shed,
+                    late=stats.late,
+                )
+            )
+    return tuple(out)
 
 
 def experiment_data(
@@ -126,6 +175,7 @@ def experiment_data(
         windows,
         duration_s=duration,
         drift=drift,
+        shadows=recorded.shadows,
     )
 
 
@@ -137,6 +187,7 @@ def assemble_experiment_data(
     *,
     duration_s: float | None,
     drift: ExperimentDrift | None = None,
+    shadows: Mapping[str, ShadowStats] | None = None,
 ) -> ExperimentData:
     """The engine's input from decoded stats; pure, so the gateway's async dashboard and
     the synchronous report build the same thing.
@@ -193,6 +244,7 @@ def assemble_experiment_data(
         drift=drift,
         epochs=tuple(epochs),
         analysis_unit=choice.unit,
+        shadows=shadow_data(config, shadows or {}),
     )
 
 

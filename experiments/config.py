@@ -232,9 +232,19 @@ class Shadow(_Model):
         min_length=1, description="Worker base URLs, http(s)://host[:port]."
     )
     sample_rate: Fraction = Field(
-        default=1.0, description="Fraction of units mirrored (by a hash of the unit, sticky)."
+        default=1.0,
+        description="Mirror share: fraction of units mirrored (by a hash of the unit, sticky, "
+        "so the same units are mirrored on every replica and run).",
     )
     timeout_ms: TimeoutMs = Field(default=1000, description="Per-request timeout.")
+    max_inflight: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Calls to this shadow in flight per gateway process beyond which a "
+        "request is not mirrored to it (shed, and counted): a slow shadow never holds "
+        "more than this many tasks and connections.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Shadow:
@@ -500,6 +510,16 @@ class Statistics(_Model):
     )
     correction: Literal["holm", "benjamini_hochberg", "none"] = Field(
         default="holm", description="Multiple-testing correction across metrics and variants."
+    )
+    shadow_margin: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        strict=True,
+        allow_inf_nan=False,
+        description="Non-inferiority margin of the shadows' paired test, in accuracy points "
+        "(0.01 = one point): a shadow is shown non-inferior when the lower end of the "
+        "difference shadow - live is above -margin.",
     )
     drift_psi_threshold: float = Field(
         default=0.2,
