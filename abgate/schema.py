@@ -41,8 +41,10 @@ statistics of the window's units.
 
 A shadow's answer is kept beside the request's mapping, in the same hash and so
 with the same expiry: field ``<request id>|s`` holds ``{"<shadow>": "<prediction>",
-...}`` (JSON) until the request's feedback scores it, then ``!`` (scored): a shadow
-answer written after that is not kept but counted ``late``. ``|`` cannot occur in a
+...}`` (JSON) until the request's feedback scores it, then ``!`` followed by what the
+feedback said (JSON ``[variant, live prediction, metric, kind, value]``): a shadow
+answer written after that is scored against it at once, not kept, and counted
+``late``. ``|`` cannot occur in a
 request id, so the two kinds of field never collide.
 
 Feedback whose request mapping is not in Redis yet (it waits in the serving

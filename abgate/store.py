@@ -161,6 +161,38 @@ local function write_sums(totals, sums)
 end
 """
 
+_SCORE_ANSWER = """
+-- One shadow's answer scored against the label or value its request's feedback gave
+-- (the live answer: variant, prediction): into ``schema.paired_prefix`` cells for a
+-- label, and for a numeric value into ``schema.squared_error_prefix`` sums of
+-- d = (shadow - value)^2 - (live - value)^2. A reward is caused by the answer the
+-- user saw, so a shadow's cannot be known: nothing is scored for it.
+local function score_answer(shadow, answer, variant, prediction, metric, kind, value,
+                            window_key, totals_key)
+  local l, p, s = tonumber(value), tonumber(prediction), tonumber(answer)
+  if kind == 'label' then
+    local live_right = p ~= nil and p == l
+    local shadow_right = s ~= nil and s == l
+    local cell
+    if live_right then cell = shadow_right and 'both' or 'live_only'
+    else cell = shadow_right and 'shadow_only' or 'neither' end
+    local f = shadow .. ':shadow:paired:' .. variant .. ':' .. metric .. ':' .. cell
+    redis.call('HINCRBY', window_key, f, 1)
+    redis.call('HINCRBY', totals_key, f, 1)
+  elseif kind == 'value' and p ~= nil and s ~= nil and l ~= nil then
+    local d = (s - l) * (s - l) - (p - l) * (p - l)
+    if d == d and d ~= math.huge and d ~= -math.huge then
+      local prefix = shadow .. ':shadow:sqerr:' .. variant .. ':' .. metric .. ':'
+      for _, key in ipairs({window_key, totals_key}) do
+        redis.call('HINCRBY', key, prefix .. 'n', 1)
+        redis.call('HINCRBYFLOAT', key, prefix .. 'sum', string.format('%.17g', d))
+        redis.call('HINCRBYFLOAT', key, prefix .. 'ss', string.format('%.17g', d * d))
+      end
+    end
+  end
+end
+"""
+
 # Counts one feedback against the mapping of the request it belongs to
 # (``schema.encode_served``: variant|version|epoch|prediction, the older
 # variant|version|prediction, read as epoch 0, or with a unit
@@ -172,46 +204,27 @@ end
 # counts the same whichever of the two comes second.
 _COUNT_FEEDBACK = (
     _UNIT_SUMS
+    + _SCORE_ANSWER
     + """
 -- The shadows' answers to request ``rid`` (``schema.shadow_answers_field`` in ``hash``,
--- the hash its mapping is kept in), scored against the same label as the live answer
--- (variant, prediction): into ``schema.paired_prefix`` cells for a label, and for a
--- numeric value into ``schema.squared_error_prefix`` sums of d = (shadow - value)^2 -
--- (live - value)^2. The field then reads '!' (scored): an answer written after this
--- is counted late, never scored. A reward is caused by the answer the user saw, so a
--- shadow's cannot be known: nothing is scored for it.
+-- the hash its mapping is kept in), each scored against the same label as the live
+-- answer. The field then holds '!' and what the feedback said, so that an answer
+-- written after it (a shadow slower than the label) is scored on arrival, once,
+-- by the answers script: the order of answer and feedback does not matter.
 local function score_shadows(hash, rid, ttl, variant, prediction, metric, kind, value,
                              window_key, totals_key)
   local field = rid .. '|s'
   local held = redis.call('HGET', hash, field)
-  redis.call('HSET', hash, field, '!')
+  if held and string.sub(held, 1, 1) == '!' then return end  -- scored already
+  redis.call('HSET', hash, field,
+             '!' .. cjson.encode({variant, prediction, metric, kind, value}))
   if redis.call('TTL', hash) < 0 then redis.call('EXPIRE', hash, ttl) end
-  if not held or held == '!' or (kind ~= 'label' and kind ~= 'value') then return end
+  if not held then return end
   local ok, answers = pcall(cjson.decode, held)
   if not ok or type(answers) ~= 'table' then return end
-  local l, p = tonumber(value), tonumber(prediction)
   for shadow, answer in pairs(answers) do
-    local s = tonumber(answer)
-    if kind == 'label' then
-      local live_right = p ~= nil and p == l
-      local shadow_right = s ~= nil and s == l
-      local cell
-      if live_right then cell = shadow_right and 'both' or 'live_only'
-      else cell = shadow_right and 'shadow_only' or 'neither' end
-      local f = shadow .. ':shadow:paired:' .. variant .. ':' .. metric .. ':' .. cell
-      redis.call('HINCRBY', window_key, f, 1)
-      redis.call('HINCRBY', totals_key, f, 1)
-    elseif p ~= nil and s ~= nil then
-      local d = (s - l) * (s - l) - (p - l) * (p - l)
-      if d == d and d ~= math.huge and d ~= -math.huge then
-        local prefix = shadow .. ':shadow:sqerr:' .. variant .. ':' .. metric .. ':'
-        for _, key in ipairs({window_key, totals_key}) do
-          redis.call('HINCRBY', key, prefix .. 'n', 1)
-          redis.call('HINCRBYFLOAT', key, prefix .. 'sum', string.format('%.17g', d))
-          redis.call('HINCRBYFLOAT', key, prefix .. 'ss', string.format('%.17g', d * d))
-        end
-      end
-    end
+    score_answer(shadow, answer, variant, prediction, metric, kind, value, window_key,
+                 totals_key)
   end
 end
 
@@ -435,13 +448,15 @@ return {#ids, redis.call('ZCARD', KEYS[2]), tonumber(joins[1]) or 0, tonumber(jo
 # Keeps a flush part's shadow answers beside their requests' mappings (field
 # ``<id>|s`` of the same hash, so with the same expiry), at most once like the
 # counters (the part id in ``flushed``). The answers of one request are merged
-# into one JSON object, shadow -> prediction. A request whose feedback has already
-# scored its shadows ('!') keeps that mark: the answer came too late to be scored
-# and is counted in ``<shadow>:shadow:late`` instead.
+# into one JSON object, shadow -> prediction. A request whose feedback came first
+# ('!' and what it said) has each answer scored now against that label, and counted
+# in ``<shadow>:shadow:late`` (answered after its label: scored all the same).
 # KEYS: requests hash, flushed, window, totals, windows
 # ARGV: now, part id, memory, entries JSON {id: {shadow: prediction}}, mapping TTL,
 #       window start, window TTL
-_SHADOW_ANSWERS_SCRIPT = """
+_SHADOW_ANSWERS_SCRIPT = (
+    _SCORE_ANSWER
+    + """
 if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1] - ARGV[3])
 local late = {}
@@ -449,8 +464,15 @@ local kept = 0
 for id, answers in pairs(cjson.decode(ARGV[4])) do
   local field = id .. '|s'
   local held = redis.call('HGET', KEYS[1], field)
-  if held == '!' then
-    for shadow, _ in pairs(answers) do late[shadow] = (late[shadow] or 0) + 1 end
+  if held and string.sub(held, 1, 1) == '!' then
+    local ok, given = pcall(cjson.decode, string.sub(held, 2))
+    for shadow, prediction in pairs(answers) do
+      late[shadow] = (late[shadow] or 0) + 1
+      if ok and type(given) == 'table' then
+        score_answer(shadow, prediction, given[1], given[2], given[3], given[4], given[5],
+                     KEYS[3], KEYS[4])
+      end
+    end
   else
     local merged = {}
     if held then
@@ -473,6 +495,7 @@ if next(late) ~= nil then
 end
 return kept
 """
+)
 
 # Stores a config with the next version number, opens the epoch of that
 # version (its routing and start time) and audits it, atomically: no gateway

@@ -54,7 +54,7 @@ class ShadowData:
     numeric ``value`` feedback. ``against`` names the live variant the pairs were
     scored against (None: whichever variant answered each request). ``shed``:
     requests not mirrored (too many calls in flight); ``late``: answers that came
-    after their request's feedback and were never scored.
+    after their request's feedback (scored on arrival against its label).
     """
 
     name: str
