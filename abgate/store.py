@@ -18,17 +18,20 @@ one node and moves to the next one when that node fails.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import orjson
 import redis
 import redis.asyncio as aredis
+from redis.exceptions import LockNotOwnedError
+from redis.lock import Lock
 
 from abgate.errors import NotFound, RedisModeMismatch, RedisUnavailable
 from abgate.schema import (
@@ -512,20 +515,6 @@ return version
 
 
 # Compare-and-act on a lock value: only its owner may extend or release it.
-_REFRESH_LOCK_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE_LOCK_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
 @dataclass(frozen=True)
 class ConfigRecord:
     """A stored experiment config with its version and run state."""
@@ -702,6 +691,32 @@ def _decode_audit(entries: Iterable[tuple[bytes, dict[bytes, bytes]]]) -> list[d
     return out
 
 
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _unavailable_as(
+    what: str,
+) -> Callable[[Callable[_P, _T]], Callable[_P, _T]]:
+    """A sync store call whose Redis or socket failure raises RedisUnavailable("<what> ...").
+
+    Callers (the CLI, the ramp) then meet one error for "Redis is away", never a
+    client library's own exception.
+    """
+
+    def wrap(method: Callable[_P, _T]) -> Callable[_P, _T]:
+        @functools.wraps(method)
+        def call(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+            try:
+                return method(*args, **kwargs)
+            except (redis.RedisError, OSError) as exc:
+                raise RedisUnavailable(f"{what}: {exc}") from exc
+
+        return call
+
+    return wrap
+
+
 class Store:
     """Synchronous access for the CLI, analysis and the ramp controller."""
 
@@ -711,8 +726,6 @@ class Store:
         self.window_ttl_s = window_ttl_s
         self.client = _client(url, cluster=cluster, socket_timeout=5, socket_connect_timeout=2)
         self._put_config = self.client.register_script(_PUT_CONFIG_SCRIPT)
-        self._refresh_lock = self.client.register_script(_REFRESH_LOCK_SCRIPT)
-        self._release_lock = self.client.register_script(_RELEASE_LOCK_SCRIPT)
 
     def ping(self) -> None:
         """Raise RedisUnavailable unless Redis answers in the mode it was configured for."""
@@ -780,6 +793,7 @@ class Store:
         except redis.RedisError as exc:
             raise RedisUnavailable(f"cannot list experiments: {exc}") from exc
 
+    @_unavailable_as("cannot read the statistics")
     def totals(self, name: str) -> dict[bytes, bytes]:
         """The all-time stats hash of an experiment."""
         return self.client.hgetall(Keys(name).totals)
@@ -803,6 +817,7 @@ class Store:
         except redis.RedisError as exc:
             raise RedisUnavailable(f"cannot read the epochs of {name}: {exc}") from exc
 
+    @_unavailable_as("cannot read the windows")
     def windows(self, name: str) -> dict[int, dict[bytes, bytes]]:
         """Every recorded window's stats hash, oldest first."""
         keys = Keys(name)
@@ -819,6 +834,7 @@ class Store:
         except redis.RedisError as exc:
             raise RedisUnavailable(f"cannot store the drift reference of {name}: {exc}") from exc
 
+    @_unavailable_as("cannot read the drift reference")
     def drift_reference(self, name: str) -> dict[str, Any]:
         """The stored drift references of an experiment (empty when none was stored)."""
         raw = self.client.get(Keys(name).drift_reference)
@@ -836,6 +852,7 @@ class Store:
         except redis.RedisError as exc:
             raise RedisUnavailable(f"cannot read the stats of {name}: {exc}") from exc
 
+    @_unavailable_as("cannot read the events")
     def events(self, name: str, count: int = 100) -> list[dict[str, Any]]:
         """The most recent raw events (newest last)."""
         batches = self.client.xrevrange(Keys(name).events, count=count)
@@ -845,11 +862,13 @@ class Store:
             out.extend(dict(zip(names, row, strict=True)) for row in orjson.loads(fields[b"rows"]))
         return out[-count:]
 
+    @_unavailable_as("cannot read the audit log")
     def audit(self, name: str, count: int = 100) -> list[dict[str, Any]]:
         """The audit log of an experiment, oldest first."""
         entries = self.client.xrevrange(Keys(name).audit, count=count)
         return _decode_audit(reversed(entries))
 
+    @_unavailable_as("cannot write the audit log")
     def add_audit(
         self, name: str, *, actor: str, action: str, reason: str = "", evidence: Any = None
     ) -> None:
@@ -864,39 +883,56 @@ class Store:
 
     # --- ramp controller state ---------------------------------------------------
 
+    @_unavailable_as("cannot read the ramp state")
     def ramp_state(self, name: str) -> dict[str, Any] | None:
         """The stored ramp state of an experiment, if any."""
         raw = self.client.get(Keys(name).ramp)
         return None if raw is None else dict(orjson.loads(raw))
 
+    @_unavailable_as("cannot store the ramp state")
     def save_ramp_state(self, name: str, state: dict[str, Any]) -> None:
         """Store the ramp state (it survives the controller)."""
         self.client.set(Keys(name).ramp, orjson.dumps(state))
 
+    @_unavailable_as("cannot clear the ramp state")
     def clear_ramp_state(self, name: str) -> None:
         """Forget a finished ramp."""
         self.client.delete(Keys(name).ramp)
 
+    def _ramp_lock(self, name: str, owner: str, ttl_s: float) -> Lock:
+        # redis-py's Lock (token compared and the key changed in one script); the
+        # owner string is its token, so any Store can refresh or release by owner.
+        lock = self.client.lock(
+            Keys(name).ramp_lock, timeout=ttl_s, blocking=False, thread_local=False
+        )
+        lock.local.token = owner.encode()
+        return lock
+
+    @_unavailable_as("cannot take the ramp lock")
     def acquire_ramp_lock(self, name: str, owner: str, ttl_s: float) -> str | None:
         """Take the ramp lock; None when taken, else the owner now holding it."""
-        key = Keys(name).ramp_lock
-        if self.client.set(key, owner, nx=True, px=int(ttl_s * 1000)):
-            return owner
-        return None
+        return owner if self._ramp_lock(name, owner, ttl_s).acquire(token=owner) else None
 
+    @_unavailable_as("cannot read the ramp lock")
     def ramp_lock_owner(self, name: str) -> str | None:
         """Who holds the ramp lock, if anyone."""
         raw = self.client.get(Keys(name).ramp_lock)
         return None if raw is None else str(raw.decode())
 
+    @_unavailable_as("cannot refresh the ramp lock")
     def refresh_ramp_lock(self, name: str, owner: str, ttl_s: float) -> bool:
-        """Extend the lock if we still hold it."""
-        return bool(self._refresh_lock(keys=[Keys(name).ramp_lock],
-                                       args=[owner, int(ttl_s * 1000)]))  # fmt: skip
+        """Extend the lock to ``ttl_s`` from now if ``owner`` still holds it."""
+        try:
+            self._ramp_lock(name, owner, ttl_s).reacquire()
+        except LockNotOwnedError:
+            return False
+        return True
 
+    @_unavailable_as("cannot release the ramp lock")
     def release_ramp_lock(self, name: str, owner: str) -> None:
-        """Release the lock if we hold it."""
-        self._release_lock(keys=[Keys(name).ramp_lock], args=[owner])
+        """Release the lock if ``owner`` holds it."""
+        with contextlib.suppress(LockNotOwnedError):
+            self._ramp_lock(name, owner, 1.0).release()
 
 
 def _feedback_result(answer: Any) -> FeedbackResult:

@@ -10,6 +10,7 @@ evidence in the audit log.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from abgate.errors import AbgateError, Conflict
+from abgate.errors import AbgateError, Conflict, RedisUnavailable
 from abgate.logs import fields
 from abgate.reporting import experiment_data
 from abgate.schema import decode_stats
@@ -156,16 +157,52 @@ class RampController:
     # --- the loop ---------------------------------------------------------------
 
     def run(self) -> RampOutcome:
-        """Ramp to the end; raises Conflict when another controller holds the lock."""
+        """Ramp to the end; raises Conflict when another controller holds the lock.
+
+        Redis going away pauses the ramp: it waits for Redis to answer again and
+        resumes from the state it stored (as a second ``abgate ramp`` would), so a
+        Redis restart never leaves a canary at a step with nobody deciding.
+        """
         if self.store.acquire_ramp_lock(self.name, self.owner, LOCK_TTL_S) is None:
             holder = self.store.ramp_lock_owner(self.name) or "another controller"
             raise Conflict(
                 f"a ramp of {self.name} is already running ({holder}); wait for it or stop it first"
             )
         try:
-            return self._run()
+            while True:
+                try:
+                    return self._run()
+                except RedisUnavailable as exc:
+                    self._wait_for_redis(exc)
         finally:
-            self.store.release_ramp_lock(self.name, self.owner)
+            with contextlib.suppress(RedisUnavailable):
+                self.store.release_ramp_lock(self.name, self.owner)
+
+    def _hold_lock(self) -> None:
+        """Extend the lock, or take it again when it expired (a long Redis outage);
+        Conflict when another controller holds it now."""
+        if self.store.refresh_ramp_lock(self.name, self.owner, LOCK_TTL_S):
+            return
+        if self.store.acquire_ramp_lock(self.name, self.owner, LOCK_TTL_S) is None:
+            holder = self.store.ramp_lock_owner(self.name) or "another controller"
+            raise Conflict(f"the ramp of {self.name} was taken over by {holder}; this one stops")
+
+    def _wait_for_redis(self, exc: RedisUnavailable) -> None:
+        self.out.write(
+            f"Redis is unavailable ({exc.message}): the ramp waits, and resumes from its "
+            "stored state when Redis answers\n"
+        )
+        log.warning("ramp paused, Redis unavailable: %s", exc.message, extra=fields(
+            experiment=self.name))  # fmt: skip
+        while True:
+            self.sleep(min(self.plan.check_interval_s, 1.0))
+            try:
+                self.store.ping()
+                self._hold_lock()
+            except RedisUnavailable:
+                continue
+            self.out.write("Redis answers again: resuming the ramp\n")
+            return
 
     def _resume_or_start(self) -> tuple[RampState, dict[str, str], dict[str, str]]:
         stored = self.store.ramp_state(self.name)
@@ -222,7 +259,7 @@ class RampController:
         ]
         self._save(state, ramp_base, step_base, history)
         while True:
-            self.store.refresh_ramp_lock(self.name, self.owner, LOCK_TTL_S)
+            self._hold_lock()
             obs = self._observe(ramp_base, step_base)
             decision = decide(self.plan, state, obs)
             self._log_decision(state, decision)
