@@ -95,6 +95,11 @@ class Recorder:
     requests: dict[tuple[str, int], dict[str, ServedRow | None]] = field(
         init=False, default_factory=dict
     )
+    # The rows of calls that answered several (``<rid>.<i>``): joinable like requests, but
+    # kept apart so that per-unit request counts count the call, not its rows.
+    rows: dict[tuple[str, int], dict[str, ServedRow | None]] = field(
+        init=False, default_factory=dict
+    )
     feedback: dict[str, list[FeedbackItem]] = field(init=False, default_factory=dict)
     # Per experiment: what became of the feedback this process received
     # (FeedbackResult statuses, plus "buffered" and "refused").
@@ -196,6 +201,28 @@ class Recorder:
             failed = Unanswered.OTHER if client_error or ok else Unanswered.ERROR
             mapping[request_id] = (variant, model_version, epoch, failed, unit)
 
+    def record_rows(
+        self,
+        experiment: str,
+        variant: str,
+        model_version: str,
+        epoch: int,
+        rows: list[tuple[str, Any]],
+        *,
+        ts: float,
+        unit: str | None = None,
+    ) -> None:
+        """The outcome ids and predictions of one answered call of several rows, recorded
+        (``record_request``) under its request id; each row is joined by feedback alone."""
+        if self.pending >= self.max_pending:
+            return  # its request was dropped too: nothing of the call is joinable
+        key = (experiment, int(ts // 3600))
+        mapping = self.rows.get(key)
+        if mapping is None:
+            mapping = self.rows[key] = {}
+        for outcome_id, prediction in rows:
+            mapping[outcome_id] = (variant, model_version, epoch, prediction, unit)
+
     def record_drift(self, experiment: str, fields: list[str], ts: float) -> None:
         """One sampled request's drift bins (field names from ``VariantBins.fields_for``)."""
         delta = self.aggregator.delta(experiment, ts)
@@ -212,9 +239,17 @@ class Recorder:
         """One mirrored call to a shadow variant."""
         self.aggregator.add_shadow(experiment, shadow, ok=ok, agreed=agreed, ts=time.time())
 
+    def record_shadow_rows(
+        self, experiment: str, shadow: str, *, compared: int, agreed: int
+    ) -> None:
+        """One mirrored call that answered several rows, ``agreed`` of ``compared`` alike."""
+        self.aggregator.add_shadow_rows(
+            experiment, shadow, compared=compared, agreed=agreed, ts=time.time()
+        )
+
     def pending_request(self, experiment: str, request_id: str) -> str | None:
         """A request mapping not flushed yet (feedback can arrive that fast), encoded."""
-        for (name, _), mapping in self.requests.items():
+        for (name, _), mapping in (*self.requests.items(), *self.rows.items()):
             if name == experiment and request_id in mapping:
                 return _encoded(mapping[request_id])
         for batch in self.in_flight:
@@ -247,11 +282,16 @@ class Recorder:
     def _take(self) -> list[FlushBatch]:
         deltas = self.aggregator.drain()
         names = {name for name, _ in deltas} | set(self.events) | {n for n, _ in self.requests}
+        names |= {n for n, _ in self.rows}
         names |= set(self.feedback)
         join_window = window_start(time.time(), self.window_s)
         batches = []
         for name in sorted(names):
             requests = {h: m for (n, h), m in self.requests.items() if n == name}
+            units = unit_counts(requests.values())  # calls, not their rows
+            for (n, hour), rows in self.rows.items():
+                if n == name:
+                    requests[hour] = {**requests.get(hour, {}), **rows}
             batches.append(
                 FlushBatch(
                     experiment=name,
@@ -260,16 +300,17 @@ class Recorder:
                     requests=requests,
                     feedback=self.feedback.pop(name, []),
                     join_window=join_window,
-                    units=unit_counts(requests.values()),
+                    units=units,
                 )
             )
         self.requests = {}
+        self.rows = {}
         # ``pending`` keeps counting the events in flight: outcomes that arrive
         # during a write that then fails must not push the buffer past its bound.
         return batches
 
     def _has_pending(self) -> bool:
-        return bool(self.aggregator or self.events or self.requests or self.feedback)
+        return bool(self.aggregator or self.events or self.requests or self.rows or self.feedback)
 
     def _count_lifetime(self, batches: list[FlushBatch]) -> None:
         for batch in batches:
