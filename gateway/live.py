@@ -230,6 +230,7 @@ class LiveExperiments:
         if protocol != "abgate":
             message += f" with protocol {protocol}"
         for other, routes in (("abgate", self.by_model), *self.by_protocol.items()):
-            if other != protocol and model in routes:
-                return f"{message}: it is served with protocol {other}"
+            if other != protocol and (model in routes if model else routes):
+                what = "it is" if model else "models here are"
+                return f"{message}: {what} served with protocol {other}"
         return message

@@ -271,12 +271,16 @@ class Passthrough:
             fallback=fallback, request_id=request_id, prediction=prediction, error=error,
             ts=now, unit=recorded_unit,
         )  # fmt: skip
-        if several and ok and not client_error and not fallback:
+        if several:
             assert found is not None
             ids = outcome_ids(request_id, len(found))
+            # Rows the assigned variant did not answer (a fallback) are mapped unscored,
+            # so their feedback is answered at once, as a request's is.
+            scored = ok and not client_error and not fallback
+            rows = found if scored else [Unanswered.OTHER] * len(ids)
             recorder.record_rows(
                 live.name, chosen.name, chosen.model_version, live.version,
-                list(zip(ids, found, strict=False)), ts=now, unit=recorded_unit,
+                list(zip(ids, rows, strict=False)), ts=now, unit=recorded_unit,
             )  # fmt: skip
 
     def _sample_drift(
