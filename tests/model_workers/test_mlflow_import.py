@@ -22,6 +22,7 @@ import skops.io as sio
 import yaml
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 
 from abgate.processes import abgate_argv, start_child, wait_http_ok
 from abgate.redis_server import free_port
@@ -36,6 +37,7 @@ import mlflow.sklearn
 import numpy as np
 from mlflow.models import infer_signature
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 
 root = sys.argv[1]
 mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
@@ -175,6 +177,10 @@ def test_refusals_name_the_reason(tmp_path: Path) -> None:
         "forest": (fake_mlflow_dir(tmp_path / "forest",
                                    RandomForestClassifier(n_estimators=2).fit(x, y)), None),
         "no-mlmodel": (tmp_path, "no MLmodel file"),
+        # an estimator family nobody wrote a trust list for
+        "pipeline": (fake_mlflow_dir(tmp_path / "pipeline",
+                                     make_pipeline(LogisticRegression()).fit(x, y)),
+                     "no trust list for Pipeline"),
     }  # fmt: skip
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "MLmodel").write_text("flavors: {python_function: {}}\n")
