@@ -201,7 +201,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         valid.append(Neighbour(config, path))
         weights = ", ".join(f"{v.name} {v.weight:g}%" for v in config.variants)
-        print(f"{path}: ok ({config.name}: {weights})")
+        protocol = "" if config.protocol == "abgate" else f", protocol {config.protocol}"
+        print(f"{path}: ok ({config.name}: {weights}{protocol})")
         ramp_variant = config.ramp_variant
         layout = describe_layout(
             config.assignment.layout,
