@@ -148,8 +148,9 @@ def test_mlserver_behind_abgate_answers_splits_and_joins_row_feedback(
         gateway.stop()
 
 
-def test_server_errors_pass_through_and_a_dead_variant_falls_back(
-    tmp_path: Path, redis_url: str, mlserver: Server
+@pytest.mark.parametrize("http_server", ["abgate", "uvicorn"])
+def test_a_dead_variant_falls_back_and_its_rows_are_no_outcomes(
+    tmp_path: Path, redis_url: str, mlserver: Server, http_server: str
 ) -> None:
     port = int(mlserver.url.rsplit(":", 1)[1])
     dead = free_port()  # nothing listens there
@@ -172,7 +173,7 @@ variants:
     endpoints: ['http://127.0.0.1:{dead}/mlserver']
     weight: 100
 """)
-    gateway = start_gateway(path, redis_url)
+    gateway = start_gateway(path, redis_url, "--server", http_server)
     try:
         rows = [[1.0, 1.0, 0.0, 0.0], [-1.0, -1.0, 0.0, 0.0]]
         body = V2.body(rows)
@@ -187,6 +188,8 @@ variants:
             late = requests.post(gateway.url + "/feedback", timeout=30,
                                  json={"request_id": rid + suffix, "label": 1})  # fmt: skip
             assert late.status_code == 409, late.text
-
+        # Readiness is asked of the unit's variant's server: down, so abgate says so.
+        ready = requests.get(gateway.url + "/v2/models/clf/ready", timeout=30)
+        assert ready.status_code == 503 and "challenger" in ready.json()["error"]
     finally:
         gateway.stop()
