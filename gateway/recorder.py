@@ -110,6 +110,7 @@ class Recorder:
     # Mappings being written right now: feedback must still find them.
     in_flight: list[FlushBatch] = field(init=False, default_factory=list)
     pending: int = field(init=False, default=0)
+    pending_rows: int = field(init=False, default=0)  # in ``rows``, not taken by a flush yet
     dropped: int = field(init=False, default=0)
     flush_failures: int = field(init=False, default=0)
     last_flush: float = field(init=False, default_factory=time.monotonic)
@@ -214,8 +215,12 @@ class Recorder:
     ) -> None:
         """The outcome ids and predictions of one answered call of several rows, recorded
         (``record_request``) under its request id; each row is joined by feedback alone."""
-        if self.pending >= self.max_pending:
-            return  # its request was dropped too: nothing of the call is joinable
+        # Rows wait beside the buffer with a bound of their own, so a Redis outage under
+        # large batches holds at most ``max_pending`` of them (more are dropped, counted).
+        if self.pending >= self.max_pending or self.pending_rows + len(rows) > self.max_pending:
+            self.dropped += len(rows)
+            return
+        self.pending_rows += len(rows)
         key = (experiment, int(ts // 3600))
         mapping = self.rows.get(key)
         if mapping is None:
@@ -305,6 +310,7 @@ class Recorder:
             )
         self.requests = {}
         self.rows = {}
+        self.pending_rows = 0
         # ``pending`` keeps counting the events in flight: outcomes that arrive
         # during a write that then fails must not push the buffer past its bound.
         return batches
