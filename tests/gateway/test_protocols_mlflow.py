@@ -10,7 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import requests
 
+from tests.conftest import start_gateway
 from tests.gateway.model_servers import (
     Protocol,
     require,
@@ -69,6 +71,23 @@ def test_mlflow_servers_behind_abgate_answer_split_and_join_row_feedback(
         seen = report["_seen"]
         assert seen.ones["champion"] != seen.ones["challenger"]  # two different models answered
         assert report["srm"]["checked"] and not report["srm"]["mismatch"], report["srm"]
+
+        # The client's Content-Type goes with its body: MLflow reads CSV as CSV (and says,
+        # in its own words, that this model's tensor signature takes no DataFrame).
+        gateway = start_gateway(None, redis_url)
+        try:
+            csv = b"a,b,c,d\n1,1,0,0\n-1,-1,0,0\n"
+            headers = {"Content-Type": "text/csv", "X-User-ID": "user-5"}
+            through = requests.post(gateway.url + "/invocations", data=csv, headers=headers,
+                                    timeout=30)  # fmt: skip
+            variant = through.headers["X-Variant"]
+            direct = requests.post(upstreams[variant][0] + "/invocations", data=csv,
+                                   headers=headers, timeout=30)  # fmt: skip
+            assert through.status_code == direct.status_code == 400
+            assert through.json() == direct.json()
+            assert "CSV" in through.json()["message"]
+        finally:
+            gateway.stop()
     finally:
         for server in servers.values():
             server.stop()
