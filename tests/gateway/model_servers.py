@@ -2,8 +2,8 @@
 
 They live in a venv of their own (``make install``: pyproject's model-servers extra,
 in ``.venv/model-servers``), because their pins would pull abgate's own
-dependencies back. Each server is a real process on a free port, started in a
-session of its own and stopped by its pid (its process group: ``mlflow models
+dependencies back. Each server is a real process on a free port, started as the leader of a
+process group of its own and stopped by its pid (the whole group: ``mlflow models
 serve`` runs uvicorn as a child). The models are two versions of a scikit-learn
 classifier trained here, in the servers' Python, so the joblib files MLServer
 and KServe load are written by the scikit-learn that reads them.
@@ -104,7 +104,7 @@ def require(*executables: str) -> Path:
 
 @dataclass
 class Server:
-    """A model server process started in its own session; stopped by its process group."""
+    """A model server process leading a process group of its own; stopped with the group."""
 
     name: str
     process: subprocess.Popen[bytes]
