@@ -121,6 +121,34 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_import(args: argparse.Namespace) -> int:
+    import os
+
+    from model_workers.mlflow_import import read_mlflow_model, resolve_model_dir
+    from model_workers.registry import ModelRegistry, verified_estimator
+
+    registry = ModelRegistry(args.registry or _settings().registry_dir)
+    registry.version_dir(args.model, args.version)  # names checked before any reading
+    tracking = args.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    directory = resolve_model_dir(args.source, tracking)
+    mlflow_model = read_mlflow_model(directory)
+    family = mlflow_model.estimator_class.rpartition(".")[2]
+    estimator = verified_estimator(mlflow_model.artifact, family, str(directory))
+    classes = getattr(estimator, "classes_", None)
+    if not hasattr(estimator, "predict_proba") or classes is None:
+        raise AbgateError(f"{directory}: abgate workers serve classifiers with predict_proba")
+    metadata = mlflow_model.metadata(
+        args.source, int(estimator.n_features_in_), [int(c) for c in classes]
+    )
+    path = registry.register_artifact(
+        args.model, args.version, mlflow_model.artifact, {**metadata, "estimator": family}
+    )
+    sha = registry.metadata(args.model, args.version)["sha256"]
+    print(f"imported {args.source} as {args.model} {args.version} ({family}, sha256 {sha[:12]}…)")
+    print(f"  {path}")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     import os
 
@@ -173,7 +201,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             continue
         valid.append(Neighbour(config, path))
         weights = ", ".join(f"{v.name} {v.weight:g}%" for v in config.variants)
-        print(f"{path}: ok ({config.name}: {weights})")
+        protocol = "" if config.protocol == "abgate" else f", protocol {config.protocol}"
+        print(f"{path}: ok ({config.name}: {weights}{protocol})")
         ramp_variant = config.ramp_variant
         layout = describe_layout(
             config.assignment.layout,
@@ -684,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     _registry_flag(train)
     train.set_defaults(handler=cmd_train)
 
-    models = sub.add_parser("models", help="list or show registered model versions")
+    models = sub.add_parser("models", help="list, show or import registered model versions")
     models_sub = models.add_subparsers(
         dest="models_command", metavar="ACTION", parser_class=_Parser
     )
@@ -700,6 +729,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _registry_flag(show)
     show.set_defaults(handler=cmd_models_show)
+    imported = models_sub.add_parser(
+        "import",
+        help="add an MLflow scikit-learn model (saved with skops) to the registry",
+        description="Import an MLflow model directory, or models:/NAME/VERSION of a local "
+        "tracking store, into the registry. Only models logged with "
+        "serialization_format='skops' are taken: pickle runs code when loaded.",
+    )
+    imported.add_argument("source", help="an MLflow model directory or models:/NAME/VERSION")
+    imported.add_argument("--model", required=True, help="model name in the registry")
+    imported.add_argument("--version", required=True, help="version name in the registry")
+    imported.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="for models:/ sources: sqlite:///PATH or a file store directory "
+        "(default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db as MLflow)",
+    )
+    _registry_flag(imported)
+    imported.set_defaults(handler=cmd_models_import)
 
     worker = sub.add_parser("worker", help="serve one model version over HTTP")
     worker.add_argument("--model", default="demo")

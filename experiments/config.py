@@ -9,6 +9,7 @@ through ``ExperimentConfig.model_validate``.
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import functools
 import ipaddress
@@ -18,7 +19,15 @@ import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    model_validator,
+)
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 from abgate.errors import ConfigError, NotFound
@@ -38,6 +47,7 @@ __all__ = [
     "Override",
     "PrimaryMetric",
     "Problem",
+    "Protocol",
     "Ramp",
     "RampTest",
     "Role",
@@ -46,6 +56,7 @@ __all__ = [
     "Unit",
     "UnitSource",
     "Variant",
+    "endpoint_path",
     "validate_experiment",
     "validation_problems",
 ]
@@ -54,6 +65,10 @@ Loc = tuple[str | int, ...]
 Role = Literal["champion", "challenger", "canary"]
 UnitSource = Literal["request_id", "header", "json_field"]
 FallbackTrigger = Literal["connect_error", "timeout", "5xx"]
+# What the variants' servers speak, and so what clients send (docs/model-servers.md).
+Protocol = Literal["abgate", "kserve-v1", "open-inference-v2", "mlflow"]
+# Protocols whose paths name the model: a variant may give its name on its server.
+NAMED_MODEL_PROTOCOLS = ("kserve-v1", "open-inference-v2")
 GuardrailMetric = Literal[
     "error_rate", "mean_latency_ms", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms"
 ]
@@ -131,11 +146,19 @@ def _check_host(host: str) -> bool:
     return len(host) <= 253 and all(_HOST_LABEL.fullmatch(label) for label in labels)
 
 
-def _check_endpoint(url: str) -> str:
-    """A worker base URL: ``http(s)://host[:port]``, returned without a trailing slash.
+# The protocol of the experiment being validated, for its endpoints' field checks (set
+# around ExperimentConfig's validation; None: a variant checked on its own).
+_PROTOCOL: contextvars.ContextVar[str | None] = contextvars.ContextVar("protocol", default=None)
+_BASE_PATH = re.compile(r"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+")
 
-    The gateway appends its own paths, so a path, query, fragment or
-    credentials here would be silently dropped or misused: reject them.
+
+def _check_endpoint(url: str) -> str:
+    """A server base URL: ``http(s)://host[:port][/base/path]``, without a trailing slash.
+
+    The gateway appends the protocol's own path, so a query, fragment or
+    credentials here would be silently dropped or misused: reject them. A
+    base path (a server behind an ingress prefix) is checked against the
+    experiment's protocol once it is known (abgate's own workers take none).
     """
     expected = "expected http://host[:port] or https://host[:port]"
     if any(c.isspace() or not c.isprintable() for c in url) or "\\" in url:
@@ -143,16 +166,22 @@ def _check_endpoint(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in ("http", "https"):
         raise _problem(f"{expected}; got {url!r}")
-    if rest.endswith("/"):
-        rest = rest[:-1]
+    rest = rest.rstrip("/")
     for char, what in (
         ("@", "credentials are"),
-        ("/", "a path is"),
         ("?", "a query is"),
         ("#", "a fragment is"),
     ):
         if char in rest:
             raise _problem(f"{expected}; got {url!r} ({what} not allowed here)")
+    rest, slash, path = rest.partition("/")
+    if slash and _PROTOCOL.get() == "abgate":
+        raise _problem(
+            f"{expected}; got {url!r} (a path is not allowed with protocol abgate: the "
+            "gateway appends /predict; the other protocols take a base path)"
+        )
+    if slash and not _BASE_PATH.fullmatch("/" + path):
+        raise _problem(f"{expected}[/base/path]; got {url!r} (bad path)")
     host, port = rest, ""
     if rest.startswith("["):
         close = rest.find("]")
@@ -166,7 +195,14 @@ def _check_endpoint(url: str) -> str:
         raise _problem(f"{expected}; got {url!r} (bad host {host!r})")
     if ":" in rest.removeprefix(host) and not (port.isdigit() and 1 <= int(port) <= 65535):
         raise _problem(f"{expected}; got {url!r} (port must be 1..65535)")
-    return f"{scheme}://{rest}"
+    return f"{scheme}://{rest}{slash}{path}"
+
+
+def endpoint_path(url: str) -> str:
+    """The base path of a validated endpoint URL ("" when it has none)."""
+    _, _, rest = url.partition("://")
+    _, slash, path = rest.partition("/")
+    return slash + path
 
 
 Name = Annotated[str, Field(min_length=1, max_length=63), AfterValidator(_check_name)]
@@ -208,7 +244,13 @@ class Variant(_Model):
     model_version: RegistryName = Field(description="Model version the endpoints serve.")
     endpoints: tuple[Endpoint, ...] = Field(
         min_length=1,
-        description="Worker base URLs, http(s)://host[:port]; requests are spread over them.",
+        description="Server base URLs, http(s)://host[:port] (plus a base path for protocols "
+        "other than abgate); requests are spread over them.",
+    )
+    upstream_model: RegistryName | None = Field(
+        default=None,
+        description="The model's name on its server, in the kserve-v1 and open-inference-v2 "
+        "paths; default: the experiment's model.",
     )
     weight: Percent = Field(
         description="Percent of the traffic; the weights of all variants sum to 100."
@@ -229,7 +271,10 @@ class Shadow(_Model):
     name: Name = Field(description="Unique within the experiment (variants included).")
     model_version: RegistryName = Field(description="Model version the endpoints serve.")
     endpoints: tuple[Endpoint, ...] = Field(
-        min_length=1, description="Worker base URLs, http(s)://host[:port]."
+        min_length=1, description="Server base URLs, as a variant's."
+    )
+    upstream_model: RegistryName | None = Field(
+        default=None, description="The model's name on its server, as a variant's."
     )
     sample_rate: Fraction = Field(
         default=1.0,
@@ -671,6 +716,14 @@ class ExperimentConfig(_Model):
 
     name: Name = Field(description="Experiment name; keys, metrics and reports use it.")
     model: RegistryName = Field(description="Model the experiment routes (POST /predict).")
+    protocol: Protocol = Field(
+        default="abgate",
+        description="What the variants' servers speak, and so what clients send: abgate "
+        "(abgate's own workers, POST /predict), kserve-v1 (POST /v1/models/<model>:predict), "
+        "open-inference-v2 (POST /v2/models/<model>/infer: KServe, Seldon MLServer, Triton) "
+        "or mlflow (POST /invocations). One per experiment: the gateway forwards the body "
+        "untouched, so every variant and shadow must understand it.",
+    )
     description: str | None = Field(default=None, max_length=2000, description="Free text.")
     unit: Unit = Field(default_factory=Unit, description="What is hashed to pick a variant.")
     namespace: Namespace | None = Field(
@@ -695,6 +748,18 @@ class ExperimentConfig(_Model):
     metrics: Metrics = Field(default_factory=Metrics, description="Primary metric, guardrails.")
     statistics: Statistics = Field(default_factory=Statistics, description="Test settings.")
     ramp: Ramp | None = Field(default=None, description="Canary ramp plan, if any.")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _with_protocol(cls, data: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        # The endpoints' field checks depend on the protocol (a base path or not), and
+        # run before any cross-field check: tell them, so every problem shows at once.
+        protocol = data.get("protocol", "abgate") if isinstance(data, dict) else None
+        token = _PROTOCOL.set(protocol if isinstance(protocol, str) else None)
+        try:
+            return handler(data)
+        finally:
+            _PROTOCOL.reset(token)
 
     @model_validator(mode="before")
     @classmethod
@@ -827,14 +892,21 @@ def _cross_field_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
         ("variants", i, v) for i, v in enumerate(variants)
     ]
     entries += [("shadows", i, s) for i, s in enumerate(config.shadows)]
+    named = config.protocol in NAMED_MODEL_PROTOCOLS
     for group, i, entry in entries:
+        problems += _protocol_problems(config, group, i, entry)
+        # One server may serve several versions under different model names.
+        upstream = (entry.upstream_model or config.model) if named else ""
         for k, url in enumerate(entry.endpoints):
-            version, where = served.setdefault(url, (entry.model_version, f"{group}.{i}"))
+            version, where = served.setdefault(
+                f"{url} {upstream}", (entry.model_version, f"{group}.{i}")
+            )
             if version != entry.model_version:
+                what = f"{url} (model {upstream})" if named else url
                 problems.append(
                     (
                         (group, i, "endpoints", k),
-                        f"{url} already serves model version {version} ({where})",
+                        f"{what} already serves model version {version} ({where})",
                     )
                 )
 
@@ -849,6 +921,21 @@ def _cross_field_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
     ):
         problems.append(
             (("override", "header"), f"{config.override.header} is already the unit header")
+        )
+    return problems
+
+
+def _protocol_problems(
+    config: ExperimentConfig, group: str, i: int, entry: Variant | Shadow
+) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    if entry.upstream_model is not None and config.protocol not in NAMED_MODEL_PROTOCOLS:
+        problems.append(
+            (
+                (group, i, "upstream_model"),
+                f"only used with protocol {' or '.join(NAMED_MODEL_PROTOCOLS)} (their paths "
+                f"name the model); this experiment's protocol is {config.protocol}",
+            )
         )
     return problems
 

@@ -4,7 +4,8 @@ A request names a model, and the gateway then needs exactly one experiment
 per unit. Two experiments on one model can both be reached only if each has
 a namespace (GrowthBook's ``[id, start, end]``) and their ranges of one id
 do not overlap; they must also hash the same unit, or the namespace check
-would read a different id for each of them. Anything else is refused here,
+would read a different id for each of them, and speak the same protocol (a
+client request on the model's path may reach either). Anything else is refused here,
 at the field that has to change, instead of one experiment silently
 shadowing the other.
 """
@@ -51,6 +52,14 @@ def routing_conflicts(
             continue
         mine, theirs = config.namespace, other.namespace
         label = f"experiment {other.name} ({where})"
+        if other.protocol != config.protocol:
+            problems.append(
+                (
+                    ("protocol",),
+                    f"{label} routes model {config.model} with protocol {other.protocol}: "
+                    "experiments on one model share its paths, so they must share a protocol",
+                )
+            )
         if mine is None:
             problems.append(
                 (

@@ -1,7 +1,8 @@
 """The gateway process: an ASGI front that keeps the hot path off the framework.
 
 ``/predict``, ``/v1/{model}/predict``, ``/feedback``, ``/health``, ``/ready``
-and ``/metrics`` (GET or HEAD) are answered by plain ASGI code; everything else
+and ``/metrics`` (GET or HEAD), and the model servers' own paths
+(``gateway/protocols.py``), are answered by plain ASGI code; everything else
 (``/admin``, ``/docs``, ``/redoc``, ``/openapi.json``) goes to the FastAPI admin app.
 """
 
@@ -26,6 +27,8 @@ from gateway.forwarded import TrustedProxies
 from gateway.hotpath import Answer, HotPath
 from gateway.live import LiveExperiments
 from gateway.metrics import GatewayMetrics
+from gateway.passthrough import Passthrough
+from gateway.protocols import protocol_call
 from gateway.recorder import Recorder
 from gateway.tasks import stop_tasks
 
@@ -59,6 +62,7 @@ class Gateway:
     sync: ConfigSync
     hotpath: HotPath
     metrics: GatewayMetrics
+    passthrough: Passthrough
     admin: Any = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -146,6 +150,17 @@ class Gateway:
                 Answer(200, self.metrics.render(), []),
                 content_type=b"text/plain; version=0.0.4; charset=utf-8",
             )
+        elif (call := protocol_call(method.encode(), path)) is not None:
+            try:
+                body = await self._body(scope, receive)
+            except _TooLarge:
+                limit = self.settings.max_body_bytes
+                await _send(send, _fail(413, f"request body over the limit of {limit} bytes"))
+                return
+            client = scope.get("client")
+            peer = client[0] if client else None
+            headers = dict(scope["headers"])
+            await _send(send, await self.passthrough.call(call, body, headers, peer))
         elif self.admin is not None:
             await self.admin(scope, receive, send)
         else:
@@ -282,6 +297,7 @@ def create_app(
         hotpath,
         directory=Path(settings.metrics_dir) if settings.metrics_dir else None,
     )
-    gateway = Gateway(settings, store, experiments, recorder, sync, hotpath, metrics)
+    passthrough = Passthrough(hotpath)
+    gateway = Gateway(settings, store, experiments, recorder, sync, hotpath, metrics, passthrough)
     gateway.admin = create_admin_app(settings, gateway)
     return gateway

@@ -36,9 +36,12 @@ from gateway.live import LiveExperiment, LiveExperiments, Target
 from gateway.recorder import Recorder
 from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
 
-__all__ = ["Answer", "HotPath", "valid_request_id"]
+__all__ = ["Answer", "HotPath", "new_request_id", "valid_outcome_id", "valid_request_id"]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# What feedback names: a request id, or row i of a call of several rows, "<id>.<i>"
+# (gateway/protocols.py), so a request id of 128 characters keeps room for the row.
+_OUTCOME_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}(\.[0-9]{1,9})?")
 _PREDICT_PATH = b"/predict"
 
 log = logging.getLogger("abgate.gateway")
@@ -77,6 +80,16 @@ os.register_at_fork(after_in_child=_request_ids.reset)
 def valid_request_id(value: str) -> bool:
     """Request ids are echoed in headers and logs: only safe characters pass."""
     return _REQUEST_ID.fullmatch(value) is not None
+
+
+def valid_outcome_id(value: str) -> bool:
+    """A request id, or one with a row suffix ``.<i>``: what feedback may name."""
+    return _OUTCOME_ID.fullmatch(value) is not None
+
+
+def new_request_id() -> str:
+    """A fresh random request id (for paths other than this module's ``predict``)."""
+    return _request_ids.new()
 
 
 @dataclass(slots=True)
@@ -472,8 +485,11 @@ class HotPath:
     async def _feedback(self, body: bytes) -> Answer:
         payload = _json_object(body, "body must be a JSON object")
         request_id = payload.get("request_id")
-        if type(request_id) is not str or not valid_request_id(request_id):
-            raise BadRequest("request_id: required, 1-128 characters of A-Z a-z 0-9 . _ : -")
+        if type(request_id) is not str or not valid_outcome_id(request_id):
+            raise BadRequest(
+                "request_id: required, 1-128 characters of A-Z a-z 0-9 . _ : - (and, for a "
+                "row of a call of several rows, its suffix .<row>)"
+            )
         given = [k for k in ("label", "reward", "value") if k in payload]
         if len(given) != 1:
             raise BadRequest("give exactly one of label, reward, value")
@@ -546,7 +562,8 @@ class HotPath:
         if result.status == "unscored":
             raise Conflict(
                 f"request_id {request_id!r} was not answered by its variant (a fallback to the "
-                "champion, or an error): its feedback is not counted"
+                "champion, or an error), or answered several rows (each is joined as "
+                "<request_id>.<row>): its feedback is not counted"
             )
         if result.status != "counted":
             raise UpstreamUnavailable(f"the stored mapping of {request_id!r} is unreadable")

@@ -23,10 +23,11 @@ from abgate.errors import NotFound
 from experiments.namespaces import Neighbour, routing_conflicts
 from gateway.assignment import Assigner, namespace_bucket, namespace_table
 from gateway.drift_sampling import VariantBins, variant_bins
+from gateway.protocols import upstream_paths
 from gateway.upstream import EndpointPool, VariantEndpoints
 
 if TYPE_CHECKING:
-    from experiments.config import ExperimentConfig
+    from experiments.config import ExperimentConfig, Shadow, Variant
 
 __all__ = ["LiveExperiment", "LiveExperiments", "ModelRoute", "Target"]
 
@@ -44,6 +45,8 @@ class Target:
     timeout_s: float
     # A shadow's calls in flight per process beyond which it is shed (variants: unused).
     max_inflight: int = 0
+    # Path of each protocol operation on its servers (after an endpoint's base path).
+    paths: dict[str, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,13 @@ class LiveExperiments:
 
     pools: dict[str, EndpointPool] = field(default_factory=dict)
     by_name: dict[str, LiveExperiment] = field(default_factory=dict)
+    # Experiments whose servers are abgate's own workers (POST /predict).
     by_model: dict[str, ModelRoute] = field(default_factory=dict)
     default: ModelRoute | None = None
+    # The others, by protocol and model, and per protocol the route of a path naming no
+    # model (MLflow's /invocations): the first experiment's by name, as for /predict.
+    by_protocol: dict[str, dict[str, ModelRoute]] = field(default_factory=dict)
+    protocol_defaults: dict[str, ModelRoute] = field(default_factory=dict)
     # Experiments whose stored config conflicts with another on its model: not routed.
     unrouted: dict[str, str] = field(default_factory=dict)
     # Kept beside the configs (read from Redis with them), so an install from
@@ -134,28 +142,24 @@ class LiveExperiments:
     drift_references: dict[str, dict[str, Any]] = field(default_factory=dict)
     ramp_states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def _target(
-        self, name: str, role: str, version: str, urls: list[str], timeout_ms: float
-    ) -> Target:
+    def _target(self, config: ExperimentConfig, entry: Variant | Shadow, role: str) -> Target:
         pools = []
-        for url in urls:
+        for url in entry.endpoints:
             pool = self.pools.get(url)
             if pool is None:
                 pool = self.pools[url] = EndpointPool(url)
             pools.append(pool)
-        return Target(name, role, version, VariantEndpoints(pools), timeout_ms / 1000.0)
+        paths = upstream_paths(config.protocol, entry.upstream_model or config.model)
+        endpoints = VariantEndpoints(pools)
+        return Target(
+            entry.name, role, entry.model_version, endpoints, entry.timeout_ms / 1000.0, paths
+        )
 
     def install(self, config: ExperimentConfig, version: int, *, paused: bool = False) -> None:
         """Route ``config`` from now on (replacing an older version of it)."""
-        targets = {
-            v.name: self._target(v.name, v.role, v.model_version, list(v.endpoints), v.timeout_ms)
-            for v in config.variants
-        }
+        targets = {v.name: self._target(config, v, v.role) for v in config.variants}
         shadows = {
-            s.name: replace(
-                self._target(s.name, "shadow", s.model_version, list(s.endpoints), s.timeout_ms),
-                max_inflight=s.max_inflight,
-            )
+            s.name: replace(self._target(config, s, "shadow"), max_inflight=s.max_inflight)
             for s in config.shadows
         }
         live = LiveExperiment(
@@ -197,14 +201,41 @@ class LiveExperiments:
                 continue
             group.append(live)
         self.unrouted = unrouted
-        self.by_model = {model: ModelRoute.of(group) for model, group in groups.items()}
-        first = min(groups.items(), key=lambda item: item[1][0].name, default=None)
-        self.default = self.by_model[first[0]] if first is not None else None
+        by_protocol: dict[str, dict[str, ModelRoute]] = {}
+        defaults: dict[str, ModelRoute] = {}
+        # Groups are in name order of their first experiment: the first seen is the default.
+        for model, group in groups.items():
+            protocol = group[0].config.protocol  # one per model (routing_conflicts)
+            route = by_protocol.setdefault(protocol, {})[model] = ModelRoute.of(group)
+            defaults.setdefault(protocol, route)
+        self.by_model = by_protocol.pop("abgate", {})
+        self.default = defaults.pop("abgate", None)
+        self.by_protocol, self.protocol_defaults = by_protocol, defaults
 
     def for_model(self, model: str | None) -> ModelRoute:
         """The experiments that route ``model`` (``None``: those of the first experiment)."""
         route = self.default if model is None else self.by_model.get(model)
         if route is None:
-            what = f"model {model!r}" if model else "any model"
-            raise NotFound(f"no experiment routes {what}")
+            raise NotFound(self._no_route("abgate", model))
         return route
+
+    def for_protocol(self, protocol: str, model: str | None) -> ModelRoute:
+        """The experiments that route ``model`` with ``protocol`` (``None``: the first's)."""
+        routes = self.by_protocol.get(protocol)
+        route = None
+        if routes is not None:
+            route = self.protocol_defaults.get(protocol) if model is None else routes.get(model)
+        if route is None:
+            raise NotFound(self._no_route(protocol, model))
+        return route
+
+    def _no_route(self, protocol: str, model: str | None) -> str:
+        what = f"model {model!r}" if model else "any model"
+        message = f"no experiment routes {what}"
+        if protocol != "abgate":
+            message += f" with protocol {protocol}"
+        for other, routes in (("abgate", self.by_model), *self.by_protocol.items()):
+            if other != protocol and (model in routes if model else routes):
+                what = "it is" if model else "models here are"
+                return f"{message}: {what} served with protocol {other}"
+        return message

@@ -134,6 +134,15 @@ class OutcomeAggregator:
         """One request not mirrored to ``shadow`` (too many of its calls in flight)."""
         self.delta(experiment, ts)[shadow_field(shadow, "shed")] += 1
 
+    def add_shadow_rows(
+        self, experiment: str, shadow: str, *, compared: int, agreed: int, ts: float
+    ) -> None:
+        """One mirrored call that answered several rows: each row compared on its own."""
+        d = self.delta(experiment, ts)
+        d[shadow_field(shadow, "requests")] += 1
+        d[shadow_field(shadow, "compared")] += compared
+        d[shadow_field(shadow, "agreed")] += agreed
+
     @property
     def deltas(self) -> dict[tuple[str, int], Delta]:
         """Every pending delta as hash fields (a snapshot; nothing is drained)."""

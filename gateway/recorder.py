@@ -99,6 +99,11 @@ class Recorder:
     requests: dict[tuple[str, int], dict[str, ServedRow | None]] = field(
         init=False, default_factory=dict
     )
+    # The rows of calls that answered several (``<rid>.<i>``): joinable like requests, but
+    # kept apart so that per-unit request counts count the call, not its rows.
+    rows: dict[tuple[str, int], dict[str, ServedRow | None]] = field(
+        init=False, default_factory=dict
+    )
     feedback: dict[str, list[FeedbackItem]] = field(init=False, default_factory=dict)
     # (experiment, hour of the live request) -> request id -> shadow -> prediction (text)
     shadow_answers: dict[tuple[str, int], dict[str, dict[str, str]]] = field(
@@ -113,6 +118,7 @@ class Recorder:
     # Mappings being written right now: feedback must still find them.
     in_flight: list[FlushBatch] = field(init=False, default_factory=list)
     pending: int = field(init=False, default=0)
+    pending_rows: int = field(init=False, default=0)  # in ``rows``, not taken by a flush yet
     dropped: int = field(init=False, default=0)
     flush_failures: int = field(init=False, default=0)
     last_flush: float = field(init=False, default_factory=time.monotonic)
@@ -204,6 +210,32 @@ class Recorder:
             failed = Unanswered.OTHER if client_error or ok else Unanswered.ERROR
             mapping[request_id] = (variant, model_version, epoch, failed, unit)
 
+    def record_rows(
+        self,
+        experiment: str,
+        variant: str,
+        model_version: str,
+        epoch: int,
+        rows: list[tuple[str, Any]],
+        *,
+        ts: float,
+        unit: str | None = None,
+    ) -> None:
+        """The outcome ids and predictions of one answered call of several rows, recorded
+        (``record_request``) under its request id; each row is joined by feedback alone."""
+        # Rows wait beside the buffer with a bound of their own, so a Redis outage under
+        # large batches holds at most ``max_pending`` of them (more are dropped, counted).
+        if self.pending >= self.max_pending or self.pending_rows + len(rows) > self.max_pending:
+            self.dropped += len(rows)
+            return
+        self.pending_rows += len(rows)
+        key = (experiment, int(ts // 3600))
+        mapping = self.rows.get(key)
+        if mapping is None:
+            mapping = self.rows[key] = {}
+        for outcome_id, prediction in rows:
+            mapping[outcome_id] = (variant, model_version, epoch, prediction, unit)
+
     def record_drift(self, experiment: str, fields: list[str], ts: float) -> None:
         """One sampled request's drift bins (field names from ``VariantBins.fields_for``)."""
         delta = self.aggregator.delta(experiment, ts)
@@ -234,8 +266,14 @@ class Recorder:
         feedback scores it with the live answer (``abgate.store``).
         """
         self.aggregator.add_shadow(experiment, shadow, ok=ok, agreed=agreed, ts=time.time())
-        if not ok or request_id is None or request_ts is None:
-            return
+        if ok and request_id is not None and request_ts is not None:
+            self.keep_shadow_answer(experiment, shadow, request_id, prediction, request_ts)
+
+    def keep_shadow_answer(
+        self, experiment: str, shadow: str, request_id: str, prediction: Any, request_ts: float
+    ) -> None:
+        """Keep a shadow's answer to ``request_id`` (a request, or a row ``<rid>.<i>`` of a
+        batched call) beside its mapping, under the hour of the live request."""
         if self.pending >= self.max_pending:
             self.dropped += 1
             return
@@ -254,6 +292,14 @@ class Recorder:
         """A request not mirrored to ``shadow``: too many of its calls were in flight."""
         self.aggregator.add_shadow_shed(experiment, shadow, ts=time.time())
 
+    def record_shadow_rows(
+        self, experiment: str, shadow: str, *, compared: int, agreed: int
+    ) -> None:
+        """One mirrored call that answered several rows, ``agreed`` of ``compared`` alike."""
+        self.aggregator.add_shadow_rows(
+            experiment, shadow, compared=compared, agreed=agreed, ts=time.time()
+        )
+
     def pending_request(self, experiment: str, request_id: str) -> str | None:
         """A request mapping not flushed yet (feedback can arrive that fast), encoded."""
         found = self.pending_request_hour(experiment, request_id)
@@ -261,7 +307,7 @@ class Recorder:
 
     def pending_request_hour(self, experiment: str, request_id: str) -> tuple[str, int] | None:
         """``pending_request`` with the hour whose request hash the mapping goes to."""
-        for (name, hour), mapping in self.requests.items():
+        for (name, hour), mapping in (*self.requests.items(), *self.rows.items()):
             if name == experiment and request_id in mapping:
                 return _encoded(mapping[request_id]), hour
         for batch in self.in_flight:
@@ -294,11 +340,16 @@ class Recorder:
     def _take(self) -> list[FlushBatch]:
         deltas = self.aggregator.drain()
         names = {name for name, _ in deltas} | set(self.events) | {n for n, _ in self.requests}
+        names |= {n for n, _ in self.rows}
         names |= set(self.feedback) | {n for n, _ in self.shadow_answers}
         join_window = window_start(time.time(), self.window_s)
         batches = []
         for name in sorted(names):
             requests = {h: m for (n, h), m in self.requests.items() if n == name}
+            units = unit_counts(requests.values())  # calls, not their rows
+            for (n, hour), rows in self.rows.items():
+                if n == name:
+                    requests[hour] = {**requests.get(hour, {}), **rows}
             batches.append(
                 FlushBatch(
                     experiment=name,
@@ -307,11 +358,13 @@ class Recorder:
                     requests=requests,
                     feedback=self.feedback.pop(name, []),
                     join_window=join_window,
-                    units=unit_counts(requests.values()),
+                    units=units,
                     shadow_answers={h: a for (n, h), a in self.shadow_answers.items() if n == name},
                 )
             )
         self.requests = {}
+        self.rows = {}
+        self.pending_rows = 0
         self.shadow_answers = {}
         # ``pending`` keeps counting the events in flight: outcomes that arrive
         # during a write that then fails must not push the buffer past its bound.
@@ -319,7 +372,7 @@ class Recorder:
 
     def _has_pending(self) -> bool:
         return bool(
-            self.aggregator or self.events or self.requests or self.feedback
+            self.aggregator or self.events or self.requests or self.rows or self.feedback
             or self.shadow_answers
         )  # fmt: skip
 

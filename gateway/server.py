@@ -8,7 +8,8 @@ gateway directly:
 
 - ``POST /predict``, ``POST /v1/{model}/predict``, ``POST /feedback``,
   ``GET /health``, ``GET /ready`` and ``GET /metrics`` (and HEAD of these three,
-  the same head without the body) go to the same code
+  the same head without the body), and the model servers' own paths
+  (``gateway/protocols.py``), go to the same code
   ``gateway.app.Gateway`` runs under ASGI, and each response leaves in ONE
   ``transport.write`` (status line, headers and body);
 - every other request (``/admin``, ``/docs``, ``/openapi.json``, other methods)
@@ -70,6 +71,7 @@ from gateway.app import Gateway
 from gateway.forwarded import TrustedProxies
 from gateway.hotpath import Answer
 from gateway.process_figures import HttpFigures
+from gateway.protocols import protocol_call
 
 try:  # pragma: no cover - depends on the platform
     from uvloop import new_event_loop as _new_event_loop
@@ -660,6 +662,10 @@ class _Connection(asyncio.Protocol):
                 return await gateway.ready(), _JSON
             if path == "/metrics":
                 return Answer(200, gateway.metrics.render(), []), _METRICS
+        call = protocol_call(method, path)
+        if call is not None:
+            body, headers = request.content(), dict(request.headers)
+            return await gateway.passthrough.call(call, body, headers, self.peer), _JSON
         if gateway.admin is None:
             return _error(404, "Not Found"), _JSON
         return None

@@ -127,6 +127,8 @@ class EndpointPool:
     port: int = field(init=False)
     _idle: deque[_Connection] = field(init=False, default_factory=deque)
     _host_header: bytes = field(init=False)
+    # A server behind an ingress prefix (other protocols than abgate's): prepended to paths.
+    base_path: bytes = field(init=False, default=b"")
     _tls: ssl.SSLContext | None = field(init=False, default=None)
     failures: int = field(init=False, default=0)
     ejected_until: float = field(init=False, default=0.0)
@@ -140,6 +142,7 @@ class EndpointPool:
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         self._tls = ssl.create_default_context() if parts.scheme == "https" else None
         self._host_header = f"{self.host}:{self.port}".encode()
+        self.base_path = parts.path.rstrip("/").encode()
 
     @property
     def healthy(self) -> bool:
@@ -178,9 +181,15 @@ class EndpointPool:
         return None
 
     async def request(
-        self, path: bytes, body: bytes, headers: bytes, timeout_s: float
+        self,
+        path: bytes,
+        body: bytes,
+        headers: bytes,
+        timeout_s: float,
+        method: bytes = b"POST",
+        content_type: bytes = b"application/json",
     ) -> UpstreamResponse:
-        """POST ``body`` to ``path``; ``headers`` are extra pre-encoded header lines."""
+        """``method`` (POST) ``body`` to ``path``; ``headers`` are extra pre-encoded lines."""
         # The pool's loop, not asyncio.get_running_loop(): that costs a getpid()
         # system call per call. A pool lives on one loop (a new one after a close).
         deadlines = self._deadlines
@@ -189,8 +198,8 @@ class EndpointPool:
         loop = deadlines.loop
         deadline = loop.time() + timeout_s
         payload = (
-            b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n%s\r\n%s" % (path, self._host_header, len(body), headers, body)
+            b"%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s\r\n%s"
+            % (method, path, self._host_header, content_type, len(body), headers, body)
         )
         conn = self._idle_connection()
         # A pooled connection the worker closed a moment ago fails before any

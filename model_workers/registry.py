@@ -27,6 +27,7 @@ __all__ = [
     "LoadedModel",
     "ModelRegistry",
     "sha256_file",
+    "verified_estimator",
 ]
 
 ARTIFACT_NAME = "model.skops"
@@ -107,6 +108,31 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verified_estimator(data: bytes, family: str, where: str) -> Any:
+    """Load skops bytes trusting only ``family``'s types; ``ArtifactIntegrityError`` for
+    any other type in them, or an estimator of another class than ``family``."""
+    import skops.io as sio
+
+    if family not in TRUSTED_TYPES:
+        known = ", ".join(sorted(TRUSTED_TYPES))
+        raise ArtifactIntegrityError(f"{where}: no trust list for {family} (known: {known})")
+    trusted = list(TRUSTED_TYPES[family])
+    try:
+        untrusted = [t for t in sio.get_untrusted_types(data=data) if t not in trusted]
+        if untrusted:
+            raise ArtifactIntegrityError(
+                f"{where}: holds types nobody trusted: {', '.join(sorted(untrusted))}"
+            )
+        estimator = sio.loads(data, trusted=trusted)
+    except ArtifactIntegrityError:
+        raise
+    except Exception as exc:  # skops raises many kinds for a corrupt file
+        raise ArtifactIntegrityError(f"{where}: cannot load: {exc}") from exc
+    if type(estimator).__name__ != family:
+        raise ArtifactIntegrityError(f"{where}: holds a {type(estimator).__name__}, not {family}")
+    return estimator
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A verified, loaded estimator with its metadata."""
@@ -151,6 +177,31 @@ class ModelRegistry:
             "model": model,
             "version": version,
             "estimator": family,
+            "artifact": ARTIFACT_NAME,
+            "sha256": sha256_file(artifact),
+        }
+        (directory / METADATA_NAME).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return directory
+
+    def register_artifact(
+        self, model: str, version: str, data: bytes, metadata: dict[str, Any]
+    ) -> Path:
+        """Store a skops artifact made elsewhere (an import) byte for byte, so its sha256
+        stays the one of its source; ``metadata["estimator"]`` names its family.
+
+        The artifact must load with its family's trust list (``verified_estimator``)
+        before this is called; a version already in the registry is never overwritten.
+        """
+        directory = self.version_dir(model, version)
+        if (directory / METADATA_NAME).exists():
+            raise BadRequest(f"model {model} version {version} is already in the registry")
+        directory.mkdir(parents=True, exist_ok=True)
+        artifact = directory / ARTIFACT_NAME
+        artifact.write_bytes(data)
+        record = {
+            **metadata,
+            "model": model,
+            "version": version,
             "artifact": ARTIFACT_NAME,
             "sha256": sha256_file(artifact),
         }

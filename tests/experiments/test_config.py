@@ -437,3 +437,61 @@ def test_unknown_primary_difference_is_reported_with_file_line_and_field(tmp_pat
     (problem,) = caught.value.problems
     assert problem.startswith(f"{path}:{line}: metrics.primary.difference: "), problem
     assert "relative" in problem and "absolute" in problem
+
+
+def _protocol_config(protocol: str | None, **variant: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "name": "clf",
+        "model": "clf",
+        "variants": [
+            {"name": "champion", "role": "champion", "model_version": "v1",
+             "endpoints": ["http://127.0.0.1:8101"], "weight": 50, **variant},
+            {"name": "challenger", "role": "challenger", "model_version": "v2",
+             "endpoints": ["http://127.0.0.1:8101"], "weight": 50,
+             "upstream_model": "clf-v2" if protocol in ("kserve-v1", "open-inference-v2")
+             else None},
+        ],
+    }  # fmt: skip
+    if protocol is not None:
+        base["protocol"] = protocol
+    return base
+
+
+def test_protocol_defaults_to_abgate_and_round_trips() -> None:
+    config = ExperimentConfig.model_validate(_protocol_config(None, upstream_model=None) | {
+        "variants": [
+            {"name": "champion", "role": "champion", "model_version": "v1",
+             "endpoints": ["http://127.0.0.1:8101"], "weight": 100},
+        ]
+    })  # fmt: skip
+    assert config.protocol == "abgate"
+    v2 = ExperimentConfig.model_validate(_protocol_config("open-inference-v2"))
+    assert v2.protocol == "open-inference-v2"
+    assert ExperimentConfig.model_validate(v2.model_dump(mode="json")) == v2
+
+
+def test_one_server_may_serve_two_versions_under_two_model_names() -> None:
+    # The same endpoint for v1 and v2 is fine when the paths name different models...
+    ExperimentConfig.model_validate(_protocol_config("open-inference-v2"))
+    # ...and refused where the path names none (the same server would answer both).
+    with pytest.raises(ConfigError) as caught:
+        validate_experiment(_protocol_config("mlflow"))
+    assert "variants.1.endpoints.0: http://127.0.0.1:8101 already serves model version v1" in (
+        str(caught.value)
+    )
+    with pytest.raises(ConfigError) as caught:
+        validate_experiment(_protocol_config("kserve-v1", upstream_model="clf-v2"))
+    assert "(model clf-v2) already serves model version v1" in str(caught.value)
+
+
+def test_a_base_path_only_where_the_protocol_is_not_abgate() -> None:
+    data = _protocol_config("open-inference-v2")
+    data["variants"][0]["endpoints"] = ["http://127.0.0.1:8101/seldon/ns/"]  # type: ignore[index]
+    config = ExperimentConfig.model_validate(data)
+    assert config.variants[0].endpoints == ("http://127.0.0.1:8101/seldon/ns",)
+    data["protocol"] = "abgate"
+    data["variants"][1]["upstream_model"] = None  # type: ignore[index]
+    with pytest.raises(ConfigError) as caught:
+        validate_experiment(data)
+    assert str(caught.value).startswith("variants.0.endpoints.0: expected http://host[:port]")
+    assert "a path is not allowed with protocol abgate" in str(caught.value)

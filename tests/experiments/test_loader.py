@@ -79,6 +79,8 @@ EXPECTED_FIXTURES = {
     "unit_and_override.yaml",
     "drift_settings.yaml",
     "guardrail_limits.yaml",
+    "protocol_fields.yaml",
+    "protocol_endpoints.yaml",
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from abgate.errors import ConfigError
+from abgate.errors import ConfigError, NotFound
 from experiments.config import ExperimentConfig, validate_experiment
 from experiments.loader import load_experiment_beside, parse_experiment
 from experiments.namespaces import Neighbour, routing_conflicts
@@ -192,3 +192,28 @@ def test_a_stored_config_that_would_shadow_another_is_not_routed_and_logged(
     route = live.for_model("m")
     picked = {route.pick(f"user-{i}").name for i in range(200)}  # type: ignore[union-attr]
     assert picked == {"alpha", "beta"}
+
+
+def test_experiments_on_one_model_must_share_its_protocol() -> None:
+    left = experiment("left", ["ns", 0, 0.5])
+    right = experiment("right", ["ns", 0.5, 1], protocol="mlflow")
+    found = conflicts(right, left)
+    assert [loc for loc, _ in found] == [("protocol",)]
+    assert "experiment left (left.yaml) routes model m with protocol abgate" in found[0][1]
+    assert conflicts(experiment("right", ["ns", 0.5, 1]), left) == []
+
+
+def test_each_protocol_routes_its_own_models_and_says_where_a_model_went() -> None:
+    live = LiveExperiments()
+    live.install(experiment("native", model="m"), 1)
+    live.install(experiment("served", model="s", protocol="open-inference-v2"), 1)
+    live.install(experiment("scored", model="f", protocol="mlflow"), 1)
+    assert live.for_model(None).first.name == "native"
+    assert live.for_protocol("open-inference-v2", "s").first.name == "served"
+    assert live.for_protocol("mlflow", None).first.name == "scored"
+    with pytest.raises(NotFound, match="it is served with protocol open-inference-v2"):
+        live.for_model("s")
+    with pytest.raises(NotFound, match="no experiment routes model 'm' with protocol kserve-v1"):
+        live.for_protocol("kserve-v1", "m")
+    target = live.for_protocol("open-inference-v2", "s").first.champion
+    assert target.paths["predict"] == b"/v2/models/s/infer"

@@ -7,6 +7,7 @@ import time
 
 from abgate.errors import RedisUnavailable
 from abgate.redis_server import free_port, start_redis
+from abgate.schema import Unanswered
 from abgate.store import AsyncStore, FlushBatch, Store
 from analysis.sufficient import MetricStats
 from gateway.outcomes import parse_outcome_fields
@@ -202,3 +203,37 @@ def test_the_same_batch_written_twice_is_applied_once(redis_url: str) -> None:
     totals = parse_outcome_fields(sync.totals("demo"))["champion"]
     assert totals.requests == 6 and totals.latency_ms.sum == 3.0
     assert len(sync.events("demo")) == 2
+
+
+def test_rows_of_a_call_are_joinable_but_count_the_call_once_per_unit(
+    redis_url: str,
+) -> None:
+    async def scenario() -> tuple[list[str | None], FlushBatch]:
+        store = AsyncStore(redis_url)
+        recorder = Recorder(store, max_pending=5)
+        now = time.time()
+        # One call of three rows by user alice: the request is unscored, its rows are not.
+        recorder.record_request(
+            "rows", "champion", "v1", 1, ok=True, client_error=False, latency_ms=2.0,
+            fallback=False, request_id="c1", prediction=Unanswered.OTHER, error=None, ts=now,
+            unit="alice",
+        )  # fmt: skip
+        rows = [("c1.0", 1), ("c1.1", 0), ("c1.2", 1)]
+        recorder.record_rows("rows", "champion", "v1", 1, rows, ts=now, unit="alice")
+        assert recorder.pending_request("rows", "c1.1") == "champion|v1|1/5|alice|0"
+        # Past the bound, a call's rows are dropped whole, and counted.
+        recorder.record_rows("rows", "champion", "v1", 1, [("c2.0", 1), ("c2.1", 1),
+                                                            ("c2.2", 1)], ts=now)  # fmt: skip
+        assert recorder.dropped == 3 and recorder.pending_request("rows", "c2.0") is None
+        batch = recorder._take()[0]
+        assert recorder.pending_rows == 0
+        recorder.in_flight = [batch]
+        await store.write([batch])
+        found = [await store.lookup_request("rows", rid, now) for rid in ("c1", "c1.0", "c1.2")]
+        await store.close()
+        return found, batch
+
+    found, batch = asyncio.run(scenario())
+    assert found[1:] == ["champion|v1|1/5|alice|1", "champion|v1|1/5|alice|1"]
+    assert found[0] is not None and found[0] != found[1]  # the call itself: unscored
+    assert batch.units == {(1, "champion"): {"alice": [1, 0]}}  # one request, not three

@@ -1,0 +1,406 @@
+"""Requests in a model server's own protocol, passed through to the chosen variant's server.
+
+For experiments whose servers speak KServe V1, the Open Inference Protocol V2
+or MLflow's scoring protocol (``gateway/protocols.py``). A unit is assigned
+exactly as on abgate's own ``/predict``; the client's body goes untouched to
+the variant's server at the protocol's path (taken from the config, never
+from the request), and the server's status and body come back untouched,
+with ``X-Request-ID``, ``X-Variant`` and ``X-Model-Version`` headers (and
+``X-Outcome-Rows`` when the answer has several rows, each then an outcome
+joined by feedback as ``<request id>.<row>``).
+
+Kept apart from ``gateway/hotpath.py`` so that abgate's own path does no
+protocol work at all; the fallback, recording and shadow steps follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from random import random
+from typing import Any
+
+import orjson
+
+from abgate.errors import AbgateError, BadRequest, UpstreamUnavailable
+from abgate.schema import Unanswered
+from abgate.tracing import Trace, continue_trace
+from gateway.hotpath import Answer, HotPath, new_request_id, valid_request_id
+from gateway.live import LiveExperiment, Target
+from gateway.protocols import (
+    MAX_JOINABLE_ROWS,
+    ProtocolCall,
+    first_row,
+    outcome_ids,
+    predictions,
+)
+from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
+
+__all__ = ["Passthrough"]
+
+_JSON = b"application/json"
+
+
+def _error(exc: AbgateError, request_id: str | None, status: int | None = None) -> Answer:
+    headers = [(b"x-request-id", request_id.encode())] if request_id else []
+    body = orjson.dumps({"status": "error", "error": exc.message})
+    return Answer(status or exc.status_code, body, headers)
+
+
+def _parsed(body: bytes) -> Any:
+    # Only read for the unit (a JSON field) and drift: the server judges the body itself.
+    try:
+        return orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        return None
+
+
+class Passthrough:
+    """Protocol calls for one gateway process; shares the hot path's recorder and logs."""
+
+    def __init__(self, hot: HotPath) -> None:
+        self.hot = hot
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def call(
+        self, call: ProtocolCall, body: bytes, headers: dict[bytes, bytes], peer: str | None
+    ) -> Answer:
+        """Answer one protocol call (never raises)."""
+        hot = self.hot
+        trace = continue_trace(headers.get(b"traceparent"), hot.access.rate > random())
+        request_id: str | None = None
+        try:
+            raw_id = headers.get(b"x-request-id")
+            if raw_id is None:
+                request_id = new_request_id()
+            else:
+                request_id = raw_id.decode("latin-1")
+                if not valid_request_id(request_id):
+                    request_id = None  # not echoed, not logged
+                    raise BadRequest("X-Request-ID must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+            route = hot.experiments.for_protocol(call.protocol, call.model)
+            payload = _parsed(body) if call.operation == "predict" else None
+            fields = payload if type(payload) is dict else {}
+            unit = HotPath._unit(route.first, fields, headers, request_id)
+            live = route.pick(unit)
+            holdout = live is None
+            if live is None:  # outside every namespace of the model: in no experiment
+                live = route.first
+            chosen = self._assign(live, unit, headers, holdout)
+            forward = b"X-Request-ID: %s\r\ntraceparent: %s\r\n" % (
+                request_id.encode(),
+                trace.header,
+            )
+            if call.operation != "predict":
+                return await self._ask(live, chosen, call, forward, request_id)
+            content_type = headers.get(b"content-type", _JSON)
+            return await self._predict(
+                live, chosen, call, body, payload, content_type, forward, request_id, trace,
+                peer, headers, unit, holdout,
+            )  # fmt: skip
+        except AbgateError as exc:
+            if trace.sampled or exc.status_code >= 500:
+                client = hot.access.client(peer, headers)
+                hot.access.rejected(trace, request_id, exc.status_code, exc.message, body, client)
+            return _error(exc, request_id)
+
+    @staticmethod
+    def _assign(
+        live: LiveExperiment, unit: str, headers: dict[bytes, bytes], holdout: bool
+    ) -> Target:
+        if live.paused or holdout:
+            return live.champion
+        forced = None
+        if live.override_header is not None:
+            raw = headers.get(live.override_header.encode())
+            forced = raw.decode("latin-1") if raw else None
+        return live.targets[live.assigner.assign(unit, forced).name]
+
+    @staticmethod
+    async def _send(
+        pool: EndpointPool,
+        target: Target,
+        operation: str,
+        body: bytes,
+        headers: bytes,
+        content_type: bytes = _JSON,
+    ) -> UpstreamResponse:
+        path = pool.base_path + target.paths[operation]
+        if operation == "predict":
+            return await pool.request(path, body, headers, target.timeout_s, b"POST", content_type)
+        # HEAD is asked as GET: an answer to HEAD has a length and no body to read.
+        return await pool.request(path, b"", headers, target.timeout_s, b"GET", content_type)
+
+    def _answer(self, response: UpstreamResponse, target: Target, request_id: str) -> Answer:
+        headers = [
+            (b"x-request-id", request_id.encode()),
+            (b"x-variant", target.name.encode()),
+            (b"x-model-version", target.model_version.encode()),
+        ]
+        return Answer(response.status, response.body, headers)
+
+    async def _ask(
+        self,
+        live: LiveExperiment,
+        chosen: Target,
+        call: ProtocolCall,
+        forward: bytes,
+        request_id: str,
+    ) -> Answer:
+        """Readiness and metadata, from the server of the unit's variant; not an outcome."""
+        pool = chosen.endpoints.pick()
+        try:
+            response = await self._send(pool, chosen, call.operation, b"", forward)
+        except UpstreamError as exc:
+            message = f"variant {chosen.name} is unavailable ({exc.kind})"
+            status = 504 if exc.kind == "timeout" else None
+            return _error(UpstreamUnavailable(message), request_id, status)
+        return self._answer(response, chosen, request_id)
+
+    async def _predict(
+        self,
+        live: LiveExperiment,
+        chosen: Target,
+        call: ProtocolCall,
+        body: bytes,
+        payload: Any,
+        content_type: bytes,
+        forward: bytes,
+        request_id: str,
+        trace: Trace,
+        peer: str | None,
+        headers: dict[bytes, bytes],
+        unit: str,
+        holdout: bool,
+    ) -> Answer:
+        hot = self.hot
+        started = time.perf_counter()
+        now = time.time()
+        served_by, fallback, error = chosen, False, None
+        response: UpstreamResponse | None = None
+        pool = chosen.endpoints.pick()
+        try:
+            response = await self._send(pool, chosen, "predict", body, forward, content_type)
+        except UpstreamError as exc:
+            error = "5xx" if exc.kind == "protocol" else exc.kind
+        if response is not None and response.status >= 500:
+            error, response = "5xx", None
+        if response is None and chosen is not live.champion and error in live.fallback_on:
+            fallback, served_by = True, live.champion
+            pool = live.champion.endpoints.pick()
+            try:
+                response = await self._send(
+                    pool, live.champion, "predict", body, forward, content_type
+                )
+                if response.status >= 500:
+                    response = None
+            except UpstreamError:
+                response = None
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        ok = error is None
+        client_error = response is not None and 400 <= response.status < 500 and ok
+        found = None
+        if response is not None and response.status < 300:
+            found = predictions(call.protocol, _parsed(response.body))
+        rows = len(found) if found else 1
+        if not holdout:
+            self._record(live, chosen, request_id, unit, found, now, latency_ms,
+                         ok=ok, client_error=client_error, fallback=fallback,
+                         error=error)  # fmt: skip
+            if ok and not client_error and found:
+                self._sample_drift(live, chosen, call, payload, found[0], now)
+        features = first_row(call.protocol, payload) if hot.access.payloads else None
+        client = hot.access.client(peer, headers)
+        if response is None:
+            kind = "timeout" if error == "timeout" else None
+            what = "did not answer in time" if kind else f"is unavailable ({error})"
+            answer = _error(
+                UpstreamUnavailable(f"variant {served_by.name} {what}"),
+                request_id, 504 if kind else None,
+            )  # fmt: skip
+            hot.access.request(
+                trace, request_id, experiment=live.name, variant=served_by.name,
+                assigned=chosen.name, model_version=served_by.model_version, endpoint=pool.url,
+                status=answer.status, latency_ms=latency_ms, fallback=fallback, error=error,
+                shadows=None, features=features, client=client,
+            )  # fmt: skip
+            return answer
+        shadows = None
+        if live.shadows and not client_error and not holdout and found:
+            shadows = self._mirror(live, call, unit, body, content_type, forward, found, trace,
+                                   request_id, now)  # fmt: skip
+        if trace.sampled or error is not None:
+            hot.access.request(
+                trace, request_id, experiment=live.name, variant=served_by.name,
+                assigned=chosen.name, model_version=served_by.model_version, endpoint=pool.url,
+                status=response.status, latency_ms=latency_ms, fallback=fallback, error=error,
+                shadows=shadows, features=features, client=client,
+            )  # fmt: skip
+        answer = self._answer(response, served_by, request_id)
+        if rows > 1:
+            answer.headers.append((b"x-outcome-rows", b"%d" % min(rows, MAX_JOINABLE_ROWS)))
+        return answer
+
+    def _record(
+        self,
+        live: LiveExperiment,
+        chosen: Target,
+        request_id: str,
+        unit: str,
+        found: list[Any] | None,
+        now: float,
+        latency_ms: float,
+        *,
+        ok: bool,
+        client_error: bool,
+        fallback: bool,
+        error: str | None,
+    ) -> None:
+        # The call is one request (its latency, error and assignment); a call of several
+        # rows maps its own id to none of them (unscored) and each row to its prediction.
+        recorder = self.hot.recorder
+        recorded_unit = (
+            None if live.unit_source == "request_id" else "" if unit is request_id else unit
+        )
+        several = found is not None and len(found) > 1
+        prediction = Unanswered.OTHER if several else (found[0] if found else None)
+        recorder.record_request(
+            live.name, chosen.name, chosen.model_version, live.version,
+            ok=ok and not client_error, client_error=client_error, latency_ms=latency_ms,
+            fallback=fallback, request_id=request_id, prediction=prediction, error=error,
+            ts=now, unit=recorded_unit,
+        )  # fmt: skip
+        if several:
+            assert found is not None
+            ids = outcome_ids(request_id, len(found))
+            # Rows the assigned variant did not answer (a fallback) are mapped unscored,
+            # so their feedback is answered at once, as a request's is.
+            scored = ok and not client_error and not fallback
+            rows = found if scored else [Unanswered.OTHER] * len(ids)
+            recorder.record_rows(
+                live.name, chosen.name, chosen.model_version, live.version,
+                list(zip(ids, rows, strict=False)), ts=now, unit=recorded_unit,
+            )  # fmt: skip
+
+    def _sample_drift(
+        self,
+        live: LiveExperiment,
+        chosen: Target,
+        call: ProtocolCall,
+        payload: Any,
+        prediction: Any,
+        now: float,
+    ) -> None:
+        hot = self.hot
+        if live.drift is None or not hot.drift_every:
+            return
+        hot._drift_countdown -= 1
+        if hot._drift_countdown > 0:
+            return
+        hot._drift_countdown = hot.drift_every
+        bins = live.drift.get(chosen.name)
+        features = first_row(call.protocol, payload)
+        if bins is not None and features is not None:
+            fields = bins.fields_for(features, {"prediction": prediction})
+            hot.recorder.record_drift(live.name, fields, now)
+
+    # --- shadows ------------------------------------------------------------------
+
+    def _mirror(
+        self,
+        live: LiveExperiment,
+        call: ProtocolCall,
+        unit: str,
+        body: bytes,
+        content_type: bytes,
+        forward: bytes,
+        live_predictions: list[Any],
+        trace: Trace,
+        request_id: str,
+        request_ts: float,
+    ) -> dict[str, str]:
+        hot = self.hot
+        outcomes: dict[str, str] = {}
+        for name in live.assigner.shadows_for(unit):
+            shadow = live.shadows.get(name)
+            if shadow is None:
+                continue
+            # Shed at the shadow's own max_inflight, counted, as on the native path.
+            key = (live.name, name)
+            calls = hot.shadow_calls.get(key, 0)
+            if calls >= shadow.max_inflight:
+                hot.shadow_dropped += 1
+                hot.recorder.record_shadow_shed(live.name, name)
+                outcomes[name] = "shed"
+                continue
+            hot.shadow_calls[key] = calls + 1
+            hot.shadow_inflight += 1
+            task = asyncio.get_running_loop().create_task(
+                self._shadow_call(
+                    live.name, shadow, call, body, content_type, forward, live_predictions,
+                    trace, request_id, request_ts,
+                )
+            )  # fmt: skip
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            outcomes[name] = "mirrored"
+        return outcomes
+
+    async def _shadow_call(
+        self,
+        experiment: str,
+        shadow: Target,
+        call: ProtocolCall,
+        body: bytes,
+        content_type: bytes,
+        forward: bytes,
+        live_predictions: list[Any],
+        trace: Trace,
+        request_id: str,
+        request_ts: float,
+    ) -> None:
+        hot = self.hot
+        pool = shadow.endpoints.pick()
+        started = time.perf_counter()
+        error: str | None = None
+        found: list[Any] | None = None
+        try:
+            response = await self._send(pool, shadow, "predict", body, forward, content_type)
+            if response.status < 400:
+                found = predictions(call.protocol, _parsed(response.body))
+                error = None if found is not None else "protocol"
+            else:
+                error = f"status {response.status}"
+        except UpstreamError as exc:
+            error = exc.kind
+        finally:
+            hot.shadow_inflight -= 1
+            key = (experiment, shadow.name)
+            hot.shadow_calls[key] = hot.shadow_calls.get(key, 1) - 1
+        agreed: bool | None = None
+        recorder = hot.recorder
+        if found is None:
+            recorder.record_shadow(experiment, shadow.name, ok=False, agreed=None)
+        elif len(live_predictions) == 1:
+            agreed = found == live_predictions
+            # Kept beside the mapping: the request's feedback scores it (paired counts).
+            recorder.record_shadow(
+                experiment, shadow.name, ok=True, agreed=agreed, request_id=request_id,
+                prediction=found[0], request_ts=request_ts,
+            )  # fmt: skip
+        else:  # each row compared: a shadow answering other rows disagrees on them
+            alike = sum(a == b for a, b in zip(found, live_predictions, strict=False))
+            agreed = alike == len(live_predictions) == len(found)
+            recorder.record_shadow_rows(
+                experiment, shadow.name, compared=len(live_predictions), agreed=alike
+            )
+            # Each row's answer beside that row's mapping, scored by the row's feedback.
+            ids = outcome_ids(request_id, len(live_predictions))
+            for row_id, answer in zip(ids, found, strict=False):
+                recorder.keep_shadow_answer(experiment, shadow.name, row_id, answer, request_ts)
+        if trace.sampled or error is not None:
+            hot.access.shadow(
+                trace, request_id, experiment=experiment, shadow=shadow.name, endpoint=pool.url,
+                ok=error is None, agreed=agreed,
+                latency_ms=(time.perf_counter() - started) * 1000.0, error=error,
+            )  # fmt: skip
