@@ -152,8 +152,9 @@ class LiveExperiments:
         paths = upstream_paths(config.protocol, entry.upstream_model or config.model)
         endpoints = VariantEndpoints(pools)
         return Target(
-            entry.name, role, entry.model_version, endpoints, entry.timeout_ms / 1000.0, paths
-        )
+            entry.name, role, entry.model_version, endpoints, entry.timeout_ms / 1000.0,
+            paths=paths,
+        )  # fmt: skip
 
     def install(self, config: ExperimentConfig, version: int, *, paused: bool = False) -> None:
         """Route ``config`` from now on (replacing an older version of it)."""
