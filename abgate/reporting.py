@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from abgate.drift import drift_from_stats, drift_since
-from abgate.schema import StatsHash, decode_epochs, decode_stats
+from abgate.schema import StatsHash, decode_epochs, decode_stats, paired_counts
 from abgate.store import Store
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch, variant_totals
 from analysis.guardrails import GUARDRAIL_LIMITS, GuardrailSpec
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
+from analysis.paired import PairedCounts
 from analysis.report import FORMATS, render
 from analysis.sufficient import VariantStats
 from analysis.units import choose_unit_statistics
@@ -30,6 +31,8 @@ __all__ = [
     "guardrail_specs",
     "render",
     "settings_from_config",
+    "shadow_paired_counts",
+    "shadow_paired_counts_in",
     "unit_label",
     "write_report",
 ]
@@ -194,6 +197,23 @@ def assemble_experiment_data(
         epochs=tuple(epochs),
         analysis_unit=choice.unit,
     )
+
+
+def shadow_paired_counts(
+    store: Store, experiment: str, shadow: str, metric: str
+) -> PairedCounts | None:
+    """All-time paired counts of ``shadow`` against the live answers on ``metric``
+    (both right, live only, shadow only, neither), summed over epochs; None when
+    none were recorded."""
+    return shadow_paired_counts_in(store.totals(experiment), shadow, metric)
+
+
+def shadow_paired_counts_in(
+    totals: Mapping[Any, Any], shadow: str, metric: str
+) -> PairedCounts | None:
+    """``shadow_paired_counts`` of a copy of the totals hash (a ramp's baseline, say)."""
+    cells = paired_counts(totals, shadow, metric)
+    return PairedCounts(*cells) if cells is not None else None
 
 
 def write_report(data: ExperimentData, out_dir: Path, stem: str) -> dict[str, Path]:

@@ -53,6 +53,11 @@ request)::
     7|champion:latency_ms:n|sum|ss  7|champion:latency_hist:<bucket>
     7|champion:metric:<metric>:n|sum|ss
 
+and, per epoch, each shadow's answers scored beside the live one's against the
+same label (one feedback counts one cell)::
+
+    7|v3:paired:accuracy:both|live_only|shadow_only|neither
+
 and, not per epoch: ``<shadow>:shadow:requests|errors|compared|agreed`` and
 drift bins ``<variant>:drift:<model version>:x|class|score:...`` (drift
 references are per model version already). Fields recorded before epochs
@@ -83,6 +88,7 @@ __all__ = [
     "Keys",
     "Served",
     "ServedRow",
+    "PAIRED_CELLS",
     "ShadowStats",
     "StatsHash",
     "Unanswered",
@@ -97,6 +103,8 @@ __all__ = [
     "latency_bucket",
     "latency_hist_field",
     "metric_prefix",
+    "paired_counts",
+    "paired_field",
     "parse_drift_fields",
     "routed_weights",
     "shadow_field",
@@ -231,6 +239,16 @@ def latency_hist_field(prefix: str, bucket: int) -> str:
 def shadow_field(shadow: str, stat: str) -> str:
     """A shadow's counter: ``requests``, ``errors``, ``compared`` or ``agreed``."""
     return f"{shadow}:shadow:{stat}"
+
+
+PAIRED_CELLS = ("both", "live_only", "shadow_only", "neither")
+"""The paired counts of a shadow, in ``analysis.paired.PairedCounts`` order: both
+answers right, only the live one, only the shadow's, neither."""
+
+
+def paired_field(epoch: int, shadow: str, metric: str, cell: str) -> str:
+    """``7|v3:paired:accuracy:both``: one of a shadow's paired counts in one epoch."""
+    return f"{epoch}|{shadow}:paired:{metric}:{cell}"
 
 
 # Drift fields carry the model version as well as the variant: a promotion
@@ -438,7 +456,7 @@ def decode_stats(fields: Mapping[Any, Any]) -> StatsHash:
                     entry = shadows.setdefault(variant, {})
                     entry[parts[1]] = entry.get(parts[1], 0) + int(value)
                 continue
-            if parts[0] == "drift":
+            if parts[0] in ("drift", "paired"):
                 continue
             accumulator = parts_by.get((epoch, variant))
             if accumulator is None:
@@ -458,6 +476,31 @@ def decode_stats(fields: Mapping[Any, Any]) -> StatsHash:
             for name, s in shadows.items()
         },
     )
+
+
+def paired_counts(
+    fields: Mapping[Any, Any], shadow: str, metric: str
+) -> tuple[int, int, int, int] | None:
+    """A shadow's paired counts of ``metric`` in a stats hash, summed over epochs, in
+    ``PAIRED_CELLS`` order; None when the hash holds none of them."""
+    totals = dict.fromkeys(PAIRED_CELLS, 0)
+    head = f"{shadow}:paired:{metric}:"
+    found = False
+    for raw_name, raw_value in fields.items():
+        epoch_text, bar, rest = _text(raw_name).partition("|")
+        if not bar or not rest.startswith(head) or not epoch_text.isdigit():
+            continue
+        cell = rest[len(head) :]
+        if cell not in totals:
+            continue
+        try:
+            totals[cell] += int(_number(raw_value))
+        except ValueError:
+            continue
+        found = True
+    if not found:
+        return None
+    return totals["both"], totals["live_only"], totals["shadow_only"], totals["neither"]
 
 
 def sum_stats(hashes: Iterable[Mapping[Any, Any]]) -> StatsHash:

@@ -41,6 +41,7 @@ __all__ = [
     "Ramp",
     "RampTest",
     "Role",
+    "ShadowPhase",
     "Shadow",
     "Statistics",
     "Unit",
@@ -539,6 +540,51 @@ def _served_steps(steps: tuple[float, ...]) -> tuple[float, ...]:
     return served[:-1] if served and served[-1] >= PROMOTION_PERCENT else served
 
 
+MirrorShare = Annotated[float, Field(gt=0, le=1, strict=True, allow_inf_nan=False)]
+
+
+class ShadowPhase(_Model):
+    """The ramp's first phase: the candidate is mirrored as a shadow, serving no user,
+    and judged against the live model on the same labelled requests (a paired test).
+
+    Only a label-scored proportion (a prediction is right or wrong once its label
+    comes back) can be judged in shadow: both answers of a request are scored
+    against one label. A reward or value is caused by the answer the user saw, so
+    it stays with the exposed steps.
+    """
+
+    mirror: MirrorShare = Field(
+        default=1.0,
+        description="Share of units whose requests are mirrored to the candidate during the "
+        "phase, in (0, 1] (the shadow's sample_rate).",
+    )
+    metric: Name | None = Field(
+        default=None,
+        description="The label-scored metric the gate judges; default and only choice today: "
+        "the primary metric, when it is a proportion from labels (accuracy).",
+    )
+    min_labels: int = Field(
+        default=300,
+        ge=1,
+        strict=True,
+        description="Least labelled requests scored for both models before the gate decides.",
+    )
+    max_duration_s: float = Field(
+        default=3600,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Longest the phase may run; a candidate not shown non-inferior by then "
+        "expires (the plan's on_expiry).",
+    )
+    rollback_on: Literal["worse", "beyond_margin"] = Field(
+        default="worse",
+        description="What rolls the candidate back before any user sees it: worse (shown "
+        "less accurate than the live model at all) or beyond_margin (shown worse by more "
+        "than non_inferiority_margin, as the exposed steps' harm rule).",
+    )
+
+
 class Ramp(_Model):
     """The canary ramp plan: traffic steps, the evidence each larger step must buy,
     and what promotes, rolls back or ends the ramp."""
@@ -546,6 +592,11 @@ class Ramp(_Model):
     variant: Name | None = Field(
         default=None,
         description="Variant to ramp (not the champion); default: the variant with role canary.",
+    )
+    shadow: ShadowPhase | None = Field(
+        default=None,
+        description="A shadow phase before the first step: the candidate serves 0 % while "
+        "mirrored, and a paired test on labelled requests decides whether users see it.",
     )
     steps: tuple[Number, ...] = Field(
         min_length=1,
@@ -692,7 +743,14 @@ class ExperimentConfig(_Model):
                 v.get("name") for v in variants if isinstance(v, dict) and v.get("role") == "canary"
             ]
             if len(canaries) == 1:
-                data["ramp"] = {**ramp, "variant": canaries[0]}
+                data["ramp"] = ramp = {**ramp, "variant": canaries[0]}
+        shadow = ramp.get("shadow") if isinstance(ramp, dict) else None
+        if isinstance(shadow, dict) and shadow.get("metric") is None:
+            metrics = data.get("metrics")
+            primary = metrics.get("primary") if isinstance(metrics, dict) else None
+            name = primary.get("name") if isinstance(primary, dict) else "accuracy"
+            if isinstance(name, str) and isinstance(ramp, dict):
+                data["ramp"] = {**ramp, "shadow": {**shadow, "metric": name}}
         return data
 
     @model_validator(mode="after")
@@ -709,8 +767,16 @@ class ExperimentConfig(_Model):
     def ramp_variant(self) -> Variant | None:
         """The variant a ramp raises: ``ramp.variant``, else the canary, else ``None``."""
         if self.ramp is not None and self.ramp.variant is not None:
+            if self.in_shadow_phase:
+                return None  # mirrored as a shadow: no weight to raise yet
             return self.variant(self.ramp.variant)
         return next((v for v in self.variants if v.role == "canary"), None)
+
+    @property
+    def in_shadow_phase(self) -> bool:
+        """Whether the ramp's candidate is mirrored as a shadow (its shadow phase) now."""
+        name = self.ramp.variant if self.ramp is not None else None
+        return name is not None and any(s.name == name for s in self.shadows)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -834,21 +900,70 @@ def _cross_field_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
 
 
 def _ramp_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
+    return _ramp_variant_problems(config) + _shadow_phase_problems(config)
+
+
+def _ramp_variant_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
     assert config.ramp is not None
     name = config.ramp.variant
     names = [v.name for v in config.variants]
     if name is None:
         message = "no variant to ramp: name one, or give exactly one variant the role canary"
         return [(("ramp", "variant"), message)]
+    if config.ramp.shadow is not None and config.in_shadow_phase:
+        return []  # the candidate in its shadow phase: mirrored, not yet a variant
     if name not in names:
         hint = difflib.get_close_matches(name, names, n=1)
         expected = f"did you mean {hint[0]!r}?" if hint else f"expected one of: {', '.join(names)}"
-        kind = "a shadow, not a live variant" if any(s.name == name for s in config.shadows) else (
-            "not a variant"
-        )  # fmt: skip
-        return [(("ramp", "variant"), f"{name!r} is {kind}; {expected}")]
+        if any(s.name == name for s in config.shadows):
+            return [
+                (
+                    ("ramp", "variant"),
+                    f"{name!r} is a shadow, not a live variant; {expected} (or add ramp.shadow "
+                    "to start the ramp with a shadow phase)",
+                )
+            ]
+        return [(("ramp", "variant"), f"{name!r} is not a variant; {expected}")]
     if config.variant(name).role == "champion":
         return [(("ramp", "variant"), f"{name!r} is the champion; ramp a challenger or canary")]
+    return []
+
+
+def _shadow_phase_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
+    """A shadow gate only on what a shadow can measure: a proportion scored from labels."""
+    assert config.ramp is not None
+    phase = config.ramp.shadow
+    if phase is None:
+        return []
+    primary = config.metrics.primary
+    metric = phase.metric or primary.name
+    where: Loc = ("ramp", "shadow", "metric")
+    if metric != primary.name:
+        return [
+            (
+                where,
+                f"{metric!r} is not recorded per shadow: the gateway scores mirrored answers "
+                f"on the primary metric only ({primary.name!r})",
+            )
+        ]
+    if primary.source != "label" or primary.kind != "proportion":
+        return [
+            (
+                where,
+                f"a shadow cannot measure {metric!r} (kind {primary.kind}, source "
+                f"{primary.source}): only a proportion scored from labels, such as accuracy, "
+                "scores both answers of one request; a reward or value is caused by the "
+                "answer the user saw, so it stays with the exposed steps (remove ramp.shadow)",
+            )
+        ]
+    if primary.direction != "increase":
+        return [
+            (
+                where,
+                f"{metric!r} scored from labels counts right answers: its direction must be "
+                "increase for a shadow gate",
+            )
+        ]
     return []
 
 
