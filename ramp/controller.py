@@ -176,13 +176,13 @@ class RampController:
         if stored is not None and stored.get("status") == "running":
             state = RampState.from_dict(stored)
             if state.shadow:
-                where = "its shadow phase (0 % of users, mirrored)"
+                where = "in its shadow phase (0 % of users, mirrored)"
             else:
                 where = (
-                    f"step {state.step + 1}/{len(self.plan.steps)} "
+                    f"at step {state.step + 1}/{len(self.plan.steps)} "
                     f"({self.plan.steps[state.step]:g} %)"
                 )
-            self.out.write(f"resuming the ramp of {self.name} in {where}\n")
+            self.out.write(f"resuming the ramp of {self.name} {where}\n")
             return state, stored["ramp_baseline"], stored["step_baseline"]
         try:
             self.store.get_config(self.name)

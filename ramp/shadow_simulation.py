@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from analysis.frequentist import welch_p_values
 from analysis.paired import PairedCounts, paired_sequential_p_values, paired_z_p_values
@@ -185,7 +186,7 @@ class ShadowPower:
     two_sample_fixed: float
 
 
-def _cumulative(blocks: FloatArray) -> FloatArray:
+def _cumulative(blocks: npt.NDArray[np.int64]) -> FloatArray:
     return np.cumsum(blocks, axis=1).astype(np.float64)
 
 
@@ -297,7 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from experiments.loader import load_experiment
 
     parser = argparse.ArgumentParser(prog="python -m ramp.shadow_simulation", description=__doc__)
-    parser.add_argument("--plan", default=str(EXAMPLE_PLAN), help="experiment YAML with ramp.shadow")
+    parser.add_argument(
+        "--plan", default=str(EXAMPLE_PLAN), help="experiment YAML with ramp.shadow"
+    )
     parser.add_argument(
         "--rate", type=float, default=250.0, help="labelled mirrored requests per second"
     )
@@ -331,9 +334,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         (
             scenario,
             simulate_shadow_phases(
-                plan, scenario.design(), rate=args.rate, runs=args.runs, alpha=stats.alpha,
-                tuning=float(stats.tuning_n), seed=next(streams),
-            ),  # fmt: skip
+                plan,
+                scenario.design(),
+                rate=args.rate,
+                runs=args.runs,
+                alpha=stats.alpha,
+                tuning=float(stats.tuning_n),
+                seed=next(streams),
+            ),
         )
         for scenario in SHADOW_SCENARIOS
     ]
@@ -344,9 +352,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     power = [
         shadow_power(
-            scenario.design(), requests, experiments=args.power_runs, alpha=stats.alpha,
+            scenario.design(),
+            requests,
+            experiments=args.power_runs,
+            alpha=stats.alpha,
             seed=next(streams),
-        )  # fmt: skip
+        )
         for scenario in POWER_SCENARIOS
         for requests in POWER_REQUESTS
     ]

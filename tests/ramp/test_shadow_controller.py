@@ -54,7 +54,8 @@ def plan_config(**ramp: Any) -> ExperimentConfig:
 
 def add_paired(client: redis.Redis, epoch: int, cells: tuple[int, ...], times: int = 1) -> None:
     for cell, count in zip(PAIRED_CELLS, cells, strict=True):
-        client.hincrby(Keys(NAME).totals, paired_field(epoch, "canary", "accuracy", cell), count * times)
+        field = paired_field(epoch, "canary", "accuracy", cell)
+        client.hincrby(Keys(NAME).totals, field, count * times)
 
 
 class Paused(Exception):
@@ -174,7 +175,7 @@ def test_an_equal_candidate_is_exposed_at_the_first_step_and_the_ramp_resumes_th
     exposed_checks = decisions(tmp_path)[shadow_checks:]
     assert {r["phase"] for r in exposed_checks} == {"exposed"}
     assert len(exposed_checks) >= 3
-    assert "resuming the ramp of shadowed in step 1/3" in shown.getvalue()
+    assert "resuming the ramp of shadowed at step 1/3" in shown.getvalue()
     assert "Shadow phase (shadow_pass" in outcome.reports["md"].read_text()
     final = ExperimentConfig.model_validate(store.get_config(NAME).config)
     assert final.weights == {"champion": 100.0, "canary": 0.0}  # on_expiry: rollback
