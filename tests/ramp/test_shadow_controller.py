@@ -22,6 +22,7 @@ import redis
 
 from abgate.reporting import shadow_paired_counts
 from abgate.schema import PAIRED_CELLS, Keys, paired_field
+from abgate.status import render_status
 from abgate.store import Store
 from analysis.paired import PairedCounts
 from experiments.config import ExperimentConfig
@@ -137,6 +138,10 @@ def test_a_worse_candidate_is_rolled_back_in_its_shadow_phase_with_no_user_expos
     assert state is not None and (state["status"], state["phase"]) == ("rolled_back", "shadow")
     report = outcome.reports["md"].read_text()
     assert "0 requests served to users by canary" in report
+    assert (
+        "ramp: ROLLED BACK (harm shown) at the shadow phase (mirrored, 0 % of users), "
+        "rule shadow_harm" in render_status(store, NAME)
+    )
 
 
 def test_an_equal_candidate_is_exposed_at_the_first_step_and_the_ramp_resumes_there(
