@@ -160,7 +160,7 @@ def test_an_equal_candidate_is_exposed_at_the_first_step_and_the_ramp_resumes_th
     with pytest.raises(Paused):
         controller(store, config, clock, tmp_path, shown).run()
     stored = ExperimentConfig.model_validate(store.get_config(NAME).config)
-    assert stored.weights == {"champion": 95.0, "canary": 5.0}
+    assert stored.weights == {"champion": 90.0, "canary": 10.0}
     assert stored.variant("canary").model_version == "v3"
     state = store.ramp_state(NAME)
     assert state is not None
