@@ -56,6 +56,12 @@ def rollback(config: ExperimentConfig) -> ExperimentConfig:
 def promote(config: ExperimentConfig, variant: str) -> ExperimentConfig:
     """``variant`` becomes the champion with all traffic; the old champion stays, at 0 %."""
     names = {v.name for v in config.variants}
+    shadowed = config.ramp.variant if config.in_shadow_phase and config.ramp else None
+    if variant not in names and variant == shadowed:
+        raise ConfigError(
+            f"{variant!r} is in its shadow phase in {config.name} (mirrored, serving no "
+            "user): run its ramp again to expose it step by step, or roll it back"
+        )
     if variant not in names:
         raise NotFound(f"no variant named {variant!r} in {config.name}")
     data = config.model_dump(mode="json")

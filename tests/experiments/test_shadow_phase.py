@@ -115,3 +115,9 @@ def test_a_ramp_naming_a_shadow_without_a_shadow_phase_says_what_to_add() -> Non
     assert "add ramp.shadow" in problems(data)["ramp.variant"]
     data["ramp"]["shadow"] = {}
     assert ExperimentConfig.model_validate(data).in_shadow_phase
+
+
+def test_a_candidate_in_its_shadow_phase_cannot_be_promoted_past_its_steps() -> None:
+    shadowed = changes.shadow_phase(planned(), 1.0)
+    with pytest.raises(ConfigError, match="in its shadow phase"):
+        changes.promote(shadowed, "canary")
