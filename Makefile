@@ -66,6 +66,7 @@ bench: $(STAMP)
 		--gateway-cmd "$(BIN)/python -m bench.bare_forwarder --port {port} --config {config}"
 	$(BIN)/python -m bench.drift_sampling
 	$(BIN)/python -m bench.unit_recording
+	$(BIN)/python -m bench.shadow_mirroring
 
 # 100,000 requests with feedback on half: zero lost outcomes, no error, flat gateway memory.
 soak: $(STAMP)

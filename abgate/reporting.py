@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from abgate.drift import drift_from_stats, drift_since
-from abgate.schema import StatsHash, decode_epochs, decode_stats, paired_counts
+from abgate.schema import ShadowStats, StatsHash, decode_epochs, decode_stats
 from abgate.store import Store
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch, variant_totals
@@ -21,6 +21,7 @@ from analysis.guardrails import GUARDRAIL_LIMITS, GuardrailSpec
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
 from analysis.paired import PairedCounts
 from analysis.report import FORMATS, render
+from analysis.shadows import ShadowData
 from analysis.sufficient import VariantStats
 from analysis.units import choose_unit_statistics
 from experiments.config import ExperimentConfig
@@ -29,8 +30,10 @@ __all__ = [
     "assemble_experiment_data",
     "experiment_data",
     "guardrail_specs",
+    "recorded_shadows",
     "render",
     "settings_from_config",
+    "shadow_data",
     "shadow_paired_counts",
     "shadow_paired_counts_in",
     "unit_label",
@@ -58,6 +61,7 @@ def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> 
         max_p99_ratio=None,
         guardrails=guardrail_specs(config),
         duration_s=duration_s,
+        shadow_margin=stats.shadow_margin,
     )
 
 
@@ -86,6 +90,51 @@ def _metrics(stats: VariantStats | None, kinds: dict[str, str]) -> dict[str, Sta
         name: stats.proportion(name) if kinds.get(name, "mean") == "proportion" else m
         for name, m in stats.metrics.items()
     }
+
+
+def recorded_shadows(
+    store: Store, name: str, *, baseline: Mapping[Any, Any] | None = None
+) -> dict[str, ShadowStats]:
+    """Every shadow's recorded figures (paired counts per live variant and metric, calls,
+    shed, late), all-time or since a ``baseline`` copy of the totals hash: the one
+    place a shadow gate reads them (``ShadowStats.pairs`` sums the live variants)."""
+    totals, _ = store.recorded(name)
+    recorded = decode_stats(totals)
+    if baseline is not None:
+        recorded = recorded - decode_stats(baseline)
+    return dict(recorded.shadows)
+
+
+def shadow_data(
+    config: ExperimentConfig, shadows: Mapping[str, ShadowStats]
+) -> tuple[ShadowData, ...]:
+    """The analysis's view of each configured shadow: one entry per metric it was scored
+    on (the primary metric first, shown even before any label came back; for a reward,
+    which a shadow cannot earn, the labels' ``accuracy``), paired against whichever
+    variant answered."""
+    primary = config.metrics.primary
+    out = []
+    for shadow in config.shadows:
+        stats = shadows.get(shadow.name, ShadowStats())
+        # A reward is earned by the answer a user saw: a shadow's cannot be known, so
+        # its shadows are shown on labels (feedback kind ``label``'s metric) instead.
+        first = "accuracy" if primary.source == "reward" else primary.name
+        for metric in dict.fromkeys([first, *stats.paired_metrics, *stats.error_metrics]):
+            squared = stats.error_differences(metric)
+            out.append(
+                ShadowData(
+                    name=shadow.name,
+                    metric=metric,
+                    counts=stats.pairs(metric),
+                    squared_error=squared if squared.n else None,
+                    model_version=shadow.model_version,
+                    requests=stats.requests,
+                    errors=stats.errors,
+                    shed=stats.shed,
+                    late=stats.late,
+                )
+            )
+    return tuple(out)
 
 
 def experiment_data(
@@ -129,6 +178,7 @@ def experiment_data(
         windows,
         duration_s=duration,
         drift=drift,
+        shadows=recorded.shadows,
     )
 
 
@@ -140,6 +190,7 @@ def assemble_experiment_data(
     *,
     duration_s: float | None,
     drift: ExperimentDrift | None = None,
+    shadows: Mapping[str, ShadowStats] | None = None,
 ) -> ExperimentData:
     """The engine's input from decoded stats; pure, so the gateway's async dashboard and
     the synchronous report build the same thing.
@@ -196,24 +247,31 @@ def assemble_experiment_data(
         drift=drift,
         epochs=tuple(epochs),
         analysis_unit=choice.unit,
+        shadows=shadow_data(config, shadows or {}),
     )
 
 
 def shadow_paired_counts(
     store: Store, experiment: str, shadow: str, metric: str
 ) -> PairedCounts | None:
-    """All-time paired counts of ``shadow`` against the live answers on ``metric``
-    (both right, live only, shadow only, neither), summed over epochs; None when
-    none were recorded."""
-    return shadow_paired_counts_in(store.totals(experiment), shadow, metric)
+    """All-time paired counts of ``shadow`` on ``metric`` against the live answers of
+    the same requests (both right, live only, shadow only, neither), summed over the
+    live variants that answered; None when none were recorded. Read through
+    ``recorded_shadows``, as every shadow gate reads them."""
+    return _pairs(recorded_shadows(store, experiment).get(shadow), metric)
 
 
 def shadow_paired_counts_in(
     totals: Mapping[Any, Any], shadow: str, metric: str
 ) -> PairedCounts | None:
     """``shadow_paired_counts`` of a copy of the totals hash (a ramp's baseline, say)."""
-    cells = paired_counts(totals, shadow, metric)
-    return PairedCounts(*cells) if cells is not None else None
+    return _pairs(decode_stats(totals).shadows.get(shadow), metric)
+
+
+def _pairs(stats: ShadowStats | None, metric: str) -> PairedCounts | None:
+    if stats is None or all(name != metric for _, name in stats.paired):
+        return None
+    return stats.pairs(metric)
 
 
 def write_report(data: ExperimentData, out_dir: Path, stem: str) -> dict[str, Path]:

@@ -39,6 +39,14 @@ own: it has no hash, its sums are added as a unit of one request. Unit sums
 are kept in the totals hash only: a window's increments of them are not the
 statistics of the window's units.
 
+A shadow's answer is kept beside the request's mapping, in the same hash and so
+with the same expiry: field ``<request id>|s`` holds ``{"<shadow>": "<prediction>",
+...}`` (JSON) until the request's feedback scores it, then ``!`` followed by what the
+feedback said (JSON ``[variant, live prediction, metric, kind, value]``): a shadow
+answer written after that is scored against it at once, not kept, and counted
+``late``. ``|`` cannot occur in a
+request id, so the two kinds of field never collide.
+
 Feedback whose request mapping is not in Redis yet (it waits in the serving
 process until its next flush) is parked; the script that writes mappings
 joins it, and a sweep expires what waited longer than the mapping is kept
@@ -53,13 +61,14 @@ request)::
     7|champion:latency_ms:n|sum|ss  7|champion:latency_hist:<bucket>
     7|champion:metric:<metric>:n|sum|ss
 
-and, per epoch, each shadow's answers scored beside the live one's against the
-same label (one feedback counts one cell)::
+and, not per epoch: ``<shadow>:shadow:requests|errors|compared|agreed|shed|late``,
+a shadow's paired outcomes against the live answer of the same requests (``<live>`` is
+the variant that answered the request, ``<metric>`` the feedback's metric)::
 
-    7|v3:paired:accuracy:both|live_only|shadow_only|neither
+    v2:shadow:paired:champion:accuracy:both|live_only|shadow_only|neither
+    v2:shadow:sqerr:champion:value:n|sum|ss     d = shadow's squared error - live's
 
-and, not per epoch: ``<shadow>:shadow:requests|errors|compared|agreed`` and
-drift bins ``<variant>:drift:<model version>:x|class|score:...`` (drift
+and drift bins ``<variant>:drift:<model version>:x|class|score:...`` (drift
 references are per model version already). Fields recorded before epochs
 were kept have no ``<epoch>|`` and read as epoch 0 (routing unknown). ``|``
 cannot occur in a variant name, so the two forms never collide.
@@ -72,11 +81,12 @@ import enum
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.drift import DriftCounts
 from analysis.epochs import Epoch
+from analysis.paired import PairedCounts
 from analysis.sufficient import LatencyHistogram, MetricStats, RatioStats, VariantStats
 
 __all__ = [
@@ -84,6 +94,8 @@ __all__ = [
     "LATENCY_BOUNDS_MS",
     "LATENCY_FIELDS",
     "PAIRED_CELLS",
+    "SHADOW_ANSWERS_SUFFIX",
+    "SHADOW_SCORED",
     "UNIT_SUM_FIELDS",
     "UNSCORED",
     "Keys",
@@ -103,11 +115,12 @@ __all__ = [
     "latency_bucket",
     "latency_hist_field",
     "metric_prefix",
-    "paired_counts",
-    "paired_field",
+    "paired_prefix",
     "parse_drift_fields",
     "routed_weights",
+    "shadow_answers_field",
     "shadow_field",
+    "squared_error_prefix",
     "sum_stats",
     "unit_metric_prefix",
     "unit_metric_state",
@@ -237,18 +250,36 @@ def latency_hist_field(prefix: str, bucket: int) -> str:
 
 
 def shadow_field(shadow: str, stat: str) -> str:
-    """A shadow's counter: ``requests``, ``errors``, ``compared`` or ``agreed``."""
+    """A shadow's counter: ``requests``, ``errors``, ``compared``, ``agreed``, ``shed``
+    (not mirrored: too many calls in flight) or ``late`` (answered after the request's
+    feedback was counted, so never scored)."""
     return f"{shadow}:shadow:{stat}"
 
 
 PAIRED_CELLS = ("both", "live_only", "shadow_only", "neither")
-"""The paired counts of a shadow, in ``analysis.paired.PairedCounts`` order: both
-answers right, only the live one, only the shadow's, neither."""
+"""After a ``paired_prefix``: the four cells of ``analysis.paired.PairedCounts``."""
 
 
-def paired_field(epoch: int, shadow: str, metric: str, cell: str) -> str:
-    """``7|v3:paired:accuracy:both``: one of a shadow's paired counts in one epoch."""
-    return f"{epoch}|{shadow}:paired:{metric}:{cell}"
+def paired_prefix(shadow: str, live: str, metric: str) -> str:
+    """``v2:shadow:paired:champion:accuracy:``: a label scored for both answers of a
+    request ``live`` answered; the feedback scripts build it the same way."""
+    return f"{shadow}:shadow:paired:{live}:{metric}:"
+
+
+def squared_error_prefix(shadow: str, live: str, metric: str) -> str:
+    """``v2:shadow:sqerr:champion:value:``, then ``n``, ``sum``, ``ss``: the paired
+    differences d = (shadow - value)² - (live - value)² of numeric ``value`` feedback."""
+    return f"{shadow}:shadow:sqerr:{live}:{metric}:"
+
+
+SHADOW_ANSWERS_SUFFIX = "|s"
+SHADOW_SCORED = "!"
+"""A request's shadow answers field once its feedback has scored them."""
+
+
+def shadow_answers_field(request_id: str) -> str:
+    """The field, in the request's mapping hash, holding its shadows' answers."""
+    return request_id + SHADOW_ANSWERS_SUFFIX
 
 
 # Drift fields carry the model version as well as the variant: a promotion
@@ -283,14 +314,80 @@ def _number(raw: Any) -> float:
     return int(value) if value.is_integer() else value
 
 
+PairKey = tuple[str, str]
+"""(live variant, metric) a shadow's paired outcomes are kept under."""
+
+
+def _add_maps(
+    a: Mapping[PairKey, Any], b: Mapping[PairKey, Any], sign: int = 1
+) -> dict[PairKey, Any]:
+    out = dict(a)
+    for key, value in b.items():
+        held = out.get(key)
+        if held is None:
+            if sign > 0:  # (a key only in the earlier copy of a hash: nothing since)
+                out[key] = value
+        else:
+            out[key] = held + value if sign > 0 else _minus(held, value)
+    return out
+
+
+def _minus(a: Any, b: Any) -> Any:
+    if isinstance(a, PairedCounts):
+        return PairedCounts(
+            a.both - b.both, a.live_only - b.live_only, a.shadow_only - b.shadow_only,
+            a.neither - b.neither,
+        )  # fmt: skip
+    return a - b
+
+
 @dataclass(frozen=True)
 class ShadowStats:
-    """Mirrored calls to one shadow: answered or not, and agreement with the live answer."""
+    """Mirrored calls to one shadow: answered or not, agreement with the live answer, and
+    its answers scored against the same requests' labels beside the live ones.
+
+    ``paired`` and ``squared_error`` are keyed by (live variant, metric): the paired
+    counts of label feedback and the squared-error differences (shadow − live) of
+    numeric ``value`` feedback. ``shed``: requests not mirrored because the shadow
+    had too many calls in flight; ``late``: answers that came after their request's
+    feedback was counted (never scored).
+    """
 
     requests: int = 0
     errors: int = 0
     compared: int = 0
     agreed: int = 0
+    shed: int = 0
+    late: int = 0
+    paired: Mapping[PairKey, PairedCounts] = field(default_factory=dict)
+    squared_error: Mapping[PairKey, MetricStats] = field(default_factory=dict)
+
+    def pairs(self, metric: str, live: str | None = None) -> PairedCounts:
+        """The paired counts of ``metric`` against ``live`` (a variant), or against
+        whichever variant answered each request (None)."""
+        total = PairedCounts(0, 0, 0, 0)
+        for (variant, name), counts in self.paired.items():
+            if name == metric and live in (None, variant):
+                total = total + counts
+        return total
+
+    def error_differences(self, metric: str, live: str | None = None) -> MetricStats:
+        """(n, Σd, Σd²) of the squared-error differences of ``metric``, as ``pairs``."""
+        total = MetricStats(0, 0.0, 0.0)
+        for (variant, name), stats in self.squared_error.items():
+            if name == metric and live in (None, variant):
+                total = total + stats
+        return total
+
+    @property
+    def paired_metrics(self) -> tuple[str, ...]:
+        """Metrics with paired counts, sorted."""
+        return tuple(sorted({metric for _, metric in self.paired}))
+
+    @property
+    def error_metrics(self) -> tuple[str, ...]:
+        """Metrics with squared-error differences, sorted."""
+        return tuple(sorted({metric for _, metric in self.squared_error}))
 
     def __add__(self, other: ShadowStats) -> ShadowStats:
         if not isinstance(other, ShadowStats):
@@ -300,6 +397,10 @@ class ShadowStats:
             self.errors + other.errors,
             self.compared + other.compared,
             self.agreed + other.agreed,
+            self.shed + other.shed,
+            self.late + other.late,
+            _add_maps(self.paired, other.paired),
+            _add_maps(self.squared_error, other.squared_error),
         )
 
     def __sub__(self, other: ShadowStats) -> ShadowStats:
@@ -310,6 +411,10 @@ class ShadowStats:
             self.errors - other.errors,
             self.compared - other.compared,
             self.agreed - other.agreed,
+            self.shed - other.shed,
+            self.late - other.late,
+            _add_maps(self.paired, other.paired, -1),
+            _add_maps(self.squared_error, other.squared_error, -1),
         )
 
 
@@ -441,6 +546,8 @@ def decode_stats(fields: Mapping[Any, Any]) -> StatsHash:
     """
     parts_by: dict[tuple[int, str], _Parts] = {}
     shadows: dict[str, dict[str, int]] = {}
+    # (shadow, "paired" or "sqerr", live variant, metric) -> cell -> amount
+    pairs: dict[tuple[str, str, str, str], dict[str, float]] = {}
     for raw_name, raw_value in fields.items():
         name = _text(raw_name)
         epoch_text, bar, rest = name.partition("|")
@@ -455,8 +562,11 @@ def decode_stats(fields: Mapping[Any, Any]) -> StatsHash:
                 if len(parts) == 2 and not bar:
                     entry = shadows.setdefault(variant, {})
                     entry[parts[1]] = entry.get(parts[1], 0) + int(value)
+                elif len(parts) == 5 and not bar and parts[1] in ("paired", "sqerr"):
+                    cells = pairs.setdefault((variant, parts[1], parts[2], parts[3]), {})
+                    cells[parts[4]] = cells.get(parts[4], 0.0) + value
                 continue
-            if parts[0] in ("drift", "paired"):
+            if parts[0] == "drift":
                 continue
             accumulator = parts_by.get((epoch, variant))
             if accumulator is None:
@@ -467,40 +577,40 @@ def decode_stats(fields: Mapping[Any, Any]) -> StatsHash:
     epochs: dict[int, dict[str, VariantStats]] = {}
     for (epoch, variant), accumulator in parts_by.items():
         epochs.setdefault(epoch, {})[variant] = accumulator.stats()
-    return StatsHash(
-        epochs,
-        {
-            name: ShadowStats(
-                s.get("requests", 0), s.get("errors", 0), s.get("compared", 0), s.get("agreed", 0)
-            )
-            for name, s in shadows.items()
-        },
-    )
+    return StatsHash(epochs, _shadow_stats(shadows, pairs))
 
 
-def paired_counts(
-    fields: Mapping[Any, Any], shadow: str, metric: str
-) -> tuple[int, int, int, int] | None:
-    """A shadow's paired counts of ``metric`` in a stats hash, summed over epochs, in
-    ``PAIRED_CELLS`` order; None when the hash holds none of them."""
-    totals = dict.fromkeys(PAIRED_CELLS, 0)
-    head = f"{shadow}:paired:{metric}:"
-    found = False
-    for raw_name, raw_value in fields.items():
-        epoch_text, bar, rest = _text(raw_name).partition("|")
-        if not bar or not rest.startswith(head) or not epoch_text.isdigit():
-            continue
-        cell = rest[len(head) :]
-        if cell not in totals:
-            continue
+def _shadow_stats(
+    counters: Mapping[str, Mapping[str, int]],
+    pairs: Mapping[tuple[str, str, str, str], Mapping[str, float]],
+) -> dict[str, ShadowStats]:
+    paired: dict[str, dict[PairKey, PairedCounts]] = {}
+    errors: dict[str, dict[PairKey, MetricStats]] = {}
+    for (shadow, kind, live, metric), cells in pairs.items():
         try:
-            totals[cell] += int(_number(raw_value))
-        except ValueError:
+            if kind == "paired":
+                counts = PairedCounts(*(int(cells.get(cell, 0)) for cell in PAIRED_CELLS))
+                paired.setdefault(shadow, {})[(live, metric)] = counts
+            else:
+                sums = {"n": 0.0, "sum": 0.0, "ss": 0.0}
+                sums.update({k: v for k, v in cells.items() if k in sums})
+                errors.setdefault(shadow, {})[(live, metric)] = _metric(sums)
+        except ValueError:  # a hand edit or a partial write: left out, like other fields
             continue
-        found = True
-    if not found:
-        return None
-    return totals["both"], totals["live_only"], totals["shadow_only"], totals["neither"]
+    out = {}
+    for name in sorted(set(counters) | set(paired) | set(errors)):
+        s = counters.get(name, {})
+        out[name] = ShadowStats(
+            requests=s.get("requests", 0),
+            errors=s.get("errors", 0),
+            compared=s.get("compared", 0),
+            agreed=s.get("agreed", 0),
+            shed=s.get("shed", 0),
+            late=s.get("late", 0),
+            paired=paired.get(name, {}),
+            squared_error=errors.get(name, {}),
+        )
+    return out
 
 
 def sum_stats(hashes: Iterable[Mapping[Any, Any]]) -> StatsHash:

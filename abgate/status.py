@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from abgate.drift import load_experiment_drift
 from abgate.reporting import assemble_experiment_data
-from abgate.schema import LATENCY_BOUNDS_MS, decode_epochs, decode_stats
+from abgate.schema import LATENCY_BOUNDS_MS, ShadowStats, decode_epochs, decode_stats
 from abgate.store import Store
 from analysis.decisions import analyze
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch
+from analysis.reports.json_report import jsonable
 from analysis.srm import SrmResult, epoch_sample_ratio_mismatch
 from experiments.config import ExperimentConfig
 
@@ -23,6 +25,7 @@ __all__ = [
     "guardrail_lines",
     "ramp_line",
     "render_status",
+    "shadow_lines",
     "srm_line",
 ]
 
@@ -81,7 +84,7 @@ def experiment_status(store: Store, name: str) -> dict[str, Any]:
         "requests": total,
         "variants": rows,
         "srm": _srm(srm),
-        "guardrails": _guardrails(name, record.config, epochs),
+        **_checks(name, record.config, epochs, recorded.shadows),
         "drift": _drift(store, name, record.config),
         "ramp": _ramp(store.ramp_state(name)),
     }
@@ -154,17 +157,20 @@ def ramp_line(ramp: dict[str, Any] | None) -> str | None:
     return f"ramp: {word} at {where}{rule}"
 
 
-def _guardrails(
-    name: str, config: dict[str, Any], epochs: list[Epoch]
-) -> list[dict[str, Any]] | None:
-    """Every configured guardrail of each challenger, checked on all recorded data as
-    ``abgate report`` checks it; None when the stored config does not validate."""
+def _checks(
+    name: str, config: dict[str, Any], epochs: list[Epoch], shadows: Mapping[str, ShadowStats]
+) -> dict[str, list[dict[str, Any]] | None]:
+    """Every configured guardrail of each challenger, and every shadow's paired tests,
+    checked on all recorded data as ``abgate report`` checks them; None for both when
+    the stored config does not validate."""
     try:
         parsed = ExperimentConfig.model_validate(config)
     except ValidationError:
-        return None
-    analysis = analyze(assemble_experiment_data(name, parsed, epochs, {}, duration_s=None))
-    return [
+        return {"guardrails": None, "shadows": None}
+    analysis = analyze(
+        assemble_experiment_data(name, parsed, epochs, {}, duration_s=None, shadows=shadows)
+    )
+    guardrails = [
         {
             "variant": va.variant,
             "rule": g.rule,
@@ -177,6 +183,43 @@ def _guardrails(
         for va in analysis.variants
         for g in va.guardrails
     ]
+    return {"guardrails": guardrails, "shadows": [jsonable(a.as_dict()) for a in analysis.shadows]}
+
+
+_SHADOW_WORDS = {
+    "harm": "HARM SHOWN",
+    "non_inferior": "non-inferior",
+    "undecided": "undecided",
+    "no_data": "no labels yet",
+}
+
+
+def shadow_lines(shadows: list[dict[str, Any]] | None) -> list[str]:
+    """Each shadow's paired comparison with the live answers, one or two lines each."""
+    if shadows is None:
+        return ["shadows: not checked (the stored config does not validate)"]
+    out = []
+    for s in shadows:
+        p, d = s["paired"], s["difference"]
+        interval = ""
+        if p["n"] and not d["message"]:
+            low, high = (_points(v) for v in d["ci"])
+            interval = f", shadow - live {_points(d['estimate'])} pts [{low}, {high}]"
+        calls = s["calls"]
+        out.append(
+            f"shadow {s['shadow']} ({s['model_version']}) {s['metric']}: "
+            f"{_SHADOW_WORDS.get(s['verdict'], s['verdict'])}; paired n={p['n']} (both "
+            f"{p['both']}, live only {p['live_only']}, shadow only {p['shadow_only']}, neither "
+            f"{p['neither']}){interval}; shed {calls['shed']}, late {calls['late']}"
+        )
+        out.append(f"  {s['reason']}")
+    return out
+
+
+def _points(value: Any) -> str:
+    if isinstance(value, str):  # an open end, as JSON writes it
+        return "-inf" if value.startswith("-") else "+inf"
+    return f"{100 * value:+.2f}"
 
 
 def guardrail_lines(guardrails: list[dict[str, Any]] | None) -> list[str]:
@@ -262,6 +305,7 @@ def render_status(store: Store, name: str | None, *, as_json: bool = False) -> s
             )
         out.append("  " + srm_line(s["srm"]))
         out += ["  " + line for line in guardrail_lines(s["guardrails"])]
+        out += ["  " + line for line in shadow_lines(s["shadows"])]
         out += ["  " + line for line in drift_lines(s["drift"])]
         ramp = ramp_line(s.get("ramp"))
         if ramp is not None:

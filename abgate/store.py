@@ -161,6 +161,38 @@ local function write_sums(totals, sums)
 end
 """
 
+_SCORE_ANSWER = """
+-- One shadow's answer scored against the label or value its request's feedback gave
+-- (the live answer: variant, prediction): into ``schema.paired_prefix`` cells for a
+-- label, and for a numeric value into ``schema.squared_error_prefix`` sums of
+-- d = (shadow - value)^2 - (live - value)^2. A reward is caused by the answer the
+-- user saw, so a shadow's cannot be known: nothing is scored for it.
+local function score_answer(shadow, answer, variant, prediction, metric, kind, value,
+                            window_key, totals_key)
+  local l, p, s = tonumber(value), tonumber(prediction), tonumber(answer)
+  if kind == 'label' then
+    local live_right = p ~= nil and p == l
+    local shadow_right = s ~= nil and s == l
+    local cell
+    if live_right then cell = shadow_right and 'both' or 'live_only'
+    else cell = shadow_right and 'shadow_only' or 'neither' end
+    local f = shadow .. ':shadow:paired:' .. variant .. ':' .. metric .. ':' .. cell
+    redis.call('HINCRBY', window_key, f, 1)
+    redis.call('HINCRBY', totals_key, f, 1)
+  elseif kind == 'value' and p ~= nil and s ~= nil and l ~= nil then
+    local d = (s - l) * (s - l) - (p - l) * (p - l)
+    if d == d and d ~= math.huge and d ~= -math.huge then
+      local prefix = shadow .. ':shadow:sqerr:' .. variant .. ':' .. metric .. ':'
+      for _, key in ipairs({window_key, totals_key}) do
+        redis.call('HINCRBY', key, prefix .. 'n', 1)
+        redis.call('HINCRBYFLOAT', key, prefix .. 'sum', string.format('%.17g', d))
+        redis.call('HINCRBYFLOAT', key, prefix .. 'ss', string.format('%.17g', d * d))
+      end
+    end
+  end
+end
+"""
+
 # Counts one feedback against the mapping of the request it belongs to
 # (``schema.encode_served``: variant|version|epoch|prediction, the older
 # variant|version|prediction, read as epoch 0, or with a unit
@@ -172,9 +204,35 @@ end
 # counts the same whichever of the two comes second.
 _COUNT_FEEDBACK = (
     _UNIT_SUMS
+    + _SCORE_ANSWER
     + """
+-- The shadows' answers to request ``rid`` (``schema.shadow_answers_field`` in ``hash``,
+-- the hash its mapping is kept in), each scored against the same label as the live
+-- answer. The field then holds '!' and what the feedback said, so that an answer
+-- written after it (a shadow slower than the label) is scored on arrival, once,
+-- by the answers script: the order of answer and feedback does not matter.
+local function score_shadows(hash, rid, ttl, variant, prediction, metric, kind, value,
+                             window_key, totals_key)
+  local field = rid .. '|s'
+  local held = redis.call('HGET', hash, field)
+  if held and string.sub(held, 1, 1) == '!' then return end  -- scored already
+  redis.call('HSET', hash, field,
+             '!' .. cjson.encode({variant, prediction, metric, kind, value}))
+  if redis.call('TTL', hash) < 0 then redis.call('EXPIRE', hash, ttl) end
+  if not held then return end
+  local ok, answers = pcall(cjson.decode, held)
+  if not ok or type(answers) ~= 'table' then return end
+  for shadow, answer in pairs(answers) do
+    score_answer(shadow, answer, variant, prediction, metric, kind, value, window_key,
+                 totals_key)
+  end
+end
+
+-- ``shadow_hash`` (or false): the hash holding the request's mapping when its
+-- experiment mirrors shadows, so that their answers are scored by the same feedback.
 local function count_feedback(served, metric, kind, value, window_key, totals_key,
-                              windows_key, window, window_ttl, unit_prefix, unit_ttl)
+                              windows_key, window, window_ttl, unit_prefix, unit_ttl,
+                              rid, shadow_hash, request_ttl)
   local variant, version, rest = string.match(served, '^([^|]*)|([^|]*)|(.*)$')
   if not variant then return nil end
   local unit
@@ -209,6 +267,10 @@ local function count_feedback(served, metric, kind, value, window_key, totals_ke
     local sums = {}
     add_sums(sums, ev .. ':unit:metric:' .. metric .. ':', x0, y0, x1, y1)
     write_sums(totals_key, sums)
+  end
+  if shadow_hash then
+    score_shadows(shadow_hash, rid, request_ttl, variant, prediction, metric, kind, value,
+                  window_key, totals_key)
   end
   redis.call('ZADD', windows_key, window, window)
   if window_ttl > 0 then redis.call('EXPIRE', window_key, window_ttl) end
@@ -260,7 +322,8 @@ return 1
 # the feedback script) is counted here, in the same atomic step, and leaves
 # the parking (feedback for a request its variant did not answer, ``UNSCORED``,
 # leaves uncounted). Running it twice (a retry after a lost reply) counts nothing
-# twice: a joined feedback is no longer parked.
+# twice: a joined feedback is no longer parked. A parked feedback of an experiment
+# with shadows (its 4th element '1') scores the shadow answers kept beside the mapping.
 # KEYS: requests hash, pending hash, pending due set, joins hash, window, totals, windows
 # ARGV: entries JSON, mapping TTL, window start, window TTL, unit key prefix, unit TTL
 _REQUESTS_SCRIPT = (
@@ -288,7 +351,8 @@ for id, served in pairs(entries) do
     else
       local p = cjson.decode(parked)
       count_feedback(served, p[1], p[2], p[3], KEYS[5], KEYS[6], KEYS[7], ARGV[3],
-                     tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]))
+                     tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), id,
+                     p[4] == '1' and KEYS[1], tonumber(ARGV[2]))
       joined = joined + 1
     end
     redis.call('HDEL', KEYS[2], id)
@@ -313,7 +377,9 @@ return joined
 # KEYS: claim, pending hash, pending due set, joins hash, window, totals, windows,
 #       then the request hashes of every hour a mapping may be kept in
 # ARGV: request id, token, metric, kind, value, served or '', window start,
-#       window TTL, claim TTL, expiry time, park (1/0), unit key prefix, unit TTL
+#       window TTL, claim TTL, expiry time, park (1/0), unit key prefix, unit TTL,
+#       shadows (1/0: the experiment mirrors shadows; their answers are scored too),
+#       which of the request hashes holds the mapping given (1-based; 0: unknown)
 _FEEDBACK_SCRIPT = (
     _COUNT_FEEDBACK
     + """
@@ -337,25 +403,28 @@ local function answer(status, served, amount)
   return {status, served, amount}
 end
 local served = ARGV[6]
+local at = tonumber(ARGV[15]) or 0
+local hash = at > 0 and KEYS[7 + at]
 if served == '' then
   for i = 8, #KEYS do
     local found = redis.call('HGET', KEYS[i], ARGV[1])
     if found then
-      served = found
+      served, hash = found, KEYS[i]
       break
     end
   end
 end
 if served == '' then
   if ARGV[11] ~= '1' then return {'unknown'} end
-  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({ARGV[3], ARGV[4], ARGV[5]}))
+  redis.call('HSET', KEYS[2], ARGV[1], cjson.encode({ARGV[3], ARGV[4], ARGV[5], ARGV[14]}))
   redis.call('ZADD', KEYS[3], ARGV[10], ARGV[1])
   redis.call('HINCRBY', KEYS[4], 'parked', 1)
   return answer('pending', '', '0')
 end
 if served == '-' then return answer('unscored', served, '0') end
 local amount = count_feedback(served, ARGV[3], ARGV[4], ARGV[5], KEYS[5], KEYS[6], KEYS[7],
-                              ARGV[7], tonumber(ARGV[8]), ARGV[12], tonumber(ARGV[13]))
+                              ARGV[7], tonumber(ARGV[8]), ARGV[12], tonumber(ARGV[13]),
+                              ARGV[1], ARGV[14] == '1' and hash, tonumber(ARGV[9]))
 if not amount then return answer('malformed', served, '0') end
 return answer('counted', served, amount)
 """
@@ -375,6 +444,58 @@ local joins = redis.call('HMGET', KEYS[3], 'parked', 'joined', 'expired')
 return {#ids, redis.call('ZCARD', KEYS[2]), tonumber(joins[1]) or 0, tonumber(joins[2]) or 0,
         tonumber(joins[3]) or 0}
 """
+
+# Keeps a flush part's shadow answers beside their requests' mappings (field
+# ``<id>|s`` of the same hash, so with the same expiry), at most once like the
+# counters (the part id in ``flushed``). The answers of one request are merged
+# into one JSON object, shadow -> prediction. A request whose feedback came first
+# ('!' and what it said) has each answer scored now against that label, and counted
+# in ``<shadow>:shadow:late`` (answered after its label: scored all the same).
+# KEYS: requests hash, flushed, window, totals, windows
+# ARGV: now, part id, memory, entries JSON {id: {shadow: prediction}}, mapping TTL,
+#       window start, window TTL
+_SHADOW_ANSWERS_SCRIPT = (
+    _SCORE_ANSWER
+    + """
+if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1] - ARGV[3])
+local late = {}
+local kept = 0
+for id, answers in pairs(cjson.decode(ARGV[4])) do
+  local field = id .. '|s'
+  local held = redis.call('HGET', KEYS[1], field)
+  if held and string.sub(held, 1, 1) == '!' then
+    local ok, given = pcall(cjson.decode, string.sub(held, 2))
+    for shadow, prediction in pairs(answers) do
+      late[shadow] = (late[shadow] or 0) + 1
+      if ok and type(given) == 'table' then
+        score_answer(shadow, prediction, given[1], given[2], given[3], given[4], given[5],
+                     KEYS[3], KEYS[4])
+      end
+    end
+  else
+    local merged = {}
+    if held then
+      local ok, decoded = pcall(cjson.decode, held)
+      if ok and type(decoded) == 'table' then merged = decoded end
+    end
+    for shadow, prediction in pairs(answers) do merged[shadow] = prediction end
+    redis.call('HSET', KEYS[1], field, cjson.encode(merged))
+    kept = kept + 1
+  end
+end
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+if next(late) ~= nil then
+  for shadow, count in pairs(late) do
+    redis.call('HINCRBY', KEYS[3], shadow .. ':shadow:late', count)
+    redis.call('HINCRBY', KEYS[4], shadow .. ':shadow:late', count)
+  end
+  redis.call('ZADD', KEYS[5], ARGV[6], ARGV[6])
+  if tonumber(ARGV[7]) > 0 then redis.call('EXPIRE', KEYS[3], ARGV[7]) end
+end
+return kept
+"""
+)
 
 # Stores a config with the next version number, opens the epoch of that
 # version (its routing and start time) and audits it, atomically: no gateway
@@ -452,6 +573,11 @@ class FeedbackItem:
     served: str  # the mapping when the receiving process knows it, else ""
     ts: float
     window: int  # start of the stats window it is counted in
+    # The experiment mirrors shadows: their answers kept beside the mapping are scored too.
+    shadows: bool = False
+    # With ``served``: the hour whose request hash the mapping goes to (its shadow
+    # answers are looked up, and marked scored, there).
+    hour: int | None = None
 
 
 @dataclass(frozen=True)
@@ -503,6 +629,8 @@ class FlushBatch:
     # (epoch, variant) -> unit -> [requests, errors] since the last flush, for experiments
     # whose unit is not the request; unit "" sums the requests that named no unit.
     units: dict[tuple[int, str], dict[str, list[int]]] = field(default_factory=dict)
+    # hour -> request id -> shadow -> its prediction (as text), kept beside the mappings.
+    shadow_answers: dict[int, dict[str, dict[str, str]]] = field(default_factory=dict)
 
 
 _EVENT_FIELDS_JSON = orjson.dumps(EVENT_FIELDS)
@@ -877,6 +1005,25 @@ class AsyncStore:
         if batch.units:
             self._queue_units(pipe, keys, batch, now)
         window = batch.join_window or max(batch.deltas, default=0) or int(now // 60) * 60
+        # Before the mappings: a parked feedback joined by a mapping of this flush then
+        # finds the shadow answers of the same flush too.
+        for hour, answers in batch.shadow_answers.items():
+            pipe.eval(
+                _SHADOW_ANSWERS_SCRIPT,
+                5,
+                keys.requests(hour),
+                keys.flushed,
+                keys.window(window),
+                keys.totals,
+                keys.windows,
+                now,
+                f"{batch.batch_id}:shadows:{hour}",
+                FLUSHED_MEMORY_S,
+                orjson.dumps(answers),
+                self.request_ttl_s + 3600,
+                window,
+                self.window_ttl_s,
+            )
         for hour, mapping in batch.requests.items():
             pipe.eval(
                 _REQUESTS_SCRIPT,
@@ -921,6 +1068,7 @@ class AsyncStore:
         # Every hour a mapping may still be kept in, and the next one: a replica
         # whose clock runs ahead may have filed it there already.
         hours = range(_hour(item.ts) + 1, _hour(item.ts - self.request_ttl_s) - 1, -1)
+        at = hours.index(item.hour) + 1 if item.served and item.hour in hours else 0
         pipe.eval(
             _FEEDBACK_SCRIPT,
             7 + len(hours),
@@ -945,6 +1093,8 @@ class AsyncStore:
             1 if park else 0,
             keys.unit_prefix,
             self.unit_ttl_s,
+            1 if item.shadows else 0,
+            at,
         )
 
     async def feedback(self, name: str, item: FeedbackItem, *, park: bool) -> FeedbackResult:

@@ -40,6 +40,7 @@ from analysis.multiple_testing import adjust_p_values
 from analysis.power import sample_size_per_arm, time_to_decision
 from analysis.results import TestResult
 from analysis.sequential import guardrail_test
+from analysis.shadows import ShadowAnalysis, analyze_shadow
 from analysis.srm import SrmResult, epoch_sample_ratio_mismatch, sample_ratio_mismatch
 from analysis.stratified import Strata, stratify
 from analysis.sufficient import SampleStatistic, VariantStats, is_proportion
@@ -94,6 +95,8 @@ class Analysis:
     variants: tuple[VariantAnalysis, ...]
     verdicts: tuple[Verdict, ...]
     data: ExperimentData
+    # The paired tests of every shadow (``analysis.shadows``), in the data's order.
+    shadows: tuple[ShadowAnalysis, ...] = ()
 
 
 def _evidence(
@@ -279,6 +282,16 @@ def analyze(data: ExperimentData) -> Analysis:
         variants=tuple(analyses),
         verdicts=tuple(verdicts),
         data=data,
+        shadows=tuple(
+            analyze_shadow(
+                shadow,
+                alpha=s.alpha,
+                sequential=s.sequential,
+                tuning=float(s.tuning_n),
+                margin=s.shadow_margin,
+            )
+            for shadow in data.shadows
+        ),
     )
 
 

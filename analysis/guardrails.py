@@ -252,8 +252,13 @@ def _error_rate(
             )
         # Identical outcomes with no errors anywhere leave nothing to fear.
         fine = variant.requests > 0 and v_rate <= c_rate
+        message = result.message
+        if fine:
+            message = (
+                "no errors in either arm" if v_rate == 0.0 else "every request failed in both arms"
+            ) + ", so there is no increase to test"
         return GuardrailResult(
-            spec, False, fine, c_rate, v_rate, f"{rates}: {result.message}", result, None, evidence
+            spec, False, fine, c_rate, v_rate, f"{rates}: {message}", result, None, evidence
         )
     return _tested(spec, result, (c_rate, v_rate), rates, evidence, note)
 

@@ -24,6 +24,8 @@ from analysis.guardrails import (
     GuardrailSpec,
     legacy_guardrails,
 )
+from analysis.paired import PairedCounts
+from analysis.shadows import DEFAULT_SHADOW_MARGIN, ShadowData
 from analysis.sufficient import (
     LatencyHistogram,
     MetricStats,
@@ -78,6 +80,8 @@ class AnalysisSettings:
     max_error_rate_increase: float | None = 0.01
     max_p99_ratio: float | None = 1.5
     srm_threshold: float = 0.001
+    # Non-inferiority margin of the shadows' paired test, in accuracy points.
+    shadow_margin: float = DEFAULT_SHADOW_MARGIN
     duration_s: float | None = None
     # Every guardrail checked, in order (``analysis.guardrails``); () checks none.
     guardrails: tuple[GuardrailSpec, ...] | None = None
@@ -140,6 +144,8 @@ class ExperimentData:
     epochs: tuple[Epoch, ...] = ()
     # Which metrics the tests read per unit (a user) rather than per request.
     analysis_unit: AnalysisUnit = field(default_factory=AnalysisUnit)
+    # Shadows scored on the same labelled requests as the live model (paired).
+    shadows: tuple[ShadowData, ...] = ()
 
     @property
     def champion(self) -> VariantData:
@@ -295,13 +301,24 @@ def _settings(data: Any) -> AnalysisSettings:
             f"must be 'relative', 'absolute' or null (the metric's default), "
             f"got {values['difference']!r}",
         )
+    margin = values["shadow_margin"]
+    if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin < 1:
+        raise InputError("settings.shadow_margin", f"must be in [0, 1), got {margin!r}")
     if values["correction"] not in ("holm", "benjamini_hochberg", "none"):
         raise InputError("settings.correction", "must be holm, benjamini_hochberg or none")
     return AnalysisSettings(**values)
 
 
-_TOP_V1 = ("experiment", "settings", "variants", "windows", "schema_version")
-_TOP_V2 = ("schema_version", "experiment", "settings", "variants", "epochs", "windows", "unit")
+_TOP_V1 = ("experiment", "settings", "variants", "windows", "schema_version", "shadows")
+_TOP_V2 = (
+    "schema_version", "experiment", "settings", "variants", "epochs", "windows", "unit",
+    "shadows",
+)  # fmt: skip
+_SHADOW = (
+    "name", "metric", "model_version", "against", "paired", "squared_error", "requests",
+    "errors", "shed", "late",
+)  # fmt: skip
+_PAIRED = ("both", "live_only", "shadow_only", "neither")
 _VARIANT_V1 = ("name", "role", "weight", "requests", "errors", "latency_ms", "metrics")
 _VARIANT_V2 = ("name", "role", "weight", "model_version")
 _EPOCH = ("version", "start", "end", "weights", "model_versions", "paused", "variants")
@@ -329,8 +346,13 @@ def experiment_from_json(data: Any) -> ExperimentData:
     else:
         _known(data, "", _TOP_V2)
     variants_raw = data.get("variants")
-    if not isinstance(variants_raw, list) or len(variants_raw) < 2:
-        raise InputError("variants", "needs a list of at least two variants")
+    # A shadow phase has one live variant: the champion, compared with its shadows.
+    fewest = 1 if data.get("shadows") else 2
+    if not isinstance(variants_raw, list) or len(variants_raw) < fewest:
+        raise InputError(
+            "variants",
+            "needs a list of at least two variants (or the champion alone, with shadows)",
+        )
     epochs: tuple[Epoch, ...] = ()
     unit = AnalysisUnit()
     if version == 1:
@@ -350,14 +372,62 @@ def experiment_from_json(data: Any) -> ExperimentData:
     if not isinstance(windows_raw, list):
         raise InputError("windows", "must be a list")
     windows = [_window(raw, f"windows.{index}") for index, raw in enumerate(windows_raw)]
+    settings = _settings(data.get("settings", {}))
     return ExperimentData(
         name=str(data.get("experiment", "experiment")),
         variants=tuple(variants),
-        settings=_settings(data.get("settings", {})),
+        settings=settings,
         windows=tuple(sorted(windows, key=lambda w: w.start)),
         epochs=epochs,
         analysis_unit=unit,
+        shadows=_shadows(data.get("shadows", []), settings.primary_metric),
     )
+
+
+def _shadows(raw: Any, primary_metric: str) -> tuple[ShadowData, ...]:
+    """``shadows``: per shadow (and metric), its paired counts against the live model."""
+    if not isinstance(raw, list):
+        raise InputError("shadows", "must be a list")
+    out = []
+    for index, item in enumerate(raw):
+        path = f"shadows.{index}"
+        item = _mapping(item, path)
+        _known(item, path, _SHADOW)
+        name = _text_field(item, "name", path)
+        if name is None:
+            raise InputError(f"{path}.name", "field required (a non-empty string)")
+        if "paired" not in item:
+            raise InputError(f"{path}.paired", f"field required ({', '.join(_PAIRED)})")
+        paired = _mapping(item["paired"], f"{path}.paired")
+        _known(paired, f"{path}.paired", _PAIRED)
+        counts = PairedCounts(
+            *(_number(paired, cell, f"{path}.paired", integer=True) for cell in _PAIRED)
+        )
+        squared = None
+        if "squared_error" in item:
+            stats = _metric(item["squared_error"], f"{path}.squared_error")
+            if isinstance(stats, ProportionStats):
+                raise InputError(f"{path}.squared_error.type", "must be 'mean'")
+            squared = stats
+        calls = {
+            key: _number(item, key, path, integer=True, required=False, default=0)
+            for key in ("requests", "errors", "shed", "late")
+        }
+        out.append(
+            ShadowData(
+                name=name,
+                metric=_text_field(item, "metric", path) or primary_metric,
+                counts=counts,
+                squared_error=squared,
+                model_version=_text_field(item, "model_version", path),
+                against=_text_field(item, "against", path),
+                **calls,
+            )
+        )
+    seen = [(s.name, s.metric, s.against) for s in out]
+    if len(set(seen)) != len(seen):
+        raise InputError("shadows", "each (name, metric, against) may appear once")
+    return tuple(out)
 
 
 def _variant_v1(raw: Any, index: int) -> VariantData:

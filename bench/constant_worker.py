@@ -6,7 +6,7 @@ answers are prebuilt bytes with ``Content-Length``, and the loop is uvloop when
 importable. No framework, no JSON parsing: the worker must never be the
 bottleneck of a gateway benchmark (it serves well over 20k req/s on one core).
 
-    python -m bench.constant_worker --port 8101 --version v1
+    python -m bench.constant_worker --port 8101 --version v1 [--delay-ms 50]
 
 ``POST /predict`` answers ``{"prediction": 1, "probability": [0.3, 0.7],
 "status": "success", "model": "demo", "model_version": VERSION}``; ``GET /health``
@@ -66,12 +66,17 @@ def build_routes(version: str, model: str = "demo") -> dict[bool, Routes]:
 
 
 class ConstantHttp(asyncio.Protocol):
-    """One connection: httptools calls back into this object, answers are written whole."""
+    """One connection: httptools calls back into this object, answers are written whole.
 
-    __slots__ = ("_parser", "_path", "_routes", "_transport")
+    With ``delay_s`` every answer leaves that long after its request (a slow model
+    that costs no CPU: a shadow to mirror to in benchmarks).
+    """
 
-    def __init__(self, routes: dict[bool, Routes]) -> None:
+    __slots__ = ("_delay_s", "_parser", "_path", "_routes", "_transport")
+
+    def __init__(self, routes: dict[bool, Routes], delay_s: float = 0.0) -> None:
         self._routes = routes
+        self._delay_s = delay_s
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._path = b""
@@ -99,16 +104,27 @@ class ConstantHttp(asyncio.Protocol):
         method = self._parser.get_method()
         answer = routes.get((method, path)) or routes.get((b"", path)) or routes[(b"", b"")]
         if (transport := self._transport) is not None:
-            transport.write(answer)
-            if not keep:
-                transport.close()
+            if self._delay_s:
+                asyncio.get_running_loop().call_later(self._delay_s, _send, transport, answer, keep)
+            else:
+                _send(transport, answer, keep)
 
 
-async def serve(port: int, version: str, host: str = "127.0.0.1") -> None:
+def _send(transport: asyncio.Transport, answer: bytes, keep: bool) -> None:
+    if transport.is_closing():
+        return
+    transport.write(answer)
+    if not keep:
+        transport.close()
+
+
+async def serve(port: int, version: str, host: str = "127.0.0.1", delay_s: float = 0.0) -> None:
     """Serve until SIGINT/SIGTERM."""
     loop = asyncio.get_running_loop()
     routes = build_routes(version)
-    server = await loop.create_server(lambda: ConstantHttp(routes), host, port, backlog=4096)
+    server = await loop.create_server(
+        lambda: ConstantHttp(routes, delay_s), host, port, backlog=4096
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -121,8 +137,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--version", default="v1", help="model_version in every answer")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="answer this much later")
     args = parser.parse_args()
-    server = serve(args.port, args.version, args.host)
+    server = serve(args.port, args.version, args.host, args.delay_ms / 1000.0)
     try:
         import uvloop
     except ImportError:

@@ -167,12 +167,13 @@ def measure_alternating(
     return runs
 
 
-def start_constant_worker(version: str) -> Child:
-    """A ``bench.constant_worker`` answering as ``version``, started on a free port."""
+def start_constant_worker(version: str, delay_ms: float = 0.0) -> Child:
+    """A ``bench.constant_worker`` answering as ``version`` (``delay_ms`` late), started on
+    a free port."""
     port = free_port()
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     argv = [sys.executable, "-m", "bench.constant_worker", "--port", str(port)]
-    argv += ["--version", version]
+    argv += ["--version", version, "--delay-ms", str(delay_ms)]
     child = start_child(f"worker-{version}", argv, url=f"http://127.0.0.1:{port}", env=env)
     wait_http_ok(f"{child.url}/ready", child=child, timeout=15)
     return child

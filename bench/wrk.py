@@ -77,9 +77,14 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def wrk_script(path: str = "/predict", users: int = USERS) -> str:
-    """The Lua script: POST ``BODY`` to ``path`` with ``users`` distinct X-User-IDs per thread."""
-    return _LUA % {"body": BODY, "users": users, "path": path}
+def wrk_script(path: str = "/predict", users: int = USERS, pace_ms: float = 0.0) -> str:
+    """The Lua script: POST ``BODY`` to ``path`` with ``users`` distinct X-User-IDs per thread;
+    with ``pace_ms``, each connection waits that long before each request (wrk's ``delay``
+    hook), so the load is a steady rate below capacity rather than as fast as possible."""
+    script = _LUA % {"body": BODY, "users": users, "path": path}
+    if pace_ms > 0:
+        script += f"\nfunction delay()\n  return {pace_ms:g}\nend\n"
+    return script
 
 
 def parse_wrk_output(text: str, connections: int) -> WrkResult:
@@ -112,14 +117,16 @@ def run_wrk(
     *,
     threads: int = 1,
     cpus: Collection[int] | None = None,
+    pace_ms: float = 0.0,
 ) -> WrkResult:
     """Load ``url`` (its path is the one POSTed to) for ``duration`` seconds.
 
-    ``threads`` is capped at ``connections``; ``cpus`` pins wrk to those CPUs.
+    ``threads`` is capped at ``connections``; ``cpus`` pins wrk to those CPUs;
+    ``pace_ms`` spaces each connection's requests (``wrk_script``).
     """
     with tempfile.TemporaryDirectory(prefix="abgate-wrk-") as tmp:
         script = Path(tmp) / "predict.lua"
-        script.write_text(wrk_script(urlsplit(url).path or "/"))
+        script.write_text(wrk_script(urlsplit(url).path or "/", pace_ms=pace_ms))
         argv = [
             "wrk", "--latency",
             "-t", str(max(1, min(threads, connections))),

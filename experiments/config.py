@@ -233,9 +233,19 @@ class Shadow(_Model):
         min_length=1, description="Worker base URLs, http(s)://host[:port]."
     )
     sample_rate: Fraction = Field(
-        default=1.0, description="Fraction of units mirrored (by a hash of the unit, sticky)."
+        default=1.0,
+        description="Mirror share: fraction of units mirrored (by a hash of the unit, sticky, "
+        "so the same units are mirrored on every replica and run).",
     )
     timeout_ms: TimeoutMs = Field(default=1000, description="Per-request timeout.")
+    max_inflight: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Calls to this shadow in flight per gateway process beyond which a "
+        "request is not mirrored to it (shed, and counted): a slow shadow never holds "
+        "more than this many tasks and connections.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> Shadow:
@@ -502,6 +512,16 @@ class Statistics(_Model):
     correction: Literal["holm", "benjamini_hochberg", "none"] = Field(
         default="holm", description="Multiple-testing correction across metrics and variants."
     )
+    shadow_margin: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        strict=True,
+        allow_inf_nan=False,
+        description="Non-inferiority margin of the shadows' paired test, in accuracy points "
+        "(0.01 = one point): a shadow is shown non-inferior when the lower end of the "
+        "difference shadow - live is above -margin.",
+    )
     drift_psi_threshold: float = Field(
         default=0.2,
         gt=0,
@@ -527,6 +547,10 @@ class Statistics(_Model):
 
 
 RampTest = Literal["msprt", "confidence_sequence", "group_sequential"]
+
+LABEL_METRIC = "accuracy"
+"""The metric label feedback is recorded as when the primary metric has another source
+(the gateway's feedback kinds, ``gateway/live.py``)."""
 
 PROMOTION_PERCENT = 100.0
 """A step of 100 % in a plan is the promotion, never a weight the canary serves
@@ -749,6 +773,8 @@ class ExperimentConfig(_Model):
             metrics = data.get("metrics")
             primary = metrics.get("primary") if isinstance(metrics, dict) else None
             name = primary.get("name") if isinstance(primary, dict) else "accuracy"
+            if isinstance(primary, dict) and primary.get("source", "label") != "label":
+                name = LABEL_METRIC  # labels are still scored beside a reward or value
             if isinstance(name, str) and isinstance(ramp, dict):
                 data["ramp"] = {**ramp, "shadow": {**shadow, "metric": name}}
         return data
@@ -936,32 +962,34 @@ def _shadow_phase_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
     if phase is None:
         return []
     primary = config.metrics.primary
-    metric = phase.metric or primary.name
+    labels = primary.name if primary.source == "label" else LABEL_METRIC
+    metric = phase.metric or labels
     where: Loc = ("ramp", "shadow", "metric")
-    if metric != primary.name:
+    if metric == primary.name and primary.source != "label":
         return [
             (
                 where,
-                f"{metric!r} is not recorded per shadow: the gateway scores mirrored answers "
-                f"on the primary metric only ({primary.name!r})",
+                f"a shadow cannot measure {metric!r} (source {primary.source}): it is caused "
+                "by the answer the user saw, so it stays with the exposed steps; judge the "
+                f"shadow phase on the labels' {LABEL_METRIC!r} instead",
             )
         ]
-    if primary.source != "label" or primary.kind != "proportion":
+    if metric != labels:
         return [
             (
                 where,
-                f"a shadow cannot measure {metric!r} (kind {primary.kind}, source "
-                f"{primary.source}): only a proportion scored from labels, such as accuracy, "
-                "scores both answers of one request; a reward or value is caused by the "
-                "answer the user saw, so it stays with the exposed steps (remove ramp.shadow)",
+                f"{metric!r} is not recorded per shadow: a shadow's answers are scored against "
+                f"labels, recorded as {labels!r}",
             )
         ]
-    if primary.direction != "increase":
+    if primary.source == "label" and (
+        primary.kind != "proportion" or primary.direction != "increase"
+    ):
         return [
             (
                 where,
-                f"{metric!r} scored from labels counts right answers: its direction must be "
-                "increase for a shadow gate",
+                f"{metric!r} is scored from labels as right or wrong: a shadow gate needs it "
+                "as a proportion whose direction is increase",
             )
         ]
     return []

@@ -156,11 +156,12 @@ def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
             store.ramp_state(name),
             load_experiment_drift_async(store, name, live.config),
         )
+        recorded = decode_stats(totals)
         payload = dashboard_payload(
             live.config,
             version=live.version,
             paused=live.paused,
-            epochs=decode_epochs(epochs, decode_stats(totals)),
+            epochs=decode_epochs(epochs, recorded),
             windows={start: decode_stats(h) for start, h in windows.items()},
             first_window=first,
             ramp_state=ramp,
@@ -169,6 +170,7 @@ def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
             now=store.now(),
             experiments=names,
             drift=drift_rows(drift) or None,
+            shadows=recorded.shadows,
         )
         payload["login_required"] = bool(settings.admin_token)
         return JSONResponse(payload, headers=_HEADERS)

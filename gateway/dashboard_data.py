@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from abgate.reporting import assemble_experiment_data
-from abgate.schema import StatsHash
+from abgate.schema import ShadowStats, StatsHash
 from analysis.decisions import analyze
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch
@@ -129,6 +129,22 @@ def _ramp(config: ExperimentConfig, state: Mapping[str, Any] | None) -> dict[str
     }
 
 
+def _shadow(analysis: Mapping[str, Any]) -> dict[str, Any]:
+    difference = analysis["difference"]
+    return {
+        "shadow": analysis["shadow"],
+        "model_version": analysis["model_version"],
+        "metric": analysis["metric"],
+        "paired": analysis["paired"],
+        "estimate": difference["estimate"] if analysis["paired"]["n"] else None,
+        "ci": difference["ci"] if analysis["paired"]["n"] and not difference["message"] else None,
+        "verdict": analysis["verdict"],
+        "reason": analysis["reason"],
+        "shed": analysis["calls"]["shed"],
+        "late": analysis["calls"]["late"],
+    }
+
+
 def _audit(entries: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for entry in list(entries)[-AUDIT_ROWS:][::-1]:
@@ -161,6 +177,7 @@ def dashboard_payload(
     now: float,
     experiments: Sequence[str],
     drift: Sequence[Mapping[str, Any]] | None = None,
+    shadows: Mapping[str, ShadowStats] | None = None,
 ) -> dict[str, Any]:
     """Everything the dashboard draws for one experiment, JSON-ready.
 
@@ -170,7 +187,9 @@ def dashboard_payload(
     to the report.
     """
     duration = now - first_window if first_window is not None else None
-    data = assemble_experiment_data(config.name, config, epochs, {}, duration_s=duration)
+    data = assemble_experiment_data(
+        config.name, config, epochs, {}, duration_s=duration, shadows=shadows
+    )
     report = report_json(analyze(data))
     settings = data.settings
     kind = "sequence" if settings.sequential else "interval"
@@ -205,6 +224,8 @@ def dashboard_payload(
         "series": window_series(
             windows, [v.name for v in config.variants], window_s=window_s, now=now
         ),
+        # Per shadow and metric: paired counts, shadow - live with its interval, verdict.
+        "shadows": [_shadow(a) for a in report["shadows"]],
         "ramp": _ramp(config, ramp_state),
         "audit": _audit(audit),
     }

@@ -40,7 +40,6 @@ __all__ = ["Answer", "HotPath", "valid_request_id"]
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _PREDICT_PATH = b"/predict"
-_MAX_SHADOW_INFLIGHT = 256
 
 log = logging.getLogger("abgate.gateway")
 
@@ -150,6 +149,9 @@ class HotPath:
         self._drift_countdown = self.drift_every
         self.shadow_inflight = 0
         self.shadow_dropped = 0
+        # Per (experiment, shadow): its calls in flight in this process (each shadow is
+        # shed at its own ``max_inflight``).
+        self.shadow_calls: dict[tuple[str, str], int] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # --- predict ------------------------------------------------------------------
@@ -321,7 +323,9 @@ class HotPath:
         answer_body["request_id"] = request_id
         shadows = None
         if live.shadows and not client_error and not holdout:
-            shadows = self._mirror(live, unit, body, forward_headers, prediction, trace, request_id)
+            shadows = self._mirror(
+                live, unit, body, forward_headers, prediction, trace, request_id, now
+            )
         if trace.sampled or error is not None:
             self._access(trace, request_id, live, chosen, served_by, pool, response.status,
                          latency_ms, fallback, error, shadows, payload,
@@ -376,23 +380,35 @@ class HotPath:
         live_prediction: Any,
         trace: Trace,
         request_id: str,
+        request_ts: float,
     ) -> dict[str, str]:
-        """Start the shadow calls; what happened to each (mirrored or dropped), for the log."""
+        """Start the shadow calls; what happened to each (mirrored or shed), for the log.
+
+        Nothing here is awaited: each call runs as a task of its own after the live
+        answer is on its way. A shadow with ``max_inflight`` calls in flight in this
+        process is shed for the request (counted, in Redis and ``/metrics``), so a
+        slow or stuck shadow holds a bounded number of tasks and connections.
+        """
         outcomes: dict[str, str] = {}
         for name in live.assigner.shadows_for(unit):
             shadow = live.shadows.get(name)
             if shadow is None:
                 continue
-            if self.shadow_inflight >= _MAX_SHADOW_INFLIGHT:
+            key = (live.name, name)
+            calls = self.shadow_calls.get(key, 0)
+            if calls >= shadow.max_inflight:
                 self.shadow_dropped += 1
-                outcomes[name] = "dropped"
+                self.recorder.record_shadow_shed(live.name, name)
+                outcomes[name] = "shed"
                 continue
+            self.shadow_calls[key] = calls + 1
             self.shadow_inflight += 1
             task = asyncio.get_running_loop().create_task(
                 self._shadow_call(
-                    live.name, shadow, body, headers, live_prediction, trace, request_id
+                    live.name, shadow, body, headers, live_prediction, trace, request_id,
+                    request_ts,
                 )
-            )
+            )  # fmt: skip
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             outcomes[name] = "mirrored"
@@ -407,17 +423,20 @@ class HotPath:
         live_prediction: Any,
         trace: Trace,
         request_id: str,
+        request_ts: float,
     ) -> None:
         pool = shadow.endpoints.pick()
         started = time.perf_counter()
         error: str | None = None
         agreed = None
+        prediction: Any = None
         try:
             response = await self._call(pool, shadow, body, headers)
             ok = response.status < 400
             if ok:
                 answer = orjson.loads(response.body)
-                agreed = answer.get("prediction") == live_prediction
+                prediction = answer.get("prediction")
+                agreed = prediction == live_prediction
             else:
                 error = f"status {response.status}"
         except UpstreamError as exc:
@@ -426,7 +445,12 @@ class HotPath:
             ok, error = False, "protocol"
         finally:
             self.shadow_inflight -= 1
-        self.recorder.record_shadow(experiment, shadow.name, ok=ok, agreed=agreed)
+            key = (experiment, shadow.name)
+            self.shadow_calls[key] = self.shadow_calls.get(key, 1) - 1
+        self.recorder.record_shadow(
+            experiment, shadow.name, ok=ok, agreed=agreed, request_id=request_id,
+            prediction=prediction, request_ts=request_ts,
+        )  # fmt: skip
         if trace.sampled or not ok:
             self.access.shadow(
                 trace, request_id, experiment=experiment, shadow=shadow.name, endpoint=pool.url,
@@ -466,9 +490,11 @@ class HotPath:
         now = time.time()
         # A request this process served but has not flushed yet: its mapping goes
         # with the feedback, so it is counted now, wherever the mapping is.
+        hour: int | None = None
         for name in names:
-            served = self.recorder.pending_request(name, request_id)
-            if served is not None:
+            pending = self.recorder.pending_request_hour(name, request_id)
+            if pending is not None:
+                served, hour = pending
                 candidates = [(name, served)]
                 break
         else:
@@ -479,8 +505,12 @@ class HotPath:
         token = os.urandom(8).hex()
         window = window_start(now, self.recorder.window_s)
         for name, served in candidates:
-            metric = self.experiments.by_name[name].feedback_metrics[kind]
-            item = FeedbackItem(request_id, token, metric, kind, float(value), served, now, window)
+            routed = self.experiments.by_name[name]
+            metric = routed.feedback_metrics[kind]
+            item = FeedbackItem(
+                request_id, token, metric, kind, float(value), served, now, window,
+                shadows=bool(routed.shadows), hour=hour if served else None,
+            )  # fmt: skip
             try:
                 result = await self._store_feedback(name, item, park)
             except RedisUnavailable as exc:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from abgate.errors import NotFound
@@ -42,6 +42,8 @@ class Target:
     model_version: str
     endpoints: VariantEndpoints
     timeout_s: float
+    # A shadow's calls in flight per process beyond which it is shed (variants: unused).
+    max_inflight: int = 0
 
 
 @dataclass(frozen=True)
@@ -150,7 +152,10 @@ class LiveExperiments:
             for v in config.variants
         }
         shadows = {
-            s.name: self._target(s.name, "shadow", s.model_version, list(s.endpoints), s.timeout_ms)
+            s.name: replace(
+                self._target(s.name, "shadow", s.model_version, list(s.endpoints), s.timeout_ms),
+                max_inflight=s.max_inflight,
+            )
             for s in config.shadows
         }
         live = LiveExperiment(

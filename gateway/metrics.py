@@ -151,13 +151,22 @@ def _request_families(figures: ProcessFigures) -> Iterator[Metric]:
         "Shadow answers compared with the live answer, by whether they agreed.",
         labels=["experiment", "shadow", "result"],
     )
+    calls = CounterMetricFamily(
+        "abgate_shadow_requests",
+        "Requests for each shadow: answered, failed (error or timeout), shed (not mirrored: "
+        "max_inflight calls in flight).",
+        labels=["experiment", "shadow", "result"],
+    )
     for exp, d in sorted(decoded.items()):
         for shadow, o in sorted(d.shadows.items()):
             if o.compared:
                 agreement.add_metric([exp, shadow], o.agreed / o.compared)
                 comparisons.add_metric([exp, shadow, "agreed"], o.agreed)
                 comparisons.add_metric([exp, shadow, "disagreed"], o.compared - o.agreed)
-    yield from (agreement, comparisons)
+            calls.add_metric([exp, shadow, "answered"], o.requests - o.errors)
+            calls.add_metric([exp, shadow, "failed"], o.errors)
+            calls.add_metric([exp, shadow, "shed"], o.shed)
+    yield from (agreement, comparisons, calls)
 
 
 def _config_families(experiments: LiveExperiments) -> Iterator[Metric]:
@@ -312,7 +321,7 @@ def _feedback_families(figures: ProcessFigures) -> Iterator[Metric]:
     )
     yield CounterMetricFamily(
         "abgate_shadow_dropped",
-        "Shadow calls skipped: too many in flight.",
+        "Shadow calls skipped (shed): the shadow had max_inflight calls in flight.",
         value=figures.shadow_dropped,
     )
 

@@ -130,6 +130,10 @@ class OutcomeAggregator:
             d[shadow_field(shadow, "compared")] += 1
             d[shadow_field(shadow, "agreed")] += int(agreed)
 
+    def add_shadow_shed(self, experiment: str, shadow: str, *, ts: float) -> None:
+        """One request not mirrored to ``shadow`` (too many of its calls in flight)."""
+        self.delta(experiment, ts)[shadow_field(shadow, "shed")] += 1
+
     @property
     def deltas(self) -> dict[tuple[str, int], Delta]:
         """Every pending delta as hash fields (a snapshot; nothing is drained)."""

@@ -63,6 +63,10 @@ def unit_counts(
     return counts
 
 
+def _answer_count(batch: FlushBatch) -> int:
+    return sum(len(a) for answers in batch.shadow_answers.values() for a in answers.values())
+
+
 @dataclass
 class RecorderHealth:
     """What ``/ready`` and ``/metrics`` say about recording."""
@@ -96,6 +100,10 @@ class Recorder:
         init=False, default_factory=dict
     )
     feedback: dict[str, list[FeedbackItem]] = field(init=False, default_factory=dict)
+    # (experiment, hour of the live request) -> request id -> shadow -> prediction (text)
+    shadow_answers: dict[tuple[str, int], dict[str, dict[str, str]]] = field(
+        init=False, default_factory=dict
+    )
     # Per experiment: what became of the feedback this process received
     # (FeedbackResult statuses, plus "buffered" and "refused").
     feedback_results: dict[str, Counter[str]] = field(init=False, default_factory=dict)
@@ -208,20 +216,59 @@ class Recorder:
         """One delayed outcome joined to the variant and epoch that served it."""
         self.aggregator.add_metric(experiment, variant, epoch, metric, float(value), ts)
 
-    def record_shadow(self, experiment: str, shadow: str, *, ok: bool, agreed: bool | None) -> None:
-        """One mirrored call to a shadow variant."""
+    def record_shadow(
+        self,
+        experiment: str,
+        shadow: str,
+        *,
+        ok: bool,
+        agreed: bool | None,
+        request_id: str | None = None,
+        prediction: Any = None,
+        request_ts: float | None = None,
+    ) -> None:
+        """One mirrored call to a shadow variant.
+
+        With ``request_id`` (and the live request's ``request_ts``), an answer's
+        ``prediction`` is kept beside the request's mapping, so the request's
+        feedback scores it with the live answer (``abgate.store``).
+        """
         self.aggregator.add_shadow(experiment, shadow, ok=ok, agreed=agreed, ts=time.time())
+        if not ok or request_id is None or request_ts is None:
+            return
+        if self.pending >= self.max_pending:
+            self.dropped += 1
+            return
+        key = (experiment, int(request_ts // 3600))
+        answers = self.shadow_answers.get(key)
+        if answers is None:
+            answers = self.shadow_answers[key] = {}
+        held = answers.get(request_id)
+        if held is None:
+            held = answers[request_id] = {}
+        if shadow not in held:
+            self.pending += 1
+        held[shadow] = str(prediction)
+
+    def record_shadow_shed(self, experiment: str, shadow: str) -> None:
+        """A request not mirrored to ``shadow``: too many of its calls were in flight."""
+        self.aggregator.add_shadow_shed(experiment, shadow, ts=time.time())
 
     def pending_request(self, experiment: str, request_id: str) -> str | None:
         """A request mapping not flushed yet (feedback can arrive that fast), encoded."""
-        for (name, _), mapping in self.requests.items():
+        found = self.pending_request_hour(experiment, request_id)
+        return None if found is None else found[0]
+
+    def pending_request_hour(self, experiment: str, request_id: str) -> tuple[str, int] | None:
+        """``pending_request`` with the hour whose request hash the mapping goes to."""
+        for (name, hour), mapping in self.requests.items():
             if name == experiment and request_id in mapping:
-                return _encoded(mapping[request_id])
+                return _encoded(mapping[request_id]), hour
         for batch in self.in_flight:
             if batch.experiment == experiment:
-                for served in batch.requests.values():
+                for hour, served in batch.requests.items():
                     if request_id in served:
-                        return _encoded(served[request_id])
+                        return _encoded(served[request_id]), hour
         return None
 
     def count_feedback(self, experiment: str, result: str) -> None:
@@ -247,7 +294,7 @@ class Recorder:
     def _take(self) -> list[FlushBatch]:
         deltas = self.aggregator.drain()
         names = {name for name, _ in deltas} | set(self.events) | {n for n, _ in self.requests}
-        names |= set(self.feedback)
+        names |= set(self.feedback) | {n for n, _ in self.shadow_answers}
         join_window = window_start(time.time(), self.window_s)
         batches = []
         for name in sorted(names):
@@ -261,15 +308,20 @@ class Recorder:
                     feedback=self.feedback.pop(name, []),
                     join_window=join_window,
                     units=unit_counts(requests.values()),
+                    shadow_answers={h: a for (n, h), a in self.shadow_answers.items() if n == name},
                 )
             )
         self.requests = {}
+        self.shadow_answers = {}
         # ``pending`` keeps counting the events in flight: outcomes that arrive
         # during a write that then fails must not push the buffer past its bound.
         return batches
 
     def _has_pending(self) -> bool:
-        return bool(self.aggregator or self.events or self.requests or self.feedback)
+        return bool(
+            self.aggregator or self.events or self.requests or self.feedback
+            or self.shadow_answers
+        )  # fmt: skip
 
     def _count_lifetime(self, batches: list[FlushBatch]) -> None:
         for batch in batches:
@@ -310,7 +362,9 @@ class Recorder:
             self.redis_ok = False
             return False
         self.in_flight = []
-        self.pending -= sum(len(batch.events) + len(batch.feedback) for batch in batches)
+        self.pending -= sum(
+            len(batch.events) + len(batch.feedback) + _answer_count(batch) for batch in batches
+        )
         written = (batch.experiment for batch in batches for _ in batch.feedback)
         for name, result in zip(written, results, strict=True):
             # A write whose reply was lost ran the script already: it answers as then.

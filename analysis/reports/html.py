@@ -28,6 +28,7 @@ from analysis.reports.tables import (
     power_table,
     primary_table,
     settings_items,
+    shadow_table,
     split_rows,
     srm_detail,
     srm_epoch_table,
@@ -73,6 +74,9 @@ caption { caption-side: bottom; text-align: left; color: #57606a; font-size: 13p
 .badge-rollback { background: #cf222e; color: #fff; }
 .badge-hold, .badge-inconclusive { background: #f2c14e; color: #3b2300; }
 .badge-continue { background: #d0d7de; color: #1f2328; }
+.badge-harm { background: #cf222e; color: #fff; }
+.badge-non-inferior { background: #1a7f37; color: #fff; }
+.badge-undecided, .badge-no-labels { background: #d0d7de; color: #1f2328; }
 code { font: 13px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
   background: #f6f8fa; padding: 1px 4px; border-radius: 4px; }
 .dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%;
@@ -189,6 +193,13 @@ def _drift(analysis: Analysis, colours: Mapping[str, str]) -> str:
     return f"<h2>{escape(table.title)}</h2>{lead}{_table(table, colours)}"
 
 
+def _shadows(analysis: Analysis, colours: Mapping[str, str]) -> str:
+    table = shadow_table(analysis)
+    if table is None:
+        return ""
+    return f'<h2 id="shadows">{escape(table.title)}</h2>{_table(table, colours)}'
+
+
 def report_html(analysis: Analysis) -> str:
     """The report as one self-contained HTML page (inline CSS and SVG, no scripts)."""
     data = analysis.data
@@ -211,6 +222,7 @@ def report_html(analysis: Analysis) -> str:
         f"</p></header>{_srm(analysis, colours)}"
         f'<h2 id="verdicts">Verdicts</h2>'
         f"{_table(verdict_table(analysis), colours, 'verdicts')}"
+        f"{_shadows(analysis, colours)}"
         f"{_figures(analysis, colours)}{tables}"
         f"<footer><p>{escape(test_line(analysis))}</p>"
         f"<p>Settings: {escape(settings)}</p></footer>"

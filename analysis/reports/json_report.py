@@ -239,6 +239,7 @@ def report_json(analysis: Analysis) -> dict[str, Any]:
             }
             for v in analysis.verdicts
         ],
+        "shadows": [a.as_dict() for a in analysis.shadows],
         "analysis_unit": _analysis_unit(analysis),
         "variants": [_variant(va, analysis) for va in analysis.variants],
         "arms": _arms(analysis),

@@ -13,6 +13,7 @@ from analysis.reports.tables import (
     power_table,
     primary_table,
     settings_items,
+    shadow_table,
     srm_detail,
     srm_epoch_table,
     srm_status,
@@ -95,6 +96,9 @@ def report_markdown(analysis: Analysis) -> str:
     lines = [f"## abgate report: {_cell(analysis.experiment)}", ""]
     lines += _srm_block(analysis)
     lines += _table(verdict_table(analysis))
+    shadows = shadow_table(analysis)
+    if shadows is not None:
+        lines += _table(shadows)
     lines += _table(primary_table(analysis))
     lines += _table(guardrail_table(analysis))
     lines += _table(power_table(analysis))

@@ -27,6 +27,7 @@ __all__ = [
     "power_table",
     "primary_table",
     "settings_items",
+    "shadow_table",
     "split_rows",
     "srm_detail",
     "srm_epoch_table",
@@ -286,6 +287,73 @@ def verdict_table(analysis: Analysis) -> Table:
     """Variant | verdict | rule | why: the decision per challenger."""
     rows = tuple((v.variant, v.action, v.rule, _why(v.rule, v.reason)) for v in analysis.verdicts)
     return Table("Verdicts", ("variant", "verdict", "rule", "why"), rows, badge=1, code=2)
+
+
+# Also the badge's CSS class in the HTML report: one word each.
+_SHADOW_WORDS = {
+    "harm": "harm",
+    "non_inferior": "non-inferior",
+    "undecided": "undecided",
+    "no_data": "no-labels",
+}
+
+
+def _points(value: float) -> str:
+    if math.isinf(value):
+        return f"{MINUS}∞" if value < 0 else "+∞"
+    return f"{100 * value:+.2f}".replace("-", MINUS)
+
+
+def _points_interval(low: float, high: float) -> str:
+    return f"[{_points(low)}, {_points(high)}]"
+
+
+def shadow_table(analysis: Analysis) -> Table | None:
+    """Shadow | metric | paired counts | accuracies | difference [CI] | McNemar p | verdict;
+    None when no shadow was analysed."""
+    if not analysis.shadows:
+        return None
+    rows = []
+    for a in analysis.shadows:
+        s, c = a.shadow, a.shadow.counts
+        d = a.difference
+        if not c.n:
+            difference = DASH
+        elif d.error:
+            difference = f"{_points(d.estimate)} pts (no interval: {d.message})"
+        else:
+            difference = f"{_points(d.estimate)} pts {_points_interval(d.ci_low, d.ci_high)}"
+        rows.append(
+            (
+                s.name,
+                f"{s.metric} vs {s.against or 'live'}",
+                f"{_count(c.both)} / {_count(c.live_only)} / {_count(c.shadow_only)} / "
+                f"{_count(c.neither)}",
+                f"{c.live_accuracy:.2%} / {c.shadow_accuracy:.2%}" if c.n else DASH,
+                difference,
+                format_p(a.mcnemar.p_value) if c.n else DASH,
+                _SHADOW_WORDS[a.verdict],
+                a.reason,
+                f"{_count(s.shed)} / {_count(s.late)}",
+            )
+        )
+    margin = analysis.data.settings.shadow_margin
+    return Table(
+        "Shadows: paired against the live answers of the same labelled requests",
+        (
+            "shadow", "metric", "both / live only / shadow only / neither", "live / shadow",
+            "shadow − live [CI]", "McNemar p", "verdict", "why", "shed / late",
+        ),
+        tuple(rows),
+        numeric=frozenset({2, 3, 4, 5}),
+        badge=6,
+        caption=(
+            "Each labelled request that both answered is scored for both models. Verdict: "
+            "harm when the one-sided sequential test shows the shadow worse (margin 0), else "
+            f"non-inferior when shown no worse than {100 * margin:g} pts; shed: requests not "
+            "mirrored (too many calls in flight); late: answers after their feedback, unscored."
+        ),
+    )  # fmt: skip
 
 
 def _is_proportion(analysis: Analysis) -> bool:

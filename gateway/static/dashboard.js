@@ -221,6 +221,29 @@ function guardrails(data) {
   fill("guardrails", ...(items.length ? items : [empty("only a champion: nothing to check")]));
 }
 
+function shadows(data) {
+  // Per shadow and metric: both / live only / shadow only / neither, shadow − live in
+  // accuracy points with its interval, and the paired gate's verdict.
+  const words = { harm: "harm", non_inferior: "non-inferior", undecided: "undecided",
+    no_data: "no labels" };
+  const pts = (v) => (isNum(v) ? `${v >= 0 ? "+" : MINUS}${Math.abs(100 * v).toFixed(2)}` : "∞");
+  const items = (data.shadows || []).map((s) => {
+    const p = s.paired;
+    const diff = isNum(s.estimate)
+      ? ` · shadow − live ${pts(s.estimate)} pts` +
+        (s.ci ? ` [${s.ci.map((v) => (isNum(v) ? pts(v) : v === "-inf" ? `${MINUS}∞` : "+∞"))
+          .join(", ")}]` : "")
+      : "";
+    return el("div", { class: "shadow", "data-shadow": s.shadow },
+      el("span", { class: `badge badge-${s.verdict}` }, words[s.verdict] || s.verdict),
+      el("b", null, ` ${s.shadow}`), ` (${s.model_version || "?"}) · ${s.metric}: `,
+      `${count(p.both)} / ${count(p.live_only)} / ${count(p.shadow_only)} / ${count(p.neither)}`,
+      diff, ` · shed ${count(s.shed)}, late ${count(s.late)}`,
+      el("span", { class: "why" }, s.reason));
+  });
+  fill("shadows", ...(items.length ? items : [empty("no shadows in this experiment's config")]));
+}
+
 function ramp(data) {
   const r = data.ramp;
   if (!r) {
@@ -375,6 +398,7 @@ function render(data) {
   metric(data);
   verdicts(data);
   guardrails(data);
+  shadows(data);
   ramp(data);
   legend(data);
   lineChart("chart-rps", data, "rps", short);

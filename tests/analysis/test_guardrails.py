@@ -170,6 +170,7 @@ def test_a_relative_error_limit_on_a_champion_without_errors_tests_any_increase(
     assert result.test is not None and result.test.difference_type == "absolute"
     same = check_guardrail(spec, champion, arm("canary", "challenger", errors=0))
     assert not same.failed and same.checked  # no errors anywhere: nothing to fear
+    assert "no errors in either arm" in same.message and "undefined" not in same.message
 
 
 def test_too_little_latency_data_is_not_checked_never_a_pass() -> None:

@@ -40,29 +40,42 @@ def test_the_shadow_phase_defaults_to_the_primary_metric() -> None:
     ("primary", "phrase"),
     [
         ({"name": "revenue", "kind": "mean", "source": "reward"}, "a shadow cannot measure"),
-        ({"name": "accuracy", "kind": "proportion", "source": "value"}, "a shadow cannot measure"),
         ({"name": "ctr", "kind": "proportion", "source": "reward"}, "caused by the answer"),
-        ({"name": "accuracy", "direction": "decrease"}, "direction must be increase"),
+        ({"name": "error", "kind": "mean", "source": "value"}, "a shadow cannot measure"),
     ],
 )
-def test_a_shadow_gate_on_a_metric_no_shadow_can_measure_is_refused(
+def test_a_shadow_gate_on_a_reward_or_value_is_refused(
     primary: dict[str, Any], phrase: str
 ) -> None:
     data = base()
     data["metrics"] = {"primary": primary}
-    data["ramp"] = {"steps": [5, 25], "shadow": {}}
+    data["ramp"] = {"steps": [5, 25], "shadow": {"metric": primary["name"]}}
     found = problems(data)
     assert list(found) == ["ramp.shadow.metric"], found
     assert phrase in found["ramp.shadow.metric"]
+    assert "'accuracy' instead" in found["ramp.shadow.metric"]
     # Without the shadow phase the same metric is fine: the exposed steps judge it.
     data["ramp"] = {"steps": [5, 25]}
     ExperimentConfig.model_validate(data)
 
 
-def test_a_gate_on_another_metric_than_the_primary_is_refused() -> None:
+def test_beside_a_reward_the_shadow_phase_is_judged_on_the_labels_accuracy() -> None:
     data = base()
-    data["ramp"] = {"steps": [5], "shadow": {"metric": "precision"}}
-    assert "not recorded per shadow" in problems(data)["ramp.shadow.metric"]
+    data["metrics"] = {"primary": {"name": "revenue", "kind": "mean", "source": "reward"}}
+    data["ramp"] = {"steps": [5, 25], "shadow": {}}
+    config = ExperimentConfig.model_validate(data)
+    assert config.ramp is not None and config.ramp.shadow is not None
+    assert config.ramp.shadow.metric == "accuracy"  # what label feedback is recorded as
+
+
+@pytest.mark.parametrize(
+    "primary", [{"name": "accuracy", "direction": "decrease"}, {"name": "hits", "kind": "mean"}]
+)
+def test_a_label_metric_must_be_a_proportion_that_should_increase(primary: dict[str, Any]) -> None:
+    data = base()
+    data["metrics"] = {"primary": primary}
+    data["ramp"] = {"steps": [5], "shadow": {}}
+    assert "proportion whose direction is increase" in problems(data)["ramp.shadow.metric"]
 
 
 def test_entering_the_shadow_phase_takes_the_candidate_off_the_live_variants() -> None:

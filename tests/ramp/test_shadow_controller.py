@@ -1,7 +1,7 @@
 """The ramp controller's shadow phase against a real Redis.
 
 The paired counts are written straight into the experiment's totals hash, in
-the fields the gateway records them in (``abgate.schema.paired_field``), as a
+the fields the gateway records them in (``abgate.schema.paired_prefix``), as a
 clock the test drives moves on: the controller reads them through
 ``shadow_paired_counts``, decides, and changes the stored config. What must
 hold: a worse candidate is rolled back without any config ever routing a user
@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from abgate.reporting import shadow_paired_counts
-from abgate.schema import PAIRED_CELLS, Keys, paired_field
+from abgate.schema import PAIRED_CELLS, Keys, paired_prefix
 from abgate.status import render_status
 from abgate.store import Store
 from analysis.paired import PairedCounts
@@ -53,9 +53,12 @@ def plan_config(**ramp: Any) -> ExperimentConfig:
     return ExperimentConfig.model_validate(data)
 
 
-def add_paired(client: redis.Redis, epoch: int, cells: tuple[int, ...], times: int = 1) -> None:
+def add_paired(
+    client: redis.Redis, live: str, cells: tuple[int, ...], times: int = 1, metric: str = "accuracy"
+) -> None:
+    """Paired counts of the shadow ``canary`` against the live variant ``live``."""
     for cell, count in zip(PAIRED_CELLS, cells, strict=True):
-        field = paired_field(epoch, "canary", "accuracy", cell)
+        field = paired_prefix("canary", live, metric) + cell
         client.hincrby(Keys(NAME).totals, field, count * times)
 
 
@@ -99,14 +102,15 @@ def routed_to_canary(store: Store) -> list[float]:
     ]
 
 
-def test_the_reader_sums_the_paired_fields_over_epochs(redis_url: str) -> None:
+def test_the_reader_sums_the_paired_fields_over_the_live_variants(redis_url: str) -> None:
     store = Store(redis_url)
     client = redis.Redis.from_url(redis_url)
     assert shadow_paired_counts(store, NAME, "canary", "accuracy") is None
-    add_paired(client, 1, EQUAL)
-    add_paired(client, 4, WORSE, times=2)
-    client.hincrby(Keys(NAME).totals, paired_field(4, "other", "accuracy", "both"), 99)
-    client.hincrby(Keys(NAME).totals, paired_field(4, "canary", "precision", "both"), 99)
+    add_paired(client, "champion", EQUAL)
+    add_paired(client, "challenger", WORSE, times=2)
+    add_paired(client, "champion", WORSE, metric="precision")
+    assert shadow_paired_counts(store, NAME, "canary", "precision") == PairedCounts(*WORSE)
+    client.hincrby(Keys(NAME).totals, paired_prefix("other", "champion", "accuracy") + "both", 99)
     expected = PairedCounts(*EQUAL) + PairedCounts(*(2 * x for x in WORSE))
     assert shadow_paired_counts(store, NAME, "canary", "accuracy") == expected
 
@@ -118,9 +122,8 @@ def test_a_worse_candidate_is_rolled_back_in_its_shadow_phase_with_no_user_expos
     client = redis.Redis.from_url(redis_url)
     # Counts recorded before the ramp (an earlier, better candidate under the same name)
     # are not the phase's evidence: they would pass it.
-    add_paired(client, 1, BETTER, times=50)
-    epoch = iter(range(2, 1000))
-    clock = Clock(feed=lambda: add_paired(client, next(epoch) % 3 + 2, WORSE, times=2))
+    add_paired(client, "champion", BETTER, times=50)
+    clock = Clock(feed=lambda: add_paired(client, "champion", WORSE, times=2))
     outcome = controller(store, plan_config(), clock, tmp_path, io.StringIO()).run()
     assert (outcome.status, outcome.rule) == ("rolled_back", "shadow_harm"), outcome.reason
     assert outcome.exit_code == EXIT_ROLLED_BACK
@@ -149,12 +152,12 @@ def test_an_equal_candidate_is_exposed_at_the_first_step_and_the_ramp_resumes_th
 ) -> None:
     store = Store(redis_url)
     client = redis.Redis.from_url(redis_url)
-    add_paired(client, 1, WORSE, times=50)  # before the ramp: not the phase's evidence
+    add_paired(client, "champion", WORSE, times=50)  # before the ramp: not the phase's evidence
 
     def exposed() -> bool:
         return not ExperimentConfig.model_validate(store.get_config(NAME).config).shadows
 
-    clock = Clock(feed=lambda: add_paired(client, 2, EQUAL, times=3), stop=exposed)
+    clock = Clock(feed=lambda: add_paired(client, "champion", EQUAL, times=3), stop=exposed)
     config = plan_config()
     shown = io.StringIO()
     with pytest.raises(Paused):

@@ -16,7 +16,7 @@ import pytest
 import redis
 import requests
 
-from abgate.schema import PAIRED_CELLS, Keys, decode_stats, paired_field
+from abgate.schema import PAIRED_CELLS, Keys, decode_stats, paired_prefix
 from abgate.store import Store
 from experiments.config import ExperimentConfig
 from ramp.controller import RampController
@@ -74,7 +74,8 @@ def test_the_candidate_is_mirrored_and_never_served_then_rolled_back(
         while champion_requests() < len(answered) and time.monotonic() < deadline:
             time.sleep(0.05)  # the recorder flushes every 50 ms
         for cell, count in zip(PAIRED_CELLS, (770, 70, 30, 130), strict=True):
-            client.hincrby(Keys("demo").totals, paired_field(2, "canary", "accuracy", cell), count)
+            field = paired_prefix("canary", "champion", "accuracy") + cell
+            client.hincrby(Keys("demo").totals, field, count)
 
     try:
         outcome = RampController(

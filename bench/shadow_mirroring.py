@@ -1,0 +1,166 @@
+"""What mirroring every request to a slow shadow costs the live requests, in one run.
+
+    python -m bench.shadow_mirroring [--duration 5] [--repeat 3] [--connections 1,8]
+                                     [--shadow-delay-ms 50] [--max-inflight 64] [--pace-ms 1]
+
+Two gateways (``abgate gateway``, each with its own embedded Redis) route the
+same champion (``bench.constant_worker``, v1) at 100 %; one of them also
+mirrors every request (``sample_rate: 1.0``) to a shadow that answers
+``--shadow-delay-ms`` late (``bench.constant_worker --delay-ms``: slow, but
+costing no CPU). wrk (``bench.wrk``) loads the two in turn, ``--repeat`` times
+per connection count, after a warm-up, each connection waiting ``--pace-ms``
+before each request: a steady load below capacity, as a live service runs (at
+``--pace-ms 0``, as fast as possible, the shadow's calls compete with the live
+ones for the gateway's CPU and the comparison measures that instead). The
+table shows the medians, the
+mirrored gateway's p50 and p99 over the plain one's, and the shadow's calls
+answered and shed as its Redis counted them.
+
+Budget: live p50 and p99 with mirroring within 5 % of without (ratio <= 1.05).
+A slow shadow holds at most ``max_inflight`` calls per gateway process; beyond
+that requests are shed, not queued, so the live path never waits for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from abgate.processes import Child, wait_http_ok
+from abgate.redis_server import free_port, start_redis
+from abgate.schema import ShadowStats, decode_stats
+from abgate.store import Store
+from bench.gateway_vs_nginx import gateway_command, start_constant_worker
+from bench.wrk import WrkResult, run_wrk, wrk_available
+
+MAX_RATIO = 1.05  # live p50 and p99 with mirroring over without
+
+
+def write_experiment(path: Path, champion: int, shadow: int | None, max_inflight: int) -> Path:
+    """The benchmark experiment: the champion alone, with or without a mirrored shadow."""
+    lines = [
+        "name: bench",
+        "model: demo",
+        "unit: {source: header, name: X-User-ID}",
+        "variants:",
+        "  - {name: champion, role: champion, model_version: v1,"
+        f' endpoints: ["http://127.0.0.1:{champion}"], weight: 100}}',
+    ]
+    if shadow is not None:
+        lines += [
+            "shadows:",
+            "  - {name: slow, model_version: v2, sample_rate: 1.0, timeout_ms: 5000,"
+            f' max_inflight: {max_inflight}, endpoints: ["http://127.0.0.1:{shadow}"]}}',
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _measure(
+    urls: dict[str, str], connections: Sequence[int], duration: float, repeat: int, pace: float
+) -> dict[str, dict[int, list[WrkResult]]]:
+    """A warm-up, then ``repeat`` wrk runs per connection count, the targets in turn."""
+    for url in urls.values():
+        run_wrk(url, max(connections), 1)
+    runs: dict[str, dict[int, list[WrkResult]]] = {n: {c: [] for c in connections} for n in urls}
+    for _ in range(repeat):
+        for c in connections:
+            for name, url in urls.items():
+                runs[name][c].append(run_wrk(url, c, duration, pace_ms=pace))
+    return runs
+
+
+def _median(runs: Sequence[WrkResult]) -> tuple[float, float, float, int]:
+    return (
+        statistics.median(r.requests_per_s for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.errors for r in runs),
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--connections", default="1,8")
+    parser.add_argument("--shadow-delay-ms", type=float, default=50.0)
+    parser.add_argument("--max-inflight", type=int, default=64)
+    parser.add_argument(
+        "--pace-ms", type=float, default=1.0,
+        help="each connection waits this long before each request (0: as fast as possible)",
+    )  # fmt: skip
+    args = parser.parse_args(argv)
+    if not wrk_available():
+        print("wrk is not installed (apt-get install wrk): nothing measured")
+        return 0
+    connections = [int(c) for c in args.connections.split(",")]
+    with (
+        tempfile.TemporaryDirectory(prefix="abgate-bench-") as tmp,
+        contextlib.ExitStack() as stack,
+    ):
+        champion = start_constant_worker("v1")
+        stack.callback(champion.stop)
+        shadow = start_constant_worker("v2", delay_ms=args.shadow_delay_ms)
+        stack.callback(shadow.stop)
+        champion_port, shadow_port = (urlsplit(w.url or "").port or 80 for w in (champion, shadow))
+        urls: dict[str, str] = {}
+        redis_urls: dict[str, str] = {}
+        for name, mirrored in (("no mirroring", None), ("100 % mirrored", shadow_port)):
+            config = write_experiment(
+                Path(tmp) / f"{len(urls)}.yaml", champion_port, mirrored, args.max_inflight
+            )
+            redis = start_redis()
+            stack.callback(redis.stop)
+            port = free_port()
+            log = (Path(tmp) / f"gateway-{len(urls)}.log").open("wb")
+            stack.callback(log.close)
+            process = subprocess.Popen(
+                gateway_command(port, config), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env={**os.environ, "REDIS_URL": redis.url},
+            )  # fmt: skip
+            child = Child(name, process, f"http://127.0.0.1:{port}")
+            stack.callback(child.stop)
+            wait_http_ok(f"{child.url}/health", child=child, timeout=60)
+            urls[name] = f"{child.url}/predict"
+            redis_urls[name] = redis.url
+        runs = _measure(urls, connections, args.duration, args.repeat, args.pace_ms)
+        time.sleep(1.0)  # the last flush (every 50 ms) and the last shadow answers
+        store = Store(redis_urls["100 % mirrored"])
+        stats = decode_stats(store.totals("bench"))
+        store.close()
+        slow = stats.shadows.get("slow", ShadowStats())
+    print(f"live requests, shadow {args.shadow_delay_ms:g} ms late, max_inflight "
+          f"{args.max_inflight}, pace {args.pace_ms:g} ms per connection; medians of "
+          f"{args.repeat} x {args.duration:g} s")  # fmt: skip
+    print(f"{'gateway':<16} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    ok = True
+    for c in connections:
+        figures = {name: _median(runs[name][c]) for name in urls}
+        for name, (rps, p50, p99, errors) in figures.items():
+            print(f"{name:<16} {c:>5} {rps:>9.0f} {p50:>8.3f} {p99:>8.3f} {errors:>6}")
+        plain, mirrored = figures["no mirroring"], figures["100 % mirrored"]
+        p50_ratio, p99_ratio = mirrored[1] / plain[1], mirrored[2] / plain[2]
+        within = p50_ratio <= MAX_RATIO and p99_ratio <= MAX_RATIO
+        ok &= within
+        print(f"{'':<16} {c:>5} mirrored / plain: p50 {p50_ratio:.3f}, p99 {p99_ratio:.3f} "
+              f"({'within' if within else 'OVER'} {MAX_RATIO:g})")  # fmt: skip
+    answered = slow.requests - slow.errors
+    print(
+        f"shadow calls: {slow.requests} made ({answered} answered, {slow.errors} failed), "
+        f"{slow.shed} shed at max_inflight, of {slow.requests + slow.shed} mirrored requests"
+    )
+    print(f"budget (p50 and p99 ratios <= {MAX_RATIO:g}): {'met' if ok else 'NOT MET'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
