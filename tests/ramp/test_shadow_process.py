@@ -89,3 +89,68 @@ def test_the_candidate_is_mirrored_and_never_served_then_rolled_back(
     served = decode_stats(store.totals("demo")).variants()
     assert "canary" not in served or served["canary"].requests == 0
     assert served["champion"].requests == len(answered)  # all recorded, all the champion's
+
+
+@pytest.mark.parametrize(
+    ("candidate", "ending", "rule"),
+    [("v3", "rolled_back", "shadow_harm"), ("v2", "running", "shadow_pass")],
+)
+def test_real_labels_decide_the_shadow_phase(
+    tmp_path: Path, redis_url: str, demo_workers, candidate: str, ending: str, rule: str
+) -> None:
+    """Labels posted back through /feedback score both answers; the gateway's own paired
+    counts roll back the worse demo model (v3) and pass the better one (v2)."""
+    import asyncio
+    import threading
+
+    from abgate.loadgen import run_load
+    from experiments.loader import load_experiment
+
+    ports = {n: port_of(c) for n, c in demo_workers.items()}
+    # The candidate is listed as `canary` on the worker of its version.
+    worker = {"v2": "challenger", "v3": "canary"}[candidate]
+    path = write_config(
+        tmp_path / "shadow.yaml",
+        {"champion": ports["champion"], "canary": ports[worker]},
+        {"champion": 100, "canary": 0},
+        tail=TAIL.replace("min_labels: 300", "min_labels: 200"),
+    )
+    path.write_text(path.read_text().replace("model_version: v3", f"model_version: {candidate}"))
+    config: ExperimentConfig = load_experiment(path)
+    store = Store(redis_url)
+    gateway = start_gateway(path, redis_url)
+    stop = threading.Event()
+    sender = threading.Thread(
+        target=lambda: asyncio.run(
+            run_load(gateway.url, rate=200, duration_s=120, stop=stop, concurrency=8)
+        ),
+        daemon=True,
+    )
+
+    class Exposed(Exception):
+        pass
+
+    def sleep(seconds: float) -> None:
+        time.sleep(seconds)
+        if ExperimentConfig.model_validate(store.get_config("demo").config).shadows == ():
+            raise Exposed  # passed: the steps would begin; enough for this test
+
+    sender.start()
+    try:
+        controller = RampController(store, config, out_dir=tmp_path, out=io.StringIO(), sleep=sleep)
+        try:
+            outcome = controller.run()
+            status, ended_by = outcome.status, outcome.rule
+        except Exposed:
+            state = store.ramp_state("demo") or {}
+            status, ended_by = state.get("status"), state["shadow_phase"]["rule"]
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+        gateway.stop()
+    assert (status, ended_by) == (ending, rule)
+    shadow = decode_stats(store.totals("demo")).shadows["canary"]
+    assert shadow.pairs("accuracy").n >= 200  # the gateway scored both answers
+    if candidate == "v3":
+        served = decode_stats(store.totals("demo")).variants()
+        assert "canary" not in served or served["canary"].requests == 0
