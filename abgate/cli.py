@@ -229,7 +229,38 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 f"  ramp: the canary serves {served} %; 100 % is the promotion, given only "
                 f"once the evidence holds{listed}"
             )
+            for line in ramp_gate_lines(config):
+                print(f"  {line}")
     return EXIT_ERROR if failed else 0
+
+
+def ramp_gate_lines(config: Any) -> list[str]:
+    """Which gate of a ramp plan judges which metric, on which requests."""
+    plan = config.ramp
+    primary = config.metrics.primary
+    guards = ", ".join(g.name for g in config.metrics.guardrails) or "none"
+    lines = []
+    if plan.shadow is not None:
+        phase = plan.shadow
+        harm = "shown worse beyond the margin" if phase.rollback_on == "beyond_margin" else (
+            "shown worse"
+        )  # fmt: skip
+        lines.append(
+            f"shadow gate: {plan.variant} mirrored for {phase.mirror:.0%} of units, serving no "
+            f"user; {phase.metric} (scored from labels) judged paired against the live answer "
+            f"of the same requests: {harm} -> rollback, shown within "
+            f"{plan.non_inferiority_margin:.1%} -> the steps begin"
+        )
+    lines.append(
+        f"step gates: {primary.name} ({primary.source}) and the guardrails ({guards}) on the "
+        "traffic the canary serves"
+        + (
+            " (where a reward caused by the answer a user saw is judged)"
+            if plan.shadow is not None
+            else ""
+        )
+    )
+    return lines
 
 
 def _store(settings: Any) -> Any:

@@ -19,6 +19,7 @@ from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch, variant_totals
 from analysis.guardrails import GUARDRAIL_LIMITS, GuardrailSpec
 from analysis.inputs import AnalysisSettings, ExperimentData, Stats, VariantData, WindowData
+from analysis.paired import PairedCounts
 from analysis.report import FORMATS, render
 from analysis.shadows import ShadowData
 from analysis.sufficient import VariantStats
@@ -33,6 +34,8 @@ __all__ = [
     "render",
     "settings_from_config",
     "shadow_data",
+    "shadow_paired_counts",
+    "shadow_paired_counts_in",
     "unit_label",
     "write_report",
 ]
@@ -246,6 +249,29 @@ def assemble_experiment_data(
         analysis_unit=choice.unit,
         shadows=shadow_data(config, shadows or {}),
     )
+
+
+def shadow_paired_counts(
+    store: Store, experiment: str, shadow: str, metric: str
+) -> PairedCounts | None:
+    """All-time paired counts of ``shadow`` on ``metric`` against the live answers of
+    the same requests (both right, live only, shadow only, neither), summed over the
+    live variants that answered; None when none were recorded. Read through
+    ``recorded_shadows``, as every shadow gate reads them."""
+    return _pairs(recorded_shadows(store, experiment).get(shadow), metric)
+
+
+def shadow_paired_counts_in(
+    totals: Mapping[Any, Any], shadow: str, metric: str
+) -> PairedCounts | None:
+    """``shadow_paired_counts`` of a copy of the totals hash (a ramp's baseline, say)."""
+    return _pairs(decode_stats(totals).shadows.get(shadow), metric)
+
+
+def _pairs(stats: ShadowStats | None, metric: str) -> PairedCounts | None:
+    if stats is None or all(name != metric for _, name in stats.paired):
+        return None
+    return stats.pairs(metric)
 
 
 def write_report(data: ExperimentData, out_dir: Path, stem: str) -> dict[str, Path]:

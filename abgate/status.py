@@ -141,6 +141,7 @@ def _ramp(state: dict[str, Any] | None) -> dict[str, Any] | None:
         "step": int(state.get("step", 0)) + 1,
         "weight": weight,
         "rule": state.get("rule"),
+        "phase": state.get("phase", "exposed"),
     }
 
 
@@ -149,6 +150,8 @@ def ramp_line(ramp: dict[str, Any] | None) -> str | None:
     if ramp is None:
         return None
     where = f"step {ramp['step']}" + (f" ({ramp['weight']:g} %)" if ramp["weight"] else "")
+    if ramp.get("phase") == "shadow":
+        where = "the shadow phase (mirrored, 0 % of users)"
     rule = f", rule {ramp['rule']}" if ramp.get("rule") else ""
     word = _RAMP_WORDS.get(ramp["status"], ramp["status"])
     return f"ramp: {word} at {where}{rule}"

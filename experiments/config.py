@@ -52,6 +52,7 @@ __all__ = [
     "RampTest",
     "Role",
     "Shadow",
+    "ShadowPhase",
     "Statistics",
     "Unit",
     "UnitSource",
@@ -592,6 +593,10 @@ class Statistics(_Model):
 
 RampTest = Literal["msprt", "confidence_sequence", "group_sequential"]
 
+LABEL_METRIC = "accuracy"
+"""The metric label feedback is recorded as when the primary metric has another source
+(the gateway's feedback kinds, ``gateway/live.py``)."""
+
 PROMOTION_PERCENT = 100.0
 """A step of 100 % in a plan is the promotion, never a weight the canary serves
 before the promotion evidence holds."""
@@ -604,6 +609,51 @@ def _served_steps(steps: tuple[float, ...]) -> tuple[float, ...]:
     return served[:-1] if served and served[-1] >= PROMOTION_PERCENT else served
 
 
+MirrorShare = Annotated[float, Field(gt=0, le=1, strict=True, allow_inf_nan=False)]
+
+
+class ShadowPhase(_Model):
+    """The ramp's first phase: the candidate is mirrored as a shadow, serving no user,
+    and judged against the live model on the same labelled requests (a paired test).
+
+    Only a label-scored proportion (a prediction is right or wrong once its label
+    comes back) can be judged in shadow: both answers of a request are scored
+    against one label. A reward or value is caused by the answer the user saw, so
+    it stays with the exposed steps.
+    """
+
+    mirror: MirrorShare = Field(
+        default=1.0,
+        description="Share of units whose requests are mirrored to the candidate during the "
+        "phase, in (0, 1] (the shadow's sample_rate).",
+    )
+    metric: Name | None = Field(
+        default=None,
+        description="The label-scored metric the gate judges; default and only choice today: "
+        "the primary metric, when it is a proportion from labels (accuracy).",
+    )
+    min_labels: int = Field(
+        default=300,
+        ge=1,
+        strict=True,
+        description="Least labelled requests scored for both models before the gate decides.",
+    )
+    max_duration_s: float = Field(
+        default=3600,
+        gt=0,
+        strict=True,
+        allow_inf_nan=False,
+        description="Longest the phase may run; a candidate not shown non-inferior by then "
+        "expires (the plan's on_expiry).",
+    )
+    rollback_on: Literal["worse", "beyond_margin"] = Field(
+        default="worse",
+        description="What rolls the candidate back before any user sees it: worse (shown "
+        "less accurate than the live model at all) or beyond_margin (shown worse by more "
+        "than non_inferiority_margin, as the exposed steps' harm rule).",
+    )
+
+
 class Ramp(_Model):
     """The canary ramp plan: traffic steps, the evidence each larger step must buy,
     and what promotes, rolls back or ends the ramp."""
@@ -611,6 +661,11 @@ class Ramp(_Model):
     variant: Name | None = Field(
         default=None,
         description="Variant to ramp (not the champion); default: the variant with role canary.",
+    )
+    shadow: ShadowPhase | None = Field(
+        default=None,
+        description="A shadow phase before the first step: the candidate serves 0 % while "
+        "mirrored, and a paired test on labelled requests decides whether users see it.",
     )
     steps: tuple[Number, ...] = Field(
         min_length=1,
@@ -777,7 +832,16 @@ class ExperimentConfig(_Model):
                 v.get("name") for v in variants if isinstance(v, dict) and v.get("role") == "canary"
             ]
             if len(canaries) == 1:
-                data["ramp"] = {**ramp, "variant": canaries[0]}
+                data["ramp"] = ramp = {**ramp, "variant": canaries[0]}
+        shadow = ramp.get("shadow") if isinstance(ramp, dict) else None
+        if isinstance(shadow, dict) and shadow.get("metric") is None:
+            metrics = data.get("metrics")
+            primary = metrics.get("primary") if isinstance(metrics, dict) else None
+            name = primary.get("name") if isinstance(primary, dict) else "accuracy"
+            if isinstance(primary, dict) and primary.get("source", "label") != "label":
+                name = LABEL_METRIC  # labels are still scored beside a reward or value
+            if isinstance(name, str) and isinstance(ramp, dict):
+                data["ramp"] = {**ramp, "shadow": {**shadow, "metric": name}}
         return data
 
     @model_validator(mode="after")
@@ -794,8 +858,16 @@ class ExperimentConfig(_Model):
     def ramp_variant(self) -> Variant | None:
         """The variant a ramp raises: ``ramp.variant``, else the canary, else ``None``."""
         if self.ramp is not None and self.ramp.variant is not None:
+            if self.in_shadow_phase:
+                return None  # mirrored as a shadow: no weight to raise yet
             return self.variant(self.ramp.variant)
         return next((v for v in self.variants if v.role == "canary"), None)
+
+    @property
+    def in_shadow_phase(self) -> bool:
+        """Whether the ramp's candidate is mirrored as a shadow (its shadow phase) now."""
+        name = self.ramp.variant if self.ramp is not None else None
+        return name is not None and any(s.name == name for s in self.shadows)
 
     @property
     def weights(self) -> dict[str, float]:
@@ -941,21 +1013,72 @@ def _protocol_problems(
 
 
 def _ramp_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
+    return _ramp_variant_problems(config) + _shadow_phase_problems(config)
+
+
+def _ramp_variant_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
     assert config.ramp is not None
     name = config.ramp.variant
     names = [v.name for v in config.variants]
     if name is None:
         message = "no variant to ramp: name one, or give exactly one variant the role canary"
         return [(("ramp", "variant"), message)]
+    if config.ramp.shadow is not None and config.in_shadow_phase:
+        return []  # the candidate in its shadow phase: mirrored, not yet a variant
     if name not in names:
         hint = difflib.get_close_matches(name, names, n=1)
         expected = f"did you mean {hint[0]!r}?" if hint else f"expected one of: {', '.join(names)}"
-        kind = "a shadow, not a live variant" if any(s.name == name for s in config.shadows) else (
-            "not a variant"
-        )  # fmt: skip
-        return [(("ramp", "variant"), f"{name!r} is {kind}; {expected}")]
+        if any(s.name == name for s in config.shadows):
+            return [
+                (
+                    ("ramp", "variant"),
+                    f"{name!r} is a shadow, not a live variant; {expected} (or add ramp.shadow "
+                    "to start the ramp with a shadow phase)",
+                )
+            ]
+        return [(("ramp", "variant"), f"{name!r} is not a variant; {expected}")]
     if config.variant(name).role == "champion":
         return [(("ramp", "variant"), f"{name!r} is the champion; ramp a challenger or canary")]
+    return []
+
+
+def _shadow_phase_problems(config: ExperimentConfig) -> list[tuple[Loc, str]]:
+    """A shadow gate only on what a shadow can measure: a proportion scored from labels."""
+    assert config.ramp is not None
+    phase = config.ramp.shadow
+    if phase is None:
+        return []
+    primary = config.metrics.primary
+    labels = primary.name if primary.source == "label" else LABEL_METRIC
+    metric = phase.metric or labels
+    where: Loc = ("ramp", "shadow", "metric")
+    if metric == primary.name and primary.source != "label":
+        return [
+            (
+                where,
+                f"a shadow cannot measure {metric!r} (source {primary.source}): it is caused "
+                "by the answer the user saw, so it stays with the exposed steps; judge the "
+                f"shadow phase on the labels' {LABEL_METRIC!r} instead",
+            )
+        ]
+    if metric != labels:
+        return [
+            (
+                where,
+                f"{metric!r} is not recorded per shadow: a shadow's answers are scored against "
+                f"labels, recorded as {labels!r}",
+            )
+        ]
+    if primary.source == "label" and (
+        primary.kind != "proportion" or primary.direction != "increase"
+    ):
+        return [
+            (
+                where,
+                f"{metric!r} is scored from labels as right or wrong: a shadow gate needs it "
+                "as a proportion whose direction is increase",
+            )
+        ]
     return []
 
 

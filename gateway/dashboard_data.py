@@ -100,6 +100,20 @@ def _split(
 def _ramp(config: ExperimentConfig, state: Mapping[str, Any] | None) -> dict[str, Any] | None:
     plan = config.ramp
     variant = config.ramp_variant
+    if plan is not None and config.in_shadow_phase:
+        # Mirrored, serving no user: no step yet.
+        status = state.get("status", "running") if state else "not started"
+        return {
+            "variant": plan.variant,
+            "steps": list(plan.steps),
+            "weight": 0.0,
+            "step": None,
+            "phase": "shadow",
+            "status": f"shadow phase (mirrored, serving no user) · {status}",
+            "step_started_at": state.get("step_started_at") if state else None,
+            "min_duration_s": plan.min_duration_s,
+            "min_samples": plan.min_samples,
+        }
     if plan is None or variant is None:
         return None
     step = state.get("step") if state else None

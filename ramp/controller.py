@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from abgate.errors import AbgateError, Conflict, RedisUnavailable
 from abgate.logs import fields
-from abgate.reporting import experiment_data
+from abgate.reporting import experiment_data, shadow_paired_counts, shadow_paired_counts_in
 from abgate.schema import decode_stats
 from abgate.store import Store
 from experiments import changes
@@ -32,6 +32,7 @@ from ramp.display import RampDisplay
 from ramp.policy import Decision, Observation, RampState, decide, next_state, observe
 from ramp.progress import is_final
 from ramp.report import RampReport, StepRecord, render_ramp_report, step_record
+from ramp.shadow_policy import ShadowObservation, counts_since, decide_shadow
 
 __all__ = [
     "EXIT_EXPIRED",
@@ -112,6 +113,8 @@ class RampController:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{int(clock())}"
         self._file_config = config
         self.report_stem = report_stem or f"{config.name}-ramp-report"
+        # How the shadow phase ended, once it has: kept with the state for the report.
+        self._shadow_phase: dict[str, Any] | None = None
 
     # --- state ----------------------------------------------------------------
 
@@ -137,6 +140,7 @@ class RampController:
                 "owner": self.owner,
                 # every step's start and totals snapshot: the report's per-step counts
                 "history": history or [],
+                **({"shadow_phase": self._shadow_phase} if self._shadow_phase else {}),
             },
         )
 
@@ -207,13 +211,15 @@ class RampController:
     def _resume_or_start(self) -> tuple[RampState, dict[str, str], dict[str, str]]:
         stored = self.store.ramp_state(self.name)
         if stored is not None and stored.get("status") == "running":
-            state = RampState(
-                int(stored["step"]), float(stored["started_at"]), float(stored["step_started_at"])
-            )
-            self.out.write(
-                f"resuming the ramp of {self.name} at step {state.step + 1}/"
-                f"{len(self.plan.steps)} ({self.plan.steps[state.step]:g} %)\n"
-            )
+            state = RampState.from_dict(stored)
+            if state.shadow:
+                where = "in its shadow phase (0 % of users, mirrored)"
+            else:
+                where = (
+                    f"at step {state.step + 1}/{len(self.plan.steps)} "
+                    f"({self.plan.steps[state.step]:g} %)"
+                )
+            self.out.write(f"resuming the ramp of {self.name} {where}\n")
             return state, stored["ramp_baseline"], stored["step_baseline"]
         try:
             self.store.get_config(self.name)
@@ -227,6 +233,17 @@ class RampController:
             )
         now = self.clock()
         base = self._snapshot()
+        phase = self.plan.shadow
+        if phase is not None:
+            state = RampState(0, now, now, shadow=True)
+            self._enter_shadow_phase(phase.mirror)
+            self._save(state, base, base)
+            self.out.write(
+                f"shadow phase of {self.variant} in {self.name}: mirrored for "
+                f"{phase.mirror:.0%} of units, serving no user, judged on paired "
+                f"{phase.metric}; then steps {' → '.join(f'{s:g}' for s in self.plan.steps)} %\n"
+            )
+            return state, base, base
         state = RampState(0, now, now)
         self._set_weight(float(self.plan.steps[0]), None, "ramp_start")
         self._save(state, base, base)
@@ -235,6 +252,50 @@ class RampController:
             f"{' → '.join(f'{s:g}' for s in self.plan.steps)} %\n"
         )
         return state, base, base
+
+    def _enter_shadow_phase(self, mirror: float) -> None:
+        """The candidate leaves the live variants and is mirrored: no user can be routed to it."""
+        self.store.put_config(
+            self.name,
+            changes.shadow_phase(self._config(), mirror).model_dump(mode="json"),
+            actor=ACTOR,
+            action="ramp_shadow_start",
+            reason=f"ramp starts with a shadow phase: {self.variant} mirrored for "
+            f"{mirror:.0%} of units, 0 % of users",
+            evidence={"weight": 0.0, "mirror": mirror},
+        )
+
+    def _expose(self, decision: Decision) -> None:
+        """The shadow gate passed: the candidate serves the first step, mirrored no more."""
+        assert decision.weight is not None
+        self.store.put_config(
+            self.name,
+            changes.expose(self._config(), decision.weight).model_dump(mode="json"),
+            actor=ACTOR,
+            action="ramp_advance",
+            reason=decision.reason,
+            evidence={"weight": decision.weight, **decision.evidence},
+        )
+
+    def _observe_shadow(self, ramp_base: dict[str, str]) -> ShadowObservation:
+        """The paired counts of the candidate since its shadow phase began."""
+        config = self._config()
+        phase = self.plan.shadow
+        assert phase is not None
+        metric = phase.metric or config.metrics.primary.name
+        now = self.clock()
+        counts = counts_since(
+            shadow_paired_counts(self.store, self.name, self.variant, metric),
+            shadow_paired_counts_in(ramp_base, self.variant, metric),
+        )
+        return ShadowObservation(
+            now=now,
+            variant=self.variant,
+            metric=metric,
+            counts=counts,
+            alpha=config.statistics.alpha,
+            tuning=float(config.statistics.tuning_n),
+        )
 
     def _observe(self, ramp_base: dict[str, str], step_base: dict[str, str]) -> Observation:
         config = self._config()
@@ -246,38 +307,43 @@ class RampController:
     def _run(self) -> RampOutcome:
         state, ramp_base, step_base = self._resume_or_start()
         stored = self.store.ramp_state(self.name) or {}
-        state = RampState(
-            state.step, state.started_at, state.step_started_at, looks=int(stored.get("looks", 0))
-        )
-        history: list[dict[str, Any]] = list(stored.get("history") or []) or [
-            {
-                "step": state.step,
-                "weight": self.plan.served_steps[state.step],
-                "started_at": state.step_started_at,
-                "baseline": step_base,
-            }
-        ]
+        self._shadow_phase = stored.get("shadow_phase")  # a resumed ramp past its shadow phase
+        history: list[dict[str, Any]] = list(stored.get("history") or [])
+        if not history and not state.shadow:
+            history = [self._history_entry(state, self.plan.served_steps[state.step], step_base)]
         self._save(state, ramp_base, step_base, history)
         while True:
             self._hold_lock()
-            obs = self._observe(ramp_base, step_base)
-            decision = decide(self.plan, state, obs)
-            self._log_decision(state, decision)
-            self._progress(state, obs, decision)
-            after = next_state(state, decision, obs.now)
+            if state.shadow:
+                shadow_obs = self._observe_shadow(ramp_base)
+                decision = decide_shadow(self.plan, state, shadow_obs)
+                self._log_decision(state, decision)
+                self.display.update_shadow(state, shadow_obs, decision)
+                now = shadow_obs.now
+            else:
+                obs = self._observe(ramp_base, step_base)
+                decision = decide(self.plan, state, obs)
+                self._log_decision(state, decision)
+                self._progress(state, obs, decision)
+                now = obs.now
+            after = next_state(state, decision, now)
             if decision.action == "advance":
                 assert decision.weight is not None
-                self._set_weight(decision.weight, decision, "ramp_advance")
-                state = replace(after, step_started_at=self.clock())
+                if state.shadow:
+                    self._expose(decision)
+                else:
+                    self._set_weight(decision.weight, decision, "ramp_advance")
+                start = self.clock()
                 step_base = self._snapshot()
-                history.append(
-                    {
-                        "step": state.step,
-                        "weight": decision.weight,
-                        "started_at": state.step_started_at,
-                        "baseline": step_base,
-                    }
-                )
+                if state.shadow:
+                    self._shadow_phase = _shadow_record(state, decision, start)
+                    # The exposed ramp is measured from here: the shadow phase served
+                    # the candidate to no user, so its data are the champion's alone.
+                    state = replace(after, started_at=start, step_started_at=start)
+                    ramp_base = step_base
+                else:
+                    state = replace(after, step_started_at=start)
+                history.append(self._history_entry(state, decision.weight, step_base))
                 self._save(state, ramp_base, step_base, history)
                 self.out.write("\n")
             elif after.status != "running":
@@ -296,10 +362,21 @@ class RampController:
                     )
             self.sleep(self.plan.check_interval_s)
 
+    @staticmethod
+    def _history_entry(state: RampState, weight: float, baseline: dict[str, str]) -> dict[str, Any]:
+        return {
+            "step": state.step,
+            "weight": weight,
+            "started_at": state.step_started_at,
+            "baseline": baseline,
+        }
+
     def _steps(
         self, config: ExperimentConfig, history: list[dict[str, Any]], now: float, threshold: float
     ) -> tuple[StepRecord, ...]:
         """Each step's requests (totals between its snapshot and the next) and its SRM."""
+        if not history:  # ended in its shadow phase: no step served
+            return ()
         ends = [*history[1:], {"started_at": now, "baseline": self._snapshot()}]
         records = []
         for start, end in zip(history, ends, strict=True):
@@ -340,13 +417,17 @@ class RampController:
             evidence["weight"] = 0.0
         else:
             updated = None  # expired, on_expiry: hold: the weights stay for a person to decide
+        held_at = (
+            f"keeping {self.variant} mirrored, serving no user,"
+            if state.shadow
+            else f"holding at {self.plan.served_steps[state.step]:g} %"
+        )
         if updated is None:
             self.store.add_audit(
                 self.name,
                 actor=ACTOR,
                 action="ramp_expired",
-                reason=f"{decision.reason}; holding at {self.plan.served_steps[state.step]:g} %"
-                " for a person to promote or roll back",
+                reason=f"{decision.reason}; {held_at} for a person to promote or roll back",
                 evidence={**evidence, "on_expiry": "hold"},
             )
         else:
@@ -362,8 +443,16 @@ class RampController:
                 if decision.action != "expire"
                 else {**evidence, "on_expiry": self.plan.on_expiry},
             )
+        if state.shadow:
+            self._shadow_phase = _shadow_record(state, decision, now)
         self.store.save_ramp_state(
-            self.name, {**state.as_dict(), "history": history, "rule": decision.rule}
+            self.name,
+            {
+                **state.as_dict(),
+                "history": history,
+                "rule": decision.rule,
+                **({"shadow_phase": self._shadow_phase} if self._shadow_phase else {}),
+            },
         )
         if decision.action == "promote" and self.on_promote is not None:
             self.on_promote(config.variant(self.variant))
@@ -379,6 +468,7 @@ class RampController:
                 "served_steps": list(self.plan.served_steps),
             },
             steps=steps,
+            shadow=self._shadow_phase,
         )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         reports = {}
@@ -415,6 +505,7 @@ class RampController:
             extra=fields(
                 experiment=self.name,
                 variant=self.variant,
+                phase=state.phase,
                 step=state.step + 1,
                 steps=len(self.plan.steps),
                 weight=self.plan.steps[state.step],
@@ -431,3 +522,14 @@ class RampController:
 
     def _progress(self, state: RampState, obs: Observation, decision: Decision) -> None:
         self.display.update(state, obs, decision)
+
+
+def _shadow_record(state: RampState, decision: Decision, ended_at: float) -> dict[str, Any]:
+    """How the shadow phase ended, for the ramp state and the report."""
+    return {
+        "started_at": state.started_at,
+        "ended_at": ended_at,
+        "rule": decision.rule,
+        "reason": decision.reason,
+        "evidence": decision.evidence,
+    }

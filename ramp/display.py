@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 from experiments.config import Ramp
 from ramp.policy import Decision, Observation, RampState
-from ramp.progress import change_key, is_final, render_block, render_line
+from ramp.progress import change_key, is_final, render_block, render_line, render_shadow_line
 
 __all__ = ["HEARTBEAT_S", "RampDisplay"]
 
@@ -66,6 +66,19 @@ class RampDisplay:
             self._redraw(state, obs, decision)
         else:
             self._line(state, obs, decision)
+        self.stream.flush()
+
+    def update_shadow(self, state: RampState, obs: Any, decision: Decision) -> None:
+        """Show one check of the shadow phase: a line when the action or rule changes,
+        or at the heartbeat (live or not: the phase has no block to redraw)."""
+        key = (-1, decision.action, decision.rule)
+        now = self.clock()
+        if key != self._last_key or now - self._last_line_at >= self.heartbeat_s:
+            self.write(
+                render_shadow_line(self.plan, state, obs, decision, experiment=self.experiment)
+                + "\n"
+            )
+            self._last_key, self._last_line_at = key, now
         self.stream.flush()
 
     def _redraw(self, state: RampState, obs: Observation, decision: Decision) -> None:

@@ -155,6 +155,33 @@ def oc_table(results: list[tuple[Scenario, RampSimulation]], plan: Ramp) -> list
     return lines
 
 
+def shadow_oc_lines(config: ExperimentConfig, *, rate: float, runs: int, seed: int) -> list[str]:
+    """The shadow phase's operating characteristics at ``rate`` x mirror labelled requests/s."""
+    from ramp.shadow_simulation import LIVE_ACCURACY, SHADOW_SCENARIOS, simulate_shadow_phases
+
+    plan = config.ramp
+    assert plan is not None and plan.shadow is not None
+    labelled = rate * plan.shadow.mirror
+    lines = [
+        f"  shadow phase: {runs} simulated phases per candidate through "
+        f"ramp.shadow_policy.decide_shadow at {labelled:g} labelled requests/s (every mirrored "
+        f"answer labelled), live accuracy {LIVE_ACCURACY}, models agreeing on 90 % "
+        "(python -m ramp.shadow_simulation for more)",
+        f"  {'candidate':<22} {'passed':>7} {'rolled back':>12} {'expired':>8} "
+        f"{'median labels':>14} {'median s':>9}",
+    ]
+    for k, scenario in enumerate(SHADOW_SCENARIOS):
+        sim = simulate_shadow_phases(
+            plan, scenario.design(), rate=labelled, runs=runs, alpha=config.statistics.alpha,
+            tuning=float(config.statistics.tuning_n), seed=seed + k,
+        )  # fmt: skip
+        lines.append(
+            f"  {scenario.name:<22} {sim.pass_rate:>7.0%} {sim.rollback_rate:>12.0%} "
+            f"{sim.expiry_rate:>8.0%} {sim.median_labels:>14,.0f} {sim.median_decision_s:>9.0f}"
+        )
+    return lines
+
+
 def describe_plan(
     config: ExperimentConfig,
     *,
@@ -190,6 +217,17 @@ def describe_plan(
         f"harm: {config.metrics.primary.name} worse by more than {margin:.1%} → rollback; "
         f"SRM → {plan.on_srm}; test: {plan.test}, alpha {stats.alpha:g}",
     ]
+    if plan.shadow is not None:
+        phase = plan.shadow
+        beyond = " beyond the margin" if phase.rollback_on == "beyond_margin" else ""
+        lines.insert(
+            1,
+            f"  shadow phase first: {plan.variant} mirrored for {phase.mirror:.0%} of units, "
+            f"serving no user; {phase.metric} judged paired (at least {phase.min_labels} "
+            f"labels): shown worse{beyond} "
+            f"→ rollback, within {margin:.1%} → step 1; after {phase.max_duration_s:g}s → "
+            f"{plan.on_expiry}",
+        )
     baseline, source = _baseline(config, registry)
     if baseline is not None:
         result = sample_size_per_arm(
@@ -245,6 +283,8 @@ def describe_plan(
         f"({margin:.1%} relative); harm/other = rolled back for harm / for a guardrail or SRM"
     )
     lines += oc_table(results, plan)
+    if plan.shadow is not None:
+        lines += shadow_oc_lines(config, rate=rate, runs=runs, seed=seed)
     warnings = target_warnings(results, plan, runs=runs)
     lines += ["  " + w for w in warnings] or [
         "  targets met: equal canary promoted >= 80 %, rolled back <= 5 %; 3x worse past "

@@ -67,6 +67,7 @@ worse by 3 margins stays at the first step."""
 # steps the configured split has changed, so the whole-ramp analysis must not flag it.
 NO_SRM = 0.0  # no p-value is below it, even one that underflows to 0
 
+_STATUSES: tuple[Status, ...] = ("running", "promoted", "rolled_back", "expired")
 _ENDINGS: dict[str, Status] = {
     "promote": "promoted",
     "rollback": "rolled_back",
@@ -83,6 +84,15 @@ class RampState:
     step_started_at: float
     status: Status = "running"
     looks: int = 0  # group-sequential looks taken
+    # In the shadow phase (``ramp.shadow``): the candidate is mirrored and serves no
+    # user; ``step`` is then the first exposed step, not yet served, and
+    # ``started_at`` the start of the phase (the exposed steps' clock starts anew).
+    shadow: bool = False
+
+    @property
+    def phase(self) -> Literal["shadow", "exposed"]:
+        """``shadow`` while the candidate is mirrored only, else ``exposed``."""
+        return "shadow" if self.shadow else "exposed"
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -92,7 +102,21 @@ class RampState:
             "step_started_at": self.step_started_at,
             "status": self.status,
             "looks": self.looks,
+            "phase": self.phase,
         }
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> RampState:
+        """The state ``as_dict`` stored; a record without ``phase`` (older) is exposed."""
+        status = stored.get("status", "running")
+        return cls(
+            step=int(stored["step"]),
+            started_at=float(stored["started_at"]),
+            step_started_at=float(stored["step_started_at"]),
+            status=status if status in _STATUSES else "running",
+            looks=int(stored.get("looks", 0)),
+            shadow=stored.get("phase") == "shadow",
+        )
 
 
 @dataclass(frozen=True)
@@ -377,6 +401,10 @@ def _waiting(
 def next_state(state: RampState, decision: Decision, now: float) -> RampState:
     """The state after ``decision`` was applied at ``now``."""
     looks = state.looks if decision.look is None else max(state.looks, decision.look)
+    if decision.action == "advance" and state.shadow:
+        # The shadow gate passed: the first exposed step begins, and with it the
+        # exposed ramp's own clock (max_duration_s counts from here).
+        return RampState(state.step, now, now, "running", 0)
     if decision.action == "advance":
         return RampState(state.step + 1, state.started_at, now, "running", looks)
     if decision.action in _ENDINGS:

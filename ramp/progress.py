@@ -20,7 +20,14 @@ from typing import Any
 from experiments.config import Ramp
 from ramp.policy import Decision, Observation, RampState, advance_bound
 
-__all__ = ["CONTINUING", "change_key", "is_final", "render_block", "render_line"]
+__all__ = [
+    "CONTINUING",
+    "change_key",
+    "is_final",
+    "render_block",
+    "render_line",
+    "render_shadow_line",
+]
 
 # The actions after which the ramp goes on; every other action ends it.
 CONTINUING = frozenset({"wait", "hold", "advance"})
@@ -70,6 +77,28 @@ def render_line(
     return (
         f"[{experiment}] {_step(plan, state)} | {_time_in_step(plan, state, obs)} | "
         f"samples {_samples(plan, obs, variant)} | {gates} | {_action(decision)}"
+    )
+
+
+def render_shadow_line(
+    plan: Ramp, state: RampState, obs: Any, decision: Decision, *, experiment: str
+) -> str:
+    """One line of a check in the shadow phase: labels, paired counts, the action."""
+    phase = plan.shadow
+    counts = getattr(obs, "counts", None)
+    labels = counts.n if counts is not None else 0
+    least = phase.min_labels if phase is not None else 0
+    longest = f"{phase.max_duration_s:g}s" if phase is not None else "?"
+    paired = (
+        f"live only {counts.live_only}, shadow only {counts.shadow_only}, both "
+        f"{counts.both}, neither {counts.neither}"
+        if counts is not None
+        else "no paired counts yet"
+    )
+    return (
+        f"[{experiment}] shadow phase of {getattr(obs, 'variant', plan.variant)} (0 % of "
+        f"users) | {_seconds(obs.now - state.started_at)} (max {longest}) | labels {labels} "
+        f"(min {least}): {paired} | {_action(decision)}"
     )
 
 

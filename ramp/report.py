@@ -83,6 +83,23 @@ class RampReport:
     evidence: dict[str, Any]
     plan: dict[str, Any]
     steps: tuple[StepRecord, ...]
+    shadow: dict[str, Any] | None = None  # how the shadow phase ended, when the plan had one
+
+    @property
+    def shadow_line(self) -> str | None:
+        """One sentence on the shadow phase: its ending, paired counts and duration."""
+        if not self.shadow:
+            return None
+        ev = self.shadow.get("evidence") or {}
+        ended, started = self.shadow.get("ended_at", 0.0), self.shadow.get("started_at", 0.0)
+        seconds = float(ended) - float(started)
+        paired = ev.get("paired") or {}
+        counts = ", ".join(f"{k} {v:,}" for k, v in paired.items()) or "none recorded"
+        return (
+            f"Shadow phase ({self.shadow.get('rule')}, {max(seconds, 0.0):.0f} s, 0 requests "
+            f"served to users by {self.variant}): {self.shadow.get('reason')}; paired counts: "
+            f"{counts}"
+        )
 
     @property
     def headline(self) -> str:
@@ -100,6 +117,7 @@ class RampReport:
             "reason": self.reason,
             "evidence": self.evidence,
             "plan": self.plan,
+            "shadow_phase": self.shadow,
             "steps": [
                 {
                     "step": s.index + 1,
@@ -135,11 +153,16 @@ def _evidence_lines(report: RampReport) -> list[tuple[str, str]]:
         def pct(x: Any) -> str:
             return "-inf" if x is None else f"{x:+.2%}"
 
-        rows.append(("lift", f"{ev['estimate']:+.2%} [{pct(low)}, {pct(high)}]"))
+        # The shadow gate's difference is in accuracy points; the steps' lift is relative.
+        label = "accuracy difference (paired)" if ev.get("phase") == "shadow" else "lift"
+        rows.append((label, f"{ev['estimate']:+.2%} [{pct(low)}, {pct(high)}]"))
     for key in ("margin", "bound"):
         if key in ev:
             rows.append((key, f"{ev[key]:.2%}"))
-    for key in ("test", "critical_z", "samples", "elapsed_s", "p_value", "promote_on"):
+    for key in (
+        "test", "critical_z", "samples", "paired", "labels", "elapsed_s", "p_value",
+        "p_harm", "p_non_inferiority", "promote_on",
+    ):  # fmt: skip
         if key in ev and ev[key] is not None:
             value = ev[key]
             if isinstance(value, dict):
@@ -178,6 +201,7 @@ def _markdown(report: RampReport) -> str:
         "",
         f"Plan: {_plan_line(report.plan)}",
         "",
+        *([report.shadow_line, ""] if report.shadow_line else []),
         "| evidence | value |",
         "|---|---|",
         *(f"| {k} | {v} |" for k, v in _evidence_lines(report)),
@@ -195,8 +219,16 @@ def _markdown(report: RampReport) -> str:
 
 def _plan_line(plan: Mapping[str, Any]) -> str:
     steps = " → ".join(f"{s:g}" for s in plan.get("served_steps", ()))
+    shadow = plan.get("shadow")
+    first = (
+        f"shadow phase first (mirrored for {shadow.get('mirror', 1.0):.0%} of units, "
+        f"{shadow.get('metric')} judged paired after {shadow.get('min_labels')} labels, max "
+        f"{shadow.get('max_duration_s', 0):g}s, rollback on {shadow.get('rollback_on')}); then "
+        if isinstance(shadow, Mapping)
+        else ""
+    )
     return (
-        f"serves {steps} %, promotion (100 %) on {plan.get('promote_on')}; margin "
+        f"{first}serves {steps} %, promotion (100 %) on {plan.get('promote_on')}; margin "
         f"{plan.get('non_inferiority_margin', 0):.1%}; test {plan.get('test')}; "
         f"max {plan.get('max_duration_s', 0):g}s, then {plan.get('on_expiry')}"
     )
@@ -217,7 +249,8 @@ def _html(report: RampReport) -> str:
         f"<h1>Ramp of {escape(report.variant)}: {escape(_WORDS.get(report.status, ''))}</h1>"
         f"<p><strong>{escape(report.headline)}</strong></p>"
         f"<p>Plan: {escape(_plan_line(report.plan))}</p>"
-        f"<table><tbody>{ev_rows}</tbody></table>"
+        + (f"<p>{escape(report.shadow_line)}</p>" if report.shadow_line else "")
+        + f"<table><tbody>{ev_rows}</tbody></table>"
         f"<h2>Steps</h2><table><thead><tr>{head}</tr></thead><tbody>{step_rows}</tbody></table>"
         "<p>Each step is a period of constant weights, checked for a sample-ratio mismatch "
         "on its own; the analysis below covers the whole ramp.</p></section>"

@@ -191,3 +191,13 @@ def test_a_reader_that_leaves_early_gets_no_traceback(repo_root) -> None:
         os.close(write)
     assert "Traceback" not in result.stderr, result.stderr
     assert result.returncode == 1
+
+
+def test_validate_says_which_gate_judges_which_metric(repo_root) -> None:
+    result = abgate("validate", str(repo_root / "experiments" / "shadow-canary.yaml"))
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    shadow = next(line for line in lines if line.startswith("shadow gate:"))
+    assert "serving no user" in shadow and "accuracy (scored from labels)" in shadow
+    steps = next(line for line in lines if line.startswith("step gates:"))
+    assert "error_rate, p99_latency_ms" in steps and "reward" in steps

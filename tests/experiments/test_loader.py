@@ -69,6 +69,9 @@ EXPECTED_FIXTURES = {
     "unknown_ramp_variant.yaml",
     "ramp_champion.yaml",
     "ramp_steps.yaml",
+    "ramp_shadow.yaml",
+    "ramp_shadow_reward.yaml",
+    "ramp_shadow_metric.yaml",
     "duplicate_names.yaml",
     "unknown_fields.yaml",
     "bad_urls.yaml",
@@ -192,7 +195,7 @@ def test_unreadable_or_oversized_files_are_config_errors(tmp_path: Path) -> None
     assert problems_of(binary) == [f"{binary}:2: not UTF-8 text"]
 
 
-@pytest.mark.parametrize("example", ["demo.yaml", "canary.yaml"])
+@pytest.mark.parametrize("example", ["demo.yaml", "canary.yaml", "shadow-canary.yaml"])
 def test_examples_are_valid(example: str) -> None:
     config = load_experiment(EXAMPLES / example)
     assert config.name == example.removesuffix(".yaml")
@@ -220,7 +223,7 @@ def test_canary_example_has_the_ramp_plan() -> None:
     assert {v.role for v in config.variants} == {"champion", "canary"}
 
 
-@pytest.mark.parametrize("example", ["demo.yaml", "canary.yaml"])
+@pytest.mark.parametrize("example", ["demo.yaml", "canary.yaml", "shadow-canary.yaml"])
 def test_dump_round_trips(example: str) -> None:
     config = load_experiment(EXAMPLES / example)
     text = dump_experiment(config)
@@ -228,7 +231,7 @@ def test_dump_round_trips(example: str) -> None:
     assert dump_experiment(parse_experiment(text, "dumped.yaml")) == text
 
 
-@pytest.mark.parametrize("example", ["demo.yaml", "canary.yaml"])
+@pytest.mark.parametrize("example", ["demo.yaml", "canary.yaml", "shadow-canary.yaml"])
 def test_json_forms_round_trip(example: str) -> None:
     config = load_experiment(EXAMPLES / example)
     stored = canonical_json(config)

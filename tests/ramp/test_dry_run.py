@@ -73,3 +73,14 @@ def test_cli_dry_run_with_rate(capsys, monkeypatch) -> None:
     assert abgate_main(["ramp", str(CANARY), "--dry-run", "--rate", "250", "--runs", "20"]) == 0
     out = capsys.readouterr().out
     assert "250 requests/s (--rate)" in out and "operating characteristics" in out
+
+
+def test_a_shadow_phase_is_described_with_its_own_operating_characteristics(tmp_path) -> None:
+    config = load_experiment(CANARY.parent / "shadow-canary.yaml")
+    text = describe_plan(config, registry=ModelRegistry(tmp_path), store=None, rate=250, runs=40)
+    lines = text.splitlines()
+    assert lines[1].startswith("  shadow phase first: canary mirrored for 100% of units")
+    rows = {line[2:24].strip(): line.split() for line in lines
+            if line.startswith(("  equal", "  worse by 4 points"))}  # fmt: skip
+    # The exposed table has an "equal" row too; the shadow table's comes last.
+    assert rows["worse by 4 points"][-5:-2] == ["0%", "100%", "0%"]
