@@ -8,8 +8,11 @@
    and writes the significance report (Markdown, HTML, JSON).
 3. Sends 10 s more with feature f3 shifted (``abgate loadgen --shift f3:2.5``)
    and prints the data-drift verdict, which names f3 with its PSI.
-4. Ramps the better model as a canary (promoted) and then the worse one
-   (rolled back), with traffic flowing, and prints each verdict and report.
+4. Ramps the better model and then the worse one, with traffic flowing: each
+   starts in a shadow phase (mirrored, 0 % of users) judged by paired tests on
+   the labels. The worse one is rolled back there, having served no user (the
+   count is read from Redis); the better one passes, is exposed at 10 % and
+   50 %, and is promoted. Prints each verdict and report.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ __all__ = ["run_demo"]
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_CONFIG = ROOT / "experiments" / "demo.yaml"
 _CLASSIC_ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-# The plan `make demo` ramps with, sized for its 300 requests/s (tests/ramp/test_oc.py
-# holds it to the targets): the canary serves 10 % and 50 %; 100 % is the promotion.
+# The plan `make demo` ramps with, sized for its 300 requests/s (tests/ramp/test_oc.py and
+# tests/ramp/test_shadow_oc.py hold it to the targets): a shadow phase first (every
+# request mirrored, no user served), then the canary serves 10 % and 50 %; 100 % is the
+# promotion.
 DEMO_RAMP_RATE = 300.0
 DEMO_RAMP = {
     "variant": "canary",
@@ -43,6 +48,7 @@ DEMO_RAMP = {
     "max_duration_s": 300,
     "on_srm": "hold",
     "non_inferiority_margin": 0.02,
+    "shadow": {"mirror": 1.0, "min_labels": 200, "max_duration_s": 120},
 }
 
 
@@ -117,7 +123,8 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
 
     from abgate.drift import load_experiment_drift
     from abgate.loadgen import run_load
-    from abgate.reporting import experiment_data, write_report
+    from abgate.reporting import experiment_data, recorded_shadows, write_report
+    from abgate.schema import decode_stats
     from abgate.status import drift_lines, render_status
     from abgate.store import Store
     from abgate.up import running_stack
@@ -187,7 +194,11 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
                     reason=f"ramp {version} as a canary",
                 )
                 time.sleep(0.3)  # gateways follow over pub/sub
-                print(f"== canary ramp of {version} ({story}): steps 10 → 50 %, then promotion")
+                print(
+                    f"== ramp of {version} ({story}): a shadow phase (0 % of users), "
+                    "then steps 10 → 50 %, then promotion"
+                )
+                before = store.totals("demo")  # v3 served users in the A/B phase above
                 # The decisions go to this file, one per check; the console shows the live display.
                 decision_log = reports / f"ramp-{version}.log"
                 decision_log.unlink(missing_ok=True)
@@ -200,11 +211,24 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
                         decision_log=decision_log,
                     )
                     outcome = controller.run()
-                outcomes.append((version, outcome))
+                time.sleep(0.3)  # the last flush
+                served = (decode_stats(store.totals("demo")) - decode_stats(before)).variants()
+                users = served["canary"].requests if "canary" in served else 0
+                shadow = recorded_shadows(store, "demo", baseline=before).get("canary")
+                labelled = shadow.pairs("accuracy").n if shadow is not None else 0
+                print(
+                    f"   {version}: {outcome.action.upper()} by rule {outcome.rule}; "
+                    f"requests served to users by {version} during its ramp: {users} "
+                    f"(from Redis); labelled requests judged in its shadow phase: {labelled}"
+                )
+                outcomes.append((version, outcome, users))
     print("== verdicts:")
-    for version, outcome in outcomes:
+    for version, outcome, _ in outcomes:
         print(f"   {version}: {outcome.action.upper()} ({outcome.reason})")
         print(f"       report: {outcome.reports['html']}")
     print(f"== demo finished in {time.monotonic() - started:.1f}s")
-    expected = [("v2", "promote"), ("v3", "rollback")]
-    return 0 if [(v, o.action) for v, o in outcomes] == expected else 1
+    # v2 promoted through its exposed steps; v3 rolled back in its shadow phase, unseen.
+    ended = {version: (outcome.action, outcome.rule, users) for version, outcome, users in outcomes}
+    v2_promoted = ended.get("v2", ("",))[0] == "promote"
+    v3_unseen = ended.get("v3") == ("rollback", "shadow_harm", 0)
+    return 0 if v2_promoted and v3_unseen else 1

@@ -73,9 +73,10 @@ class ShadowData:
 class ShadowAnalysis:
     """The paired tests of one shadow and the verdict a shadow gate would reach.
 
-    ``difference``: the accuracy difference shadow − live, two-sided, with its
-    interval (the confidence sequence when the analysis is sequential, else the
-    Wald interval). ``verdict``: ``harm`` when the one-sided test shows the
+    ``difference``: the accuracy difference shadow − live with its two-sided
+    interval at level 1 − 2α (the confidence sequence when the analysis is
+    sequential, else the Wald interval), whose ends are the one-sided bounds the
+    verdict's tests read. ``verdict``: ``harm`` when the one-sided test shows the
     shadow worse than live (margin 0), else ``non_inferior`` when it is shown
     no worse than ``margin``, else ``undecided``; ``no_data`` before any
     labelled request was scored for both. Harm is asked first: a shadow shown
@@ -154,10 +155,13 @@ def analyze_shadow(
     non-inferiority margin in accuracy points.
     """
     counts = shadow.counts
+    # The interval shown is two-sided at 1 - 2·alpha: its ends are the one-sided
+    # bounds the harm and non-inferiority tests read, so the verdict can be read off
+    # it (a 95 % interval crossing 0 beside a "harm" verdict would contradict it).
     if sequential:
-        difference = paired_sequential_test(counts, alpha=alpha, tuning=tuning)
+        difference = paired_sequential_test(counts, alpha=2 * alpha, tuning=tuning)
     else:
-        difference = paired_z_test(counts, alpha=alpha)
+        difference = paired_z_test(counts, alpha=2 * alpha)
     non_inferiority = paired_non_inferiority_test(
         counts, margin=margin, alpha=alpha, tuning=tuning, sequential=sequential
     )

@@ -193,6 +193,17 @@ def _step_rows(report: RampReport) -> list[tuple[str, ...]]:
 _STEP_HEADERS = ("step", "canary weight", "seconds", "requests", "SRM (this step)")
 
 
+_STEPS_NOTE = (
+    "Each step is a period of constant weights, checked for a sample-ratio mismatch on its "
+    "own; the analysis below covers the whole ramp."
+)
+_NO_STEP_NOTE = (
+    "No exposed step: the ramp ended in its shadow phase and the candidate served no user. "
+    "The analysis below is of that phase: the live model's requests, and the shadow's "
+    "answers paired with them."
+)
+
+
 def _markdown(report: RampReport) -> str:
     lines = [
         f"## Ramp of {report.variant} in {report.experiment}: {_WORDS.get(report.status, '')}",
@@ -206,12 +217,17 @@ def _markdown(report: RampReport) -> str:
         "|---|---|",
         *(f"| {k} | {v} |" for k, v in _evidence_lines(report)),
         "",
-        "| " + " | ".join(_STEP_HEADERS) + " |",
-        "|---:|---:|---:|---|---|",
-        *("| " + " | ".join(row) + " |" for row in _step_rows(report)),
-        "",
-        "Each step is a period of constant weights, checked for a sample-ratio mismatch on "
-        "its own; the analysis below covers the whole ramp.",
+        *(
+            [
+                "| " + " | ".join(_STEP_HEADERS) + " |",
+                "|---:|---:|---:|---|---|",
+                *("| " + " | ".join(row) + " |" for row in _step_rows(report)),
+                "",
+                _STEPS_NOTE,
+            ]
+            if report.steps
+            else [_NO_STEP_NOTE]
+        ),
         "",
     ]
     return "\n".join(line.replace("\n", " ") for line in lines)
@@ -251,9 +267,13 @@ def _html(report: RampReport) -> str:
         f"<p>Plan: {escape(_plan_line(report.plan))}</p>"
         + (f"<p>{escape(report.shadow_line)}</p>" if report.shadow_line else "")
         + f"<table><tbody>{ev_rows}</tbody></table>"
-        f"<h2>Steps</h2><table><thead><tr>{head}</tr></thead><tbody>{step_rows}</tbody></table>"
-        "<p>Each step is a period of constant weights, checked for a sample-ratio mismatch "
-        "on its own; the analysis below covers the whole ramp.</p></section>"
+        + (
+            f"<h2>Steps</h2><table><thead><tr>{head}</tr></thead><tbody>{step_rows}</tbody>"
+            f"</table><p>{escape(_STEPS_NOTE)}</p>"
+            if report.steps
+            else f"<p>{escape(_NO_STEP_NOTE)}</p>"
+        )
+        + "</section>"
     )
 
 

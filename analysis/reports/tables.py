@@ -350,8 +350,10 @@ def shadow_table(analysis: Analysis) -> Table | None:
         caption=(
             "Each labelled request that both answered is scored for both models. Verdict: "
             "harm when the one-sided sequential test shows the shadow worse (margin 0), else "
-            f"non-inferior when shown no worse than {100 * margin:g} pts; shed: requests not "
-            "mirrored (too many calls in flight); late: answers after their feedback, unscored."
+            f"non-inferior when shown no worse than {100 * margin:g} pts; the interval is at "
+            f"{1 - 2 * analysis.data.settings.alpha:.0%}, its ends the one-sided bounds those "
+            "tests read; shed: requests not mirrored (too many calls in flight); late: answers "
+            "that came after their feedback (scored when they came)."
         ),
     )  # fmt: skip
 

@@ -38,14 +38,19 @@ def test_verdict_follows_the_one_sided_sequential_tests(counts: PairedCounts, ve
     assert result.harm == harm and result.non_inferiority == inferiority
     assert result.verdict != "harm" or harm.significant
     assert result.verdict != "non_inferior" or (inferiority.significant and not harm.significant)
+    # The interval shown agrees with the verdict: harm iff its upper end is below 0.
+    if counts.n:
+        assert (result.difference.ci_high < 0) == harm.significant
+        assert (result.difference.ci_low > -0.01) == inferiority.significant
 
 
 def test_difference_is_the_two_sided_sequence_or_the_wald_interval() -> None:
+    # At level 1 - 2·alpha: the interval shown is the one the one-sided verdicts read.
     sequential = analyze_shadow(ShadowData("v2", "accuracy", BETTER), tuning=1000)
-    assert sequential.difference == paired_sequential_test(BETTER, tuning=1000)
+    assert sequential.difference == paired_sequential_test(BETTER, alpha=0.1, tuning=1000)
     assert sequential.difference.estimate == pytest.approx(0.04)
     fixed = analyze_shadow(ShadowData("v2", "accuracy", BETTER), sequential=False)
-    assert fixed.difference == paired_z_test(BETTER)
+    assert fixed.difference == paired_z_test(BETTER, alpha=0.1)
     assert fixed.mcnemar == mcnemar_exact(BETTER)
     # The fixed-horizon interval is the narrower one.
     assert fixed.difference.ci_high - fixed.difference.ci_low < (

@@ -108,3 +108,17 @@ def test_with_epochs_the_whole_ramp_split_is_checked_per_step() -> None:
             assert "Sample-ratio mismatch" in md and "config v2" in md, md
         else:
             assert "Sample-ratio check passed" in md and "2 epochs checked" in md, md
+
+
+def test_a_ramp_ended_in_its_shadow_phase_says_no_step_was_exposed() -> None:
+    shadowed = dataclasses.replace(
+        report("rolled_back"), rule="shadow_harm", steps=(),
+        shadow={"rule": "shadow_harm", "reason": "canary shown less accurate", "started_at": 0.0,
+                "ended_at": 3.0, "evidence": {"paired": {"both": 611, "live_only": 134}}},
+    )  # fmt: skip
+    out = render_ramp_report(shadowed, whole_ramp())
+    md, html = out["md"], out["html"]
+    assert "No exposed step: the ramp ended in its shadow phase" in md
+    assert "| step | canary weight |" not in md  # no empty steps table
+    assert "No exposed step" in html and "<h2>Steps</h2>" not in html
+    assert "Shadow phase (shadow_harm, 3 s, 0 requests served to users by canary)" in md
