@@ -285,6 +285,11 @@ def test_make_demo_from_a_copy(checkout: Path) -> None:
     assert re.search(r"classic client through the gateway: .*'status': 'success'", output), output
     assert re.search(r"v2: PROMOTE", output), output
     assert re.search(r"v3: ROLLBACK", output), output
+    # v3 never reached a user: rolled back in its shadow phase, counted from Redis.
+    assert (
+        "v3: ROLLBACK by rule shadow_harm; requests served to users by v3 during its "
+        "ramp: 0 (from Redis)" in output
+    ), output[-4000:]
     assert (checkout / "models" / "demo" / "v3").is_dir()
     reports = re.findall(r"report: (\S+\.html)", output)
     assert len(reports) == 2, output
