@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from random import random
 from typing import Any
@@ -404,28 +405,46 @@ class HotPath:
         """
         outcomes: dict[str, str] = {}
         for name in live.assigner.shadows_for(unit):
-            shadow = live.shadows.get(name)
-            if shadow is None:
-                continue
-            key = (live.name, name)
-            calls = self.shadow_calls.get(key, 0)
-            if calls >= shadow.max_inflight:
-                self.shadow_dropped += 1
-                self.recorder.record_shadow_shed(live.name, name)
-                outcomes[name] = "shed"
-                continue
-            self.shadow_calls[key] = calls + 1
-            self.shadow_inflight += 1
-            task = asyncio.get_running_loop().create_task(
-                self._shadow_call(
+            shadow = self.claim_shadow(live, name, outcomes)
+            if shadow is not None:
+                self.in_background(self._shadow_call(
                     live.name, shadow, body, headers, live_prediction, trace, request_id,
                     request_ts,
-                )
-            )  # fmt: skip
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            outcomes[name] = "mirrored"
+                ))  # fmt: skip
         return outcomes
+
+    def claim_shadow(
+        self, live: LiveExperiment, name: str, outcomes: dict[str, str]
+    ) -> Target | None:
+        """The shadow ``name`` with one of its call slots taken, or None when it is not
+        configured or shed (``max_inflight`` calls in flight here: counted). Every
+        protocol's mirroring goes through it; ``release_shadow`` gives the slot back."""
+        shadow = live.shadows.get(name)
+        if shadow is None:
+            return None
+        key = (live.name, name)
+        calls = self.shadow_calls.get(key, 0)
+        if calls >= shadow.max_inflight:
+            self.shadow_dropped += 1
+            self.recorder.record_shadow_shed(live.name, name)
+            outcomes[name] = "shed"
+            return None
+        self.shadow_calls[key] = calls + 1
+        self.shadow_inflight += 1
+        outcomes[name] = "mirrored"
+        return shadow
+
+    def release_shadow(self, experiment: str, name: str) -> None:
+        """A shadow call ended: its slot is free again."""
+        self.shadow_inflight -= 1
+        key = (experiment, name)
+        self.shadow_calls[key] = self.shadow_calls.get(key, 1) - 1
+
+    def in_background(self, call: Coroutine[Any, Any, None]) -> None:
+        """Run ``call`` as a task nobody awaits, kept referenced until it ends."""
+        task = asyncio.get_running_loop().create_task(call)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _shadow_call(
         self,
@@ -457,9 +476,7 @@ class HotPath:
         except (orjson.JSONDecodeError, AttributeError):
             ok, error = False, "protocol"
         finally:
-            self.shadow_inflight -= 1
-            key = (experiment, shadow.name)
-            self.shadow_calls[key] = self.shadow_calls.get(key, 1) - 1
+            self.release_shadow(experiment, shadow.name)
         self.recorder.record_shadow(
             experiment, shadow.name, ok=ok, agreed=agreed, request_id=request_id,
             prediction=prediction, request_ts=request_ts,

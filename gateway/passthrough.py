@@ -15,7 +15,6 @@ protocol work at all; the fallback, recording and shadow steps follow it.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from random import random
 from typing import Any
@@ -60,7 +59,6 @@ class Passthrough:
 
     def __init__(self, hot: HotPath) -> None:
         self.hot = hot
-        self._background: set[asyncio.Task[None]] = set()
 
     async def call(
         self, call: ProtocolCall, body: bytes, headers: dict[bytes, bytes], peer: str | None
@@ -322,28 +320,13 @@ class Passthrough:
         hot = self.hot
         outcomes: dict[str, str] = {}
         for name in live.assigner.shadows_for(unit):
-            shadow = live.shadows.get(name)
-            if shadow is None:
-                continue
             # Shed at the shadow's own max_inflight, counted, as on the native path.
-            key = (live.name, name)
-            calls = hot.shadow_calls.get(key, 0)
-            if calls >= shadow.max_inflight:
-                hot.shadow_dropped += 1
-                hot.recorder.record_shadow_shed(live.name, name)
-                outcomes[name] = "shed"
-                continue
-            hot.shadow_calls[key] = calls + 1
-            hot.shadow_inflight += 1
-            task = asyncio.get_running_loop().create_task(
-                self._shadow_call(
+            shadow = hot.claim_shadow(live, name, outcomes)
+            if shadow is not None:
+                hot.in_background(self._shadow_call(
                     live.name, shadow, call, body, content_type, forward, live_predictions,
                     trace, request_id, request_ts,
-                )
-            )  # fmt: skip
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            outcomes[name] = "mirrored"
+                ))  # fmt: skip
         return outcomes
 
     async def _shadow_call(
@@ -374,9 +357,7 @@ class Passthrough:
         except UpstreamError as exc:
             error = exc.kind
         finally:
-            hot.shadow_inflight -= 1
-            key = (experiment, shadow.name)
-            hot.shadow_calls[key] = hot.shadow_calls.get(key, 1) - 1
+            hot.release_shadow(experiment, shadow.name)
         agreed: bool | None = None
         recorder = hot.recorder
         if found is None:
