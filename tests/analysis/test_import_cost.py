@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = """
 import sys
-from analysis import bayesian, cuped, frequentist, group_sequential, latency
+from analysis import frequentist, group_sequential, latency
 from analysis import difference, multiple_testing, paired, power, sequential, simulation, srm
 from analysis.sufficient import MetricStats, ProportionStats
 a, b = MetricStats(100, 100.0, 250.0), MetricStats(100, 110.0, 260.0)
