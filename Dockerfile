@@ -16,6 +16,8 @@ RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY abgate ./abgate
+COPY core ./core
+COPY recorded ./recorded
 COPY gateway ./gateway
 COPY model_workers ./model_workers
 COPY experiments ./experiments

@@ -1,3 +1,5 @@
 """abgate: A/B and canary traffic-routing gateway for machine-learning models."""
 
-__version__ = "0.1.0"
+from core.version import __version__
+
+__all__ = ["__version__"]

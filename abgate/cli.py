@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from abgate.errors import AbgateError
+from core.errors import AbgateError
 
 __all__ = ["main"]
 
@@ -35,8 +35,8 @@ def _settings(process: str = "cli") -> Any:
     """The process's settings, built here; logging is configured from them at the same time."""
     from pydantic import ValidationError
 
-    from abgate.logs import configure_logging
-    from abgate.settings import Settings
+    from core.logs import configure_logging
+    from core.settings import Settings
 
     try:
         settings = Settings()
@@ -171,7 +171,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port,
         log_level=settings.log_level,
-        log_config=None,  # uvicorn's records go through abgate's logging (abgate/logs.py)
+        log_config=None,  # uvicorn's records go through abgate's logging (core/logs.py)
         access_log=False,
         timeout_graceful_shutdown=5,
     )
@@ -182,7 +182,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from abgate.errors import ConfigError
+    from core.errors import ConfigError
     from experiments.loader import load_experiment_beside
     from experiments.namespaces import Neighbour
     from gateway.assignment import describe_layout
@@ -264,7 +264,7 @@ def ramp_gate_lines(config: Any) -> list[str]:
 
 
 def _store(settings: Any) -> Any:
-    from abgate.store import Store
+    from core.store import Store
 
     if not settings.redis_url:
         raise AbgateError("no Redis to talk to: set REDIS_URL (abgate up prints it)")
@@ -276,7 +276,7 @@ def _store(settings: Any) -> Any:
 def _check_redis_mode(settings: Any) -> None:
     """Refuse a cluster node in single-node mode (writes would fail with MOVED forever);
     a Redis that does not answer yet is no reason not to route: recording waits."""
-    from abgate.errors import RedisModeMismatch, RedisUnavailable
+    from core.errors import RedisModeMismatch, RedisUnavailable
 
     try:
         _store(settings).close()
@@ -300,7 +300,7 @@ def _load_beside_stored(path: str, store: Any) -> Any:
     """The experiment file, refused at its own lines if it would shadow a stored one."""
     from pydantic import ValidationError
 
-    from abgate.errors import NotFound
+    from core.errors import NotFound
     from experiments.config import ExperimentConfig
     from experiments.loader import load_experiment_beside
     from experiments.namespaces import Neighbour
@@ -317,10 +317,10 @@ def _load_beside_stored(path: str, store: Any) -> Any:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from abgate.drift import store_drift_references
-    from abgate.errors import NotFound
+    from core.errors import NotFound
     from experiments.loader import load_experiment
     from model_workers.registry import ModelRegistry
+    from recorded.drift import store_drift_references
 
     config = load_experiment(args.file)  # problems of the file alone, even without Redis
     settings = _settings()
@@ -349,7 +349,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from abgate.status import render_status
+    from recorded.status import render_status
 
     store = _store(_settings())
     print(render_status(store, args.experiment, as_json=args.json))
@@ -359,7 +359,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     import os
 
-    from abgate.store import AsyncStore
+    from core.store import AsyncStore
     from experiments.loader import load_experiment
     from gateway.app import app_from_environment, create_app
     from gateway.exposure import exposure_warning
@@ -421,7 +421,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         http="httptools",
         lifespan="on",
         log_level=settings.log_level,
-        log_config=None,  # uvicorn's records go through abgate's logging (abgate/logs.py)
+        log_config=None,  # uvicorn's records go through abgate's logging (core/logs.py)
         access_log=False,
         timeout_graceful_shutdown=10,
         # X-Forwarded-* only from ABGATE_TRUSTED_PROXIES, as abgate's own server does
@@ -523,7 +523,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from abgate.reporting import experiment_data, render
+    from recorded.reporting import experiment_data, render
 
     store = _store(_settings())
     _emit(render(experiment_data(store, args.experiment), args.format), args.out)
@@ -552,7 +552,7 @@ def cmd_ramp(args: argparse.Namespace) -> int:
     if args.dry_run:
         store = None
         if settings.redis_url:
-            from abgate.store import Store
+            from core.store import Store
 
             store = Store(settings.redis_url, cluster=settings.redis_cluster)
         print(describe_plan(config, registry=registry, store=store, rate=args.rate, runs=args.runs))
@@ -922,7 +922,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(args))
     except AbgateError as exc:
-        from abgate.logs import report_failure
+        from core.logs import report_failure
 
         report_failure(f"abgate {args.command}: error: {exc.message}")
         return EXIT_ERROR

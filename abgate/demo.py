@@ -27,29 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from abgate.redis_server import free_port
-from abgate.settings import Settings
+from core.settings import Settings
+from experiments.demo_plan import DEMO_CONFIG, demo_ramp_config
 
 __all__ = ["run_demo"]
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_CONFIG = ROOT / "experiments" / "demo.yaml"
 _CLASSIC_ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-# The plan `make demo` ramps with, sized for its 300 requests/s (tests/ramp/test_oc.py and
-# tests/ramp/test_shadow_oc.py hold it to the targets): a shadow phase first (every
-# request mirrored, no user served), then the canary serves 10 % and 50 %; 100 % is the
-# promotion.
-DEMO_RAMP_RATE = 300.0
-DEMO_RAMP = {
-    "variant": "canary",
-    "steps": [10, 50],
-    "min_duration_s": 3,
-    "min_samples": 100,
-    "check_interval_s": 1,
-    "max_duration_s": 300,
-    "on_srm": "hold",
-    "non_inferiority_margin": 0.02,
-    "shadow": {"mirror": 1.0, "min_labels": 200, "max_duration_s": 120},
-}
 
 
 def _config_on_free_ports(source: Path, target: Path) -> Path:
@@ -63,38 +46,6 @@ def _config_on_free_ports(source: Path, target: Path) -> Path:
             entry["endpoints"] = [f"http://127.0.0.1:{free_port()}" for _ in entry["endpoints"]]
     target.write_text(dump_experiment(ExperimentConfig.model_validate(data)))
     return target
-
-
-def _ramp_config(base: Any, canary_version: str) -> Any:
-    """Champion v1 at 100 %, ``canary_version`` at 0 % with the demo ramp plan."""
-    from experiments.config import ExperimentConfig
-
-    data = base.model_dump(mode="json")
-    endpoints = {v["model_version"]: v["endpoints"] for v in data["variants"]}
-    data["variants"] = [
-        {
-            "name": "champion",
-            "role": "champion",
-            "model_version": "v1",
-            "endpoints": endpoints["v1"],
-            "weight": 100,
-        },
-        {
-            "name": "canary",
-            "role": "canary",
-            "model_version": canary_version,
-            "endpoints": endpoints[canary_version],
-            "weight": 0,
-        },
-    ]
-    data["statistics"] = {**data["statistics"], "tuning_n": 500, "min_samples": 100}
-    # Every process of the demo shares two cores, so p99 is noisy: guard it loosely.
-    data["metrics"]["guardrails"] = [
-        {"name": "error_rate", "max_absolute_increase": 0.01},
-        {"name": "p99_latency_ms", "max_ratio": 5.0},
-    ]
-    data["ramp"] = DEMO_RAMP
-    return ExperimentConfig.model_validate(data)
 
 
 @contextmanager
@@ -121,17 +72,17 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
     """Run the demo; return the exit code."""
     import httpx
 
-    from abgate.drift import load_experiment_drift
     from abgate.loadgen import run_load
-    from abgate.reporting import experiment_data, recorded_shadows, write_report
-    from abgate.schema import decode_stats
-    from abgate.status import drift_lines, render_status
-    from abgate.store import Store
     from abgate.up import running_stack
     from analysis.decisions import analyze
+    from core.schema import decode_stats
+    from core.store import Store
     from model_workers.demo_versions import ensure_demo_versions
     from model_workers.registry import ModelRegistry
     from ramp.controller import RampController
+    from recorded.drift import load_experiment_drift
+    from recorded.reporting import experiment_data, recorded_shadows, write_report
+    from recorded.status import drift_lines, render_status
 
     started = time.monotonic()
     registry = ModelRegistry(Path(registry_dir) if registry_dir else settings.registry_dir)
@@ -185,7 +136,7 @@ def run_demo(settings: Settings, *, registry_dir: str | None = None) -> int:
 
             base = load_experiment(config_path)
             for version, story in (("v2", "the better model"), ("v3", "the worse model")):
-                ramp_config = _ramp_config(base, version)
+                ramp_config = demo_ramp_config(base, version)
                 store.put_config(
                     "demo",
                     ramp_config.model_dump(mode="json"),

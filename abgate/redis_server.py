@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from abgate.errors import RedisUnavailable
+from core.errors import RedisUnavailable
 
 __all__ = [
     "EmbeddedCluster",

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from abgate.errors import AbgateError, BadRequest
 from abgate.processes import Child, abgate_argv, start_child, wait_http_ok
 from abgate.redis_server import free_port, redis_for
-from abgate.settings import Settings
+from core.errors import AbgateError, BadRequest
+from core.settings import Settings
 
 __all__ = ["Stack", "running_stack"]
 
@@ -53,11 +53,11 @@ def running_stack(
     log: bool = True,
 ) -> Iterator[Stack]:
     """Start Redis (unless REDIS_URL), workers and the gateway; stop them on exit."""
-    from abgate.drift import store_drift_references
-    from abgate.store import Store
+    from core.store import Store
     from experiments.loader import load_experiment
     from model_workers.demo_versions import ensure_demo_versions
     from model_workers.registry import ModelRegistry
+    from recorded.drift import store_drift_references
 
     config_path = config_path.absolute()
     config = load_experiment(config_path)

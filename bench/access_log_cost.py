@@ -18,9 +18,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from random import random
 
-from abgate.logs import configure_logging
-from abgate.settings import Settings
-from abgate.tracing import continue_trace
+from core.logs import configure_logging
+from core.settings import Settings
+from core.tracing import continue_trace
 from gateway.access_log import AccessLog
 
 GATEWAY_US_PER_REQUEST = 42.0  # docs/performance.md: one core's time per proxied request

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from abgate.settings import Settings
+from core.settings import Settings
 from experiments.loader import load_experiment
 from gateway.app import Gateway, create_app
 from gateway.hotpath import Answer

@@ -60,9 +60,8 @@ import yaml
 
 from abgate.processes import Child, abgate_argv, start_child, wait_http_ok
 from abgate.redis_server import EmbeddedRedis, free_port, start_redis
-from abgate.schema import Keys
-from abgate.store import Store
-from gateway.outcomes import parse_outcome_fields
+from core.schema import Keys, parse_outcome_fields
+from core.store import Store
 
 __all__ = ["ChaosResult", "chaos", "main"]
 

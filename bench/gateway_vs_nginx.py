@@ -73,9 +73,9 @@ from urllib.parse import urlsplit
 
 from abgate.processes import Child, start_child, wait_http_ok
 from abgate.redis_server import free_port, start_redis
-from abgate.store import Store
 from bench.nginx import Upstream, nginx_available, start_nginx
 from bench.wrk import WrkResult, run_wrk, wrk_available
+from core.store import Store
 
 __all__ = [
     "GatewayCommand",

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from abgate.redis_server import start_redis
-from abgate.reporting import experiment_data, render
-from abgate.store import AsyncStore, FlushBatch, Store
+from core.store import AsyncStore, FlushBatch, Store
 from experiments.loader import load_experiment
 from gateway.outcomes import latency_bucket
+from recorded.reporting import experiment_data, render
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTCOMES = 10_000_000

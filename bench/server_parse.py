@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from abgate.settings import Settings
+from core.settings import Settings
 from experiments.loader import load_experiment
 from gateway.app import create_app
 from gateway.server import _Connection, _Server

@@ -36,10 +36,10 @@ from urllib.parse import urlsplit
 
 from abgate.processes import Child, wait_http_ok
 from abgate.redis_server import free_port, start_redis
-from abgate.schema import ShadowStats, decode_stats
-from abgate.store import Store
 from bench.gateway_vs_nginx import gateway_command, start_constant_worker
 from bench.wrk import WrkResult, run_wrk, wrk_available
+from core.schema import ShadowStats, decode_stats
+from core.store import Store
 
 MAX_RATIO = 1.05  # live p50 and p99 with mirroring over without
 

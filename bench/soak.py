@@ -47,9 +47,9 @@ import requests
 
 from abgate.processes import Child, abgate_argv, start_child, wait_http_ok
 from abgate.redis_server import free_port, start_redis
-from abgate.store import Store
 from bench.gateway_vs_nginx import start_constant_worker, write_experiment
-from gateway.outcomes import parse_outcome_fields
+from core.schema import parse_outcome_fields
+from core.store import Store
 
 __all__ = ["SoakResult", "main", "soak"]
 

@@ -33,8 +33,8 @@ from collections.abc import Sequence
 import redis
 
 from abgate.redis_server import start_redis
-from abgate.schema import Keys, unit_metric_state
-from abgate.store import AsyncStore
+from core.schema import Keys, unit_metric_state
+from core.store import AsyncStore
 from gateway.recorder import Recorder
 
 __all__ = ["main"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from abgate.errors import ConfigError, NotFound
+from core.errors import ConfigError, NotFound
 from experiments.config import ExperimentConfig
 
 __all__ = ["expose", "promote", "rollback", "set_weights", "shadow_phase"]

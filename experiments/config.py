@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
-from abgate.errors import ConfigError, NotFound
+from core.errors import ConfigError, NotFound
 
 __all__ = [
     "CONFIG_ERROR_TYPE",

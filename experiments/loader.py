@@ -24,7 +24,7 @@ import yaml
 from pydantic import ValidationError
 from yaml.constructor import ConstructorError, SafeConstructor
 
-from abgate.errors import ConfigError
+from core.errors import ConfigError
 from experiments.config import (
     ExperimentConfig,
     Loc,

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from abgate.logs import FIELDS
-from abgate.tracing import Trace
+from core.logs import FIELDS
+from core.tracing import Trace
 from gateway.forwarded import TrustedProxies
 
 __all__ = ["AccessLog"]

@@ -16,14 +16,14 @@ from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from abgate.api_docs import install_api_docs
-from abgate.drift import load_experiment_drift_async
-from abgate.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
-from abgate.http import error_responses, install_error_handlers
-from abgate.logs import fields
-from abgate.settings import Settings
+from core.api_docs import install_api_docs
+from core.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
+from core.http import error_responses, install_error_handlers
+from core.logs import fields
+from core.settings import Settings
 from experiments import changes
 from gateway.dashboard import create_dashboard_router
+from recorded.drift import load_experiment_drift_async
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

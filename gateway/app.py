@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from abgate.settings import Settings
-from abgate.store import AsyncStore
+from core.settings import Settings
+from core.store import AsyncStore
 from experiments.config import ExperimentConfig
 from gateway.access_log import AccessLog
 from gateway.config_sync import ConfigSync
@@ -242,7 +242,7 @@ async def _send(send: Send, answer: Answer, content_type: bytes = b"application/
 
 def app_from_environment() -> Gateway:
     """Factory for ``--workers N``: every process builds its gateway from the environment."""
-    from abgate.logs import configure_logging
+    from core.logs import configure_logging
     from experiments.loader import load_experiment
 
     settings = Settings()

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from abgate.store import AsyncStore
+from core.store import AsyncStore
 from experiments.config import ExperimentConfig
 from gateway.live import LiveExperiments
 

@@ -22,13 +22,13 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from abgate.drift import load_experiment_drift_async
-from abgate.errors import BadRequest, Forbidden, NotFound, RedisUnavailable, Unauthorized
-from abgate.http import error_responses
-from abgate.schema import decode_epochs, decode_stats
-from abgate.settings import Settings
+from core.errors import BadRequest, Forbidden, NotFound, RedisUnavailable, Unauthorized
+from core.http import error_responses
+from core.schema import decode_epochs, decode_stats
+from core.settings import Settings
 from gateway.dashboard_data import AUDIT_ROWS, CHART_WINDOWS, dashboard_payload, drift_rows
 from gateway.exposure import is_loopback
+from recorded.drift import load_experiment_drift_async
 
 if TYPE_CHECKING:
     from gateway.app import Gateway

@@ -13,15 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from abgate.reporting import assemble_experiment_data
-from abgate.schema import ShadowStats, StatsHash
 from analysis.decisions import analyze
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch
 from analysis.reports.json_report import jsonable, report_json
 from analysis.reports.plots import variant_colours
 from analysis.sufficient import LatencyHistogram, VariantStats
+from core.schema import ShadowStats, StatsHash
 from experiments.config import ExperimentConfig
+from recorded.reporting import assemble_experiment_data
 
 __all__ = ["AUDIT_ROWS", "CHART_WINDOWS", "dashboard_payload", "drift_rows", "window_series"]
 

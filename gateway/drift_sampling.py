@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from abgate.schema import drift_class_field, drift_feature_field, drift_score_field
+from core.schema import drift_class_field, drift_feature_field, drift_score_field
 
 if TYPE_CHECKING:
     from experiments.config import ExperimentConfig

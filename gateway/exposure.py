@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from abgate.settings import Settings
+from core.settings import Settings
 
 __all__ = ["exposure_warning", "is_loopback"]
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from abgate.errors import (
+from core.errors import (
     AbgateError,
     BadRequest,
     Conflict,
@@ -28,9 +28,9 @@ from abgate.errors import (
     RedisUnavailable,
     UpstreamUnavailable,
 )
-from abgate.schema import decode_served, window_start
-from abgate.store import FeedbackItem, FeedbackResult
-from abgate.tracing import Trace, continue_trace
+from core.schema import decode_served, window_start
+from core.store import FeedbackItem, FeedbackResult
+from core.tracing import Trace, continue_trace
 from gateway.access_log import AccessLog
 from gateway.drift_sampling import sample_every
 from gateway.live import LiveExperiment, LiveExperiments, Target

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from abgate.errors import NotFound
+from core.errors import NotFound
 from experiments.namespaces import Neighbour, routing_conflicts
 from gateway.assignment import Assigner, namespace_bucket, namespace_table
 from gateway.drift_sampling import VariantBins, variant_bins

@@ -37,15 +37,15 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-import abgate
-from abgate.drift import current_counts
-from abgate.schema import LATENCY_BOUNDS_MS, decode_stats, parse_drift_fields
 from analysis.drift import VariantReference, experiment_drift
+from core.schema import LATENCY_BOUNDS_MS, decode_stats, parse_drift_fields
+from core.version import __version__
 from gateway import metrics_dir
 from gateway.hotpath import HotPath
 from gateway.live import LiveExperiment, LiveExperiments
 from gateway.process_figures import HttpFigures, ProcessFigures, ResourceFigures, combine
 from gateway.recorder import Recorder
+from recorded.drift import current_counts
 
 __all__ = ["GatewayCollector", "GatewayMetrics", "render_metrics"]
 
@@ -98,7 +98,7 @@ class GatewayCollector(Collector):
 
 def _build_info() -> Metric:
     info = InfoMetricFamily("abgate_build", "The abgate version this gateway runs.")
-    info.add_metric([], {"version": abgate.__version__, "python": platform.python_version()})
+    info.add_metric([], {"version": __version__, "python": platform.python_version()})
     return info
 
 

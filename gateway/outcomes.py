@@ -3,7 +3,7 @@
 Each request adds to per-(experiment, epoch, time window) counters held in
 memory; the recorder drains them into Redis in batches, so analysis reads
 sufficient statistics (n, sum, sum of squares, histogram buckets) and never
-raw events. The field names are ``abgate.schema``'s; it also reads them back.
+raw events. The field names are ``core.schema``'s; it also reads them back.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from abgate.schema import (
+from core.schema import (
     COUNTER_FIELDS,
     LATENCY_BOUNDS_MS,
     LATENCY_FIELDS,
-    decode_stats,
     latency_bucket,
     latency_hist_field,
     metric_prefix,
@@ -25,14 +24,12 @@ from abgate.schema import (
     variant_prefix,
     window_start,
 )
-from analysis.sufficient import VariantStats
 
 __all__ = [
     "LATENCY_BOUNDS_MS",
     "Delta",
     "OutcomeAggregator",
     "latency_bucket",
-    "parse_outcome_fields",
     "window_start",
 ]
 
@@ -56,7 +53,7 @@ def _new_slots() -> list[Any]:
 class OutcomeAggregator:
     """Counter deltas since the last drain, per experiment, epoch and window.
 
-    The epoch is the config version that routed the request (``abgate.schema``).
+    The epoch is the config version that routed the request (``core.schema``).
     """
 
     window_s: int = 60
@@ -170,8 +167,3 @@ class OutcomeAggregator:
 
     def __bool__(self) -> bool:
         return bool(self._requests or self._fields)
-
-
-def parse_outcome_fields(fields: dict[Any, Any]) -> dict[str, VariantStats]:
-    """Each variant's statistics in a stats hash, summed over epochs (``abgate.schema``)."""
-    return decode_stats(fields).variants()

@@ -21,9 +21,9 @@ from typing import Any
 
 import orjson
 
-from abgate.errors import AbgateError, BadRequest, UpstreamUnavailable
-from abgate.schema import Unanswered
-from abgate.tracing import Trace, continue_trace
+from core.errors import AbgateError, BadRequest, UpstreamUnavailable
+from core.schema import Unanswered
+from core.tracing import Trace, continue_trace
 from gateway.hotpath import Answer, HotPath, new_request_id, valid_request_id
 from gateway.live import LiveExperiment, Target
 from gateway.protocols import (

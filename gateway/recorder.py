@@ -24,9 +24,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from abgate.errors import RedisUnavailable
-from abgate.schema import UNSCORED, ServedRow, Unanswered, encode_served, window_start
-from abgate.store import AsyncStore, Event, FeedbackItem, FeedbackJoins, FeedbackResult, FlushBatch
+from core.errors import RedisUnavailable
+from core.schema import UNSCORED, ServedRow, Unanswered, encode_served, window_start
+from core.store import AsyncStore, Event, FeedbackItem, FeedbackJoins, FeedbackResult, FlushBatch
 from gateway.outcomes import OutcomeAggregator
 from gateway.tasks import stop_tasks
 
@@ -263,7 +263,7 @@ class Recorder:
 
         With ``request_id`` (and the live request's ``request_ts``), an answer's
         ``prediction`` is kept beside the request's mapping, so the request's
-        feedback scores it with the live answer (``abgate.store``).
+        feedback scores it with the live answer (``core.store``).
         """
         self.aggregator.add_shadow(experiment, shadow, ok=ok, agreed=agreed, ts=time.time())
         if ok and request_id is not None and request_ts is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from abgate.errors import NotFound
+from core.errors import NotFound
 from model_workers.registry import ModelRegistry
 from model_workers.training import DEMO_VERSIONS, demo_dataset, train
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from abgate.errors import BadRequest, NotFound
+from core.errors import BadRequest, NotFound
 
 __all__ = ["DEFAULT_TRACKING_URI", "MlflowModel", "read_mlflow_model", "resolve_model_dir"]
 

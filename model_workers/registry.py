@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from abgate.errors import ArtifactIntegrityError, BadRequest, NotFound
+from core.errors import ArtifactIntegrityError, BadRequest, NotFound
 
 __all__ = [
     "ARTIFACT_NAME",

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from abgate.logs import fields
+from core.logs import fields
 from model_workers.registry import LoadedModel, ModelRegistry
 
 __all__ = ["ModelRuntime", "Prediction", "SklearnRuntime", "load_runtime"]

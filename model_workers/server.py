@@ -29,12 +29,12 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from abgate.api_docs import install_api_docs
-from abgate.errors import BadRequest
-from abgate.http import BodySizeLimit, install_error_handlers
-from abgate.logs import fields
-from abgate.settings import Settings
-from abgate.tracing import parse_traceparent
+from core.api_docs import install_api_docs
+from core.errors import BadRequest
+from core.http import BodySizeLimit, install_error_handlers
+from core.logs import fields
+from core.settings import Settings
+from core.tracing import parse_traceparent
 from model_workers.runtime import ModelRuntime
 
 __all__ = ["create_worker_app"]

@@ -40,11 +40,11 @@ _COMPARED = tuple(s for s in SCENARIOS if s.margins in (0.0, 1.0, -1.0, -3.0))
 
 def shipped_plans() -> list[tuple[str, ExperimentConfig, float]]:
     """(label, config, requests/s) of experiments/canary.yaml and the demo's ramp."""
-    from abgate.demo import DEMO_CONFIG, DEMO_RAMP_RATE, _ramp_config
+    from experiments.demo_plan import DEMO_CONFIG, DEMO_RAMP_RATE, demo_ramp_config
     from experiments.loader import load_experiment
 
     canary = load_experiment(ROOT / "experiments" / "canary.yaml")
-    demo = _ramp_config(load_experiment(DEMO_CONFIG), "v3")
+    demo = demo_ramp_config(load_experiment(DEMO_CONFIG), "v3")
     return [
         ("experiments/canary.yaml at 250 req/s", canary, 250.0),
         (f"make demo's ramp at {DEMO_RAMP_RATE:g} req/s", demo, DEMO_RAMP_RATE),
@@ -97,7 +97,7 @@ def table(rows: Sequence[tuple[str, dict[str, RampSimulation]]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the comparison table of every shipped plan."""
-    from abgate.reporting import settings_from_config
+    from recorded.reporting import settings_from_config
 
     parser = argparse.ArgumentParser(prog="python -m ramp.compare_designs", description=__doc__)
     parser.add_argument("--runs", type=int, default=500, help="ramps per design and canary")

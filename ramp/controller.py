@@ -20,11 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from abgate.errors import AbgateError, Conflict, RedisUnavailable
-from abgate.logs import fields
-from abgate.reporting import experiment_data, shadow_paired_counts, shadow_paired_counts_in
-from abgate.schema import decode_stats
-from abgate.store import Store
+from core.errors import AbgateError, Conflict, RedisUnavailable
+from core.logs import fields
+from core.schema import decode_stats
+from core.store import Store
 from experiments import changes
 from experiments.config import ExperimentConfig
 from ramp.decision_log import DecisionLog
@@ -33,6 +32,7 @@ from ramp.policy import Decision, Observation, RampState, decide, next_state, ob
 from ramp.progress import is_final
 from ramp.report import RampReport, StepRecord, render_ramp_report, step_record
 from ramp.shadow_policy import ShadowObservation, counts_since, decide_shadow
+from recorded.reporting import experiment_data, shadow_paired_counts, shadow_paired_counts_in
 
 __all__ = [
     "EXIT_EXPIRED",

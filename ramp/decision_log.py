@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from abgate.logs import JsonFormatter
+from core.logs import JsonFormatter
 
 __all__ = ["DecisionLog"]
 

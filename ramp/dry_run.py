@@ -6,8 +6,8 @@ import math
 import time
 from typing import Any
 
-from abgate.errors import AbgateError
 from analysis.power import sample_size_per_arm
+from core.errors import AbgateError
 from experiments.config import ExperimentConfig, Ramp
 from ramp.policy import advance_bound
 from ramp.simulation import RampSimulation, Scenario, operating_characteristics
@@ -43,7 +43,7 @@ def _rate(config: ExperimentConfig, store: Any) -> tuple[float | None, str]:
     if len(windows) < 2:
         return None, "not enough recorded traffic to estimate a rate"
     starts = sorted(windows)[-6:-1]  # whole windows only
-    from gateway.outcomes import parse_outcome_fields
+    from core.schema import parse_outcome_fields
 
     total = sum(sum(o.requests for o in parse_outcome_fields(windows[s]).values()) for s in starts)
     width = (starts[-1] - starts[0]) + (starts[1] - starts[0]) if len(starts) > 1 else 60
@@ -270,7 +270,7 @@ def describe_plan(
         return "\n".join(lines)
     simulated = baseline if baseline is not None else 0.84
     assumed = "" if baseline is not None else " (assumed: no baseline known)"
-    from abgate.reporting import settings_from_config
+    from recorded.reporting import settings_from_config
 
     results = operating_characteristics(
         plan, settings_from_config(config, None), rate=rate, baseline=simulated,

@@ -17,7 +17,16 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RUNTIME_PACKAGES = ("abgate", "gateway", "model_workers", "experiments", "analysis", "ramp")
+RUNTIME_PACKAGES = (
+    "abgate",
+    "core",
+    "recorded",
+    "gateway",
+    "model_workers",
+    "experiments",
+    "analysis",
+    "ramp",
+)
 
 # Declared without being imported by name, each for a reason.
 NOT_IMPORTED = {

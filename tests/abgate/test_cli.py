@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from abgate.redis_server import free_port
-from abgate.store import Store
+from core.store import Store
 from model_workers.registry import ARTIFACT_NAME, ModelRegistry
 from tests.conftest import write_config
 

@@ -18,8 +18,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from abgate.schema import parse_drift_fields
-from abgate.store import Store
+from core.schema import parse_drift_fields
+from core.store import Store
 from model_workers.registry import ModelRegistry
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import redis
 
-from abgate.errors import RedisUnavailable
 from abgate.redis_server import (
     EmbeddedRedis,
     find_redis_binary,
@@ -14,6 +13,7 @@ from abgate.redis_server import (
     start_redis,
     start_redis_cluster,
 )
+from core.errors import RedisUnavailable
 
 
 def test_binary_is_a_real_server() -> None:

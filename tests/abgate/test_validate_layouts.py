@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from abgate.store import Store
+from core.store import Store
 
 VARIANT = (
     "  - {{name: {name}, role: {role}, model_version: v1,"

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from abgate.reporting import settings_from_config
 from analysis.decisions import Verdict, analyze
 from analysis.guardrails import GuardrailSpec, check_guardrail
 from analysis.inputs import AnalysisSettings, ExperimentData, InputError, VariantData
@@ -22,6 +21,7 @@ from analysis.inputs import experiment_from_json as analysis_input
 from analysis.report import render
 from analysis.sufficient import LatencyHistogram, MetricStats, ProportionStats
 from experiments.config import ExperimentConfig
+from recorded.reporting import settings_from_config
 
 BOUNDS = tuple(float(b) for b in range(1, 1001))  # 1 ms buckets: quantiles within 1 ms
 

@@ -13,8 +13,13 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats as scipy_stats
 
-from abgate.reporting import assemble_experiment_data
-from abgate.schema import (
+from analysis.decisions import analyze
+from analysis.difference import difference_test
+from analysis.inputs import InputError, experiment_from_json
+from analysis.report import report_json
+from analysis.sufficient import MetricStats, ProportionStats, RatioStats, VariantStats
+from analysis.units import choose_unit_statistics
+from core.schema import (
     UNIT_SUM_FIELDS,
     decode_epochs,
     decode_stats,
@@ -23,13 +28,8 @@ from abgate.schema import (
     unit_requests_prefix,
     variant_prefix,
 )
-from analysis.decisions import analyze
-from analysis.difference import difference_test
-from analysis.inputs import InputError, experiment_from_json
-from analysis.report import report_json
-from analysis.sufficient import MetricStats, ProportionStats, RatioStats, VariantStats
-from analysis.units import choose_unit_statistics
 from experiments.loader import load_experiment
+from recorded.reporting import assemble_experiment_data
 
 DEMO = Path(__file__).resolve().parents[2] / "experiments" / "demo.yaml"
 

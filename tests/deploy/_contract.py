@@ -3,7 +3,7 @@
 Docker and Kubernetes do not run in the test environment, so these helpers
 check the next best thing: every command a container runs parses with the
 parser ``abgate`` itself uses, and every ``ABGATE_*`` variable is one that
-:class:`abgate.settings.Settings` reads.
+:class:`core.settings.Settings` reads.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices
 
 from abgate.cli import build_parser
-from abgate.settings import Settings
+from core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

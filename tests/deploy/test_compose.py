@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from abgate.cli import training_params
-from abgate.store import Store
+from core.store import Store
 from experiments.loader import load_experiment
 from model_workers.training import DEMO_VERSIONS
 from tests.deploy._contract import (
@@ -123,7 +123,7 @@ def test_every_variable_is_a_setting(services: dict[str, dict[str, Any]]) -> Non
             assert path.exists() or example.exists(), f"{name}: no {path.name}(.example)"
             names += env_file_names(path if path.exists() else example)
         unknown = set(names) - known
-        assert not unknown, f"{name}: not read by abgate.settings.Settings: {unknown}"
+        assert not unknown, f"{name}: not read by core.settings.Settings: {unknown}"
 
 
 def test_admin_token_comes_from_an_env_file(services: dict[str, dict[str, Any]]) -> None:

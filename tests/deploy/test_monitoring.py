@@ -24,7 +24,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from abgate.store import FeedbackJoins
+from core.store import FeedbackJoins
 from gateway.hotpath import HotPath
 from gateway.metrics import GatewayMetrics
 from gateway.process_figures import HttpFigures

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from abgate.errors import ConfigError, NotFound
+from core.errors import ConfigError, NotFound
 from experiments.config import ExperimentConfig, validate_experiment, validation_problems
 
 

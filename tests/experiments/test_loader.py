@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
-from abgate.errors import ConfigError
+from core.errors import ConfigError
 from experiments import loader
 from experiments.config import ExperimentConfig
 from experiments.loader import (

@@ -14,7 +14,7 @@ from datetime import timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from abgate.errors import ConfigError
+from core.errors import ConfigError
 from experiments.config import ExperimentConfig
 from experiments.loader import parse_experiment
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from abgate.errors import ConfigError, NotFound
+from core.errors import ConfigError, NotFound
 from experiments.config import ExperimentConfig, validate_experiment
 from experiments.loader import load_experiment_beside, parse_experiment
 from experiments.namespaces import Neighbour, routing_conflicts

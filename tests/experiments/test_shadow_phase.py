@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from abgate.errors import ConfigError
+from core.errors import ConfigError
 from experiments import changes
 from experiments.config import ExperimentConfig, validation_problems
 from tests.experiments.test_config import base

@@ -30,8 +30,8 @@ import requests
 
 from abgate.processes import wait_http_ok
 from abgate.redis_server import free_port
-from abgate.schema import decode_stats
-from abgate.store import Store
+from core.schema import decode_stats
+from core.store import Store
 from experiments.loader import load_experiment
 from gateway.assignment import Assigner
 from tests.conftest import start_gateway

@@ -17,8 +17,8 @@ import requests
 
 from abgate.processes import Child
 from abgate.redis_server import EmbeddedRedis
-from abgate.store import Store
-from gateway.outcomes import parse_outcome_fields
+from core.schema import parse_outcome_fields
+from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from abgate.store import EXPERIMENTS_KEY, AsyncStore, Store
+from core.store import EXPERIMENTS_KEY, AsyncStore, Store
 from experiments.loader import load_experiment
 from gateway.config_sync import ConfigSync
 from gateway.live import LiveExperiments

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from abgate.processes import Child
-from abgate.schema import StatsHash, decode_epochs, decode_stats, epoch_record
+from core.schema import StatsHash, decode_epochs, decode_stats, epoch_record
 from experiments.config import ExperimentConfig
 from gateway.dashboard_data import AUDIT_ROWS, dashboard_payload, window_series
 from gateway.outcomes import OutcomeAggregator

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 import requests
 
-from abgate.drift import store_drift_references
 from abgate.loadgen import LoadResult, run_load
 from abgate.processes import Child
-from abgate.store import Store
+from core.store import Store
 from experiments.loader import load_experiment
 from model_workers.registry import ModelRegistry
+from recorded.drift import store_drift_references
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 from tests.gateway._chromium import CHROMIUM, LAUNCH_ARGS, needs_chromium, playwright_sync
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from abgate.processes import Child
-from abgate.schema import parse_drift_fields
+from core.schema import parse_drift_fields
 from experiments.config import ExperimentConfig
 from gateway.drift_sampling import VariantBins, sample_every, variant_bins
 from gateway.outcomes import OutcomeAggregator
@@ -111,7 +111,7 @@ def test_sampled_fields_parse_back_into_counts() -> None:
 
 
 def test_a_promoted_variant_is_judged_on_its_new_versions_samples_only() -> None:
-    from abgate.drift import current_counts
+    from recorded.drift import current_counts
 
     stats = {
         "champion:drift:v1:x:0:0": 40,  # served by v1 before the promotion
@@ -134,11 +134,11 @@ def test_the_hot_path_samples_one_request_in_n(
 
     import orjson
 
-    from abgate.drift import references_from_registry
     from experiments.loader import load_experiment
     from gateway.hotpath import HotPath
     from gateway.live import LiveExperiments
     from gateway.recorder import Recorder
+    from recorded.drift import references_from_registry
     from tests.conftest import port_of, write_config
 
     path = write_config(tmp_path / "sampling.yaml", {"champion": port_of(worker_v1)},

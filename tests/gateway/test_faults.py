@@ -28,11 +28,11 @@ import requests
 from abgate.loadgen import LoadResult, run_load
 from abgate.processes import Child
 from abgate.redis_server import EmbeddedRedis, free_port, start_redis
-from abgate.reporting import experiment_data
-from abgate.store import Store
+from core.schema import parse_outcome_fields
+from core.store import Store
 from experiments.loader import load_experiment
-from gateway.outcomes import parse_outcome_fields
 from ramp.policy import RampState, decide, observe
+from recorded.reporting import experiment_data
 from tests.conftest import port_of, start_gateway, start_worker, write_config
 
 pytestmark = pytest.mark.integration

@@ -27,8 +27,8 @@ import requests
 
 from abgate.processes import Child
 from abgate.redis_server import EmbeddedRedis, free_port, start_redis
-from abgate.schema import Keys, decode_stats
-from abgate.store import Store
+from core.schema import Keys, decode_stats
+from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 from tests.gateway.test_gateway_process import ROW
 

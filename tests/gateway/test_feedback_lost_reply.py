@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from abgate.processes import Child
-from abgate.schema import Keys, decode_stats
-from abgate.store import Store
+from core.schema import Keys, decode_stats
+from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 from tests.gateway.test_gateway_process import ROW
 from tests.lost_reply import ReplyDroppingProxy, reply_dropping_proxy

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from abgate.processes import Child
-from abgate.settings import Settings
+from core.settings import Settings
 from gateway.forwarded import TrustedProxies
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 from tests.gateway.test_gateway_process import ROW

@@ -14,8 +14,8 @@ import requests
 
 from abgate.processes import start_child, wait_http_ok
 from abgate.redis_server import free_port
-from abgate.schema import decode_stats
-from abgate.store import Store
+from core.schema import decode_stats
+from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ import redis
 import requests
 
 from abgate.processes import Child
-from abgate.store import Keys, Store
-from gateway.outcomes import parse_outcome_fields
+from core.schema import parse_outcome_fields
+from core.store import Keys, Store
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, start_worker, write_config
 
 pytestmark = pytest.mark.integration

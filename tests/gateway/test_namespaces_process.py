@@ -20,8 +20,8 @@ import requests
 from growthbook import Experiment, GrowthBook
 
 from abgate.processes import Child
-from abgate.store import Store
-from gateway.outcomes import parse_outcome_fields
+from core.schema import parse_outcome_fields
+from core.store import Store
 from tests.conftest import port_of, start_gateway
 
 pytestmark = pytest.mark.integration

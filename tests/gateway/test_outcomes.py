@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from abgate.schema import decode_stats
+from core.schema import decode_stats, parse_outcome_fields
 from gateway.outcomes import (
     LATENCY_BOUNDS_MS,
     OutcomeAggregator,
     latency_bucket,
-    parse_outcome_fields,
 )
 
 T0 = 1_700_000_040.0  # a window start for window_s=60 (divisible by 60)

@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from abgate.redis_server import free_port
-from abgate.schema import ShadowStats, decode_stats
-from abgate.store import Store
+from core.schema import ShadowStats, decode_stats
+from core.store import Store
 from tests.conftest import start_gateway
 from tests.gateway.model_servers import (
     Protocol,

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 
-from abgate.errors import RedisUnavailable
 from abgate.redis_server import free_port, start_redis
-from abgate.schema import Unanswered
-from abgate.store import AsyncStore, FlushBatch, Store
 from analysis.sufficient import MetricStats
-from gateway.outcomes import parse_outcome_fields
+from core.errors import RedisUnavailable
+from core.schema import Unanswered, parse_outcome_fields
+from core.store import AsyncStore, FlushBatch, Store
 from gateway.recorder import Recorder
 
 

@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from abgate.processes import Child
-from abgate.store import Store
-from gateway.outcomes import parse_outcome_fields
+from core.schema import parse_outcome_fields
+from core.store import Store
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 from tests.gateway.test_gateway_process import ROW, wait_until
 from tests.ramp.test_ramp_process import ramp_tail, traffic

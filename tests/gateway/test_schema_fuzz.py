@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from abgate.processes import Child
 from abgate.redis_server import EmbeddedRedis
-from abgate.settings import Settings
+from core.settings import Settings
 from gateway.app import create_app
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 

@@ -118,7 +118,7 @@ def test_no_token_on_a_public_address_turns_admin_off_and_warns(
     ],
 )
 def test_admin_exposure_warning(host: str, token: str | None, warns: bool) -> None:
-    from abgate.settings import Settings
+    from core.settings import Settings
 
     warning = exposure_warning(Settings(admin_token=token, host=host))
     assert (warning is not None) == warns

@@ -29,11 +29,11 @@ import requests
 
 from abgate.processes import Child, abgate_argv, start_child, wait_http_ok
 from abgate.redis_server import free_port
-from abgate.settings import Settings
-from abgate.store import Store
+from core.schema import parse_outcome_fields
+from core.settings import Settings
+from core.store import Store
 from experiments.loader import load_experiment
 from gateway.app import Gateway, create_app
-from gateway.outcomes import parse_outcome_fields
 from gateway.server import _Server
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 

@@ -24,9 +24,9 @@ import redis
 import requests
 
 from abgate.processes import Child
-from abgate.schema import Keys, ShadowStats, decode_stats, shadow_answers_field
-from abgate.store import Store
 from analysis.paired import PairedCounts
+from core.schema import Keys, ShadowStats, decode_stats, shadow_answers_field
+from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 
 pytestmark = pytest.mark.integration

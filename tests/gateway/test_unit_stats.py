@@ -15,9 +15,9 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from abgate.schema import Keys, decode_stats, unit_metric_state, unit_requests_state, window_start
-from abgate.store import AsyncStore, FeedbackItem
 from analysis.sufficient import RatioStats
+from core.schema import Keys, decode_stats, unit_metric_state, unit_requests_state, window_start
+from core.store import AsyncStore, FeedbackItem
 from gateway.recorder import Recorder
 
 EXPERIMENT = "units-demo"

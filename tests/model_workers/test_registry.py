@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from abgate.errors import ArtifactIntegrityError, BadRequest, NotFound
+from core.errors import ArtifactIntegrityError, BadRequest, NotFound
 from model_workers.registry import ARTIFACT_NAME, ModelRegistry, sha256_file
 from model_workers.training import TrainingParams, demo_dataset, train
 

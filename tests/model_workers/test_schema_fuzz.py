@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from abgate.processes import Child
-from abgate.settings import Settings
+from core.settings import Settings
 from model_workers.runtime import Prediction
 from model_workers.server import create_worker_app
 

@@ -7,7 +7,7 @@ import requests
 from fastapi.testclient import TestClient
 
 from abgate.processes import Child
-from abgate.settings import Settings
+from core.settings import Settings
 from model_workers.registry import ModelRegistry
 from model_workers.runtime import SklearnRuntime
 from model_workers.server import create_worker_app

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from abgate.reporting import settings_from_config
 from analysis.inputs import ExperimentData
 from experiments.config import Ramp
 from ramp.policy import RampState, decide, observe
 from ramp.progress import render_block
+from recorded.reporting import settings_from_config
 from tests.analysis.test_guardrails import arm, config
 
 PLAN = Ramp(

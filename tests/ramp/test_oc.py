@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from abgate.demo import DEMO_CONFIG, DEMO_RAMP_RATE, _ramp_config
-from abgate.reporting import settings_from_config
 from experiments.config import ExperimentConfig
+from experiments.demo_plan import DEMO_CONFIG, DEMO_RAMP_RATE, demo_ramp_config
 from experiments.loader import load_experiment
 from ramp.simulation import RampSimulation, simulate_ramps
+from recorded.reporting import settings_from_config
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ CANARY = Path(__file__).resolve().parents[2] / "experiments" / "canary.yaml"
 def plans() -> dict[str, tuple[ExperimentConfig, float]]:
     return {
         "canary.yaml": (load_experiment(CANARY), 250.0),
-        "demo": (_ramp_config(load_experiment(DEMO_CONFIG), "v3"), DEMO_RAMP_RATE),
+        "demo": (demo_ramp_config(load_experiment(DEMO_CONFIG), "v3"), DEMO_RAMP_RATE),
     }
 
 

@@ -25,7 +25,7 @@ import orjson
 import pyte
 import pytest
 
-from abgate.store import Store
+from core.store import Store
 from ramp.display import HEARTBEAT_S
 from tests.ramp.test_ramp_process import setup, traffic  # noqa: F401 (setup is a fixture)
 

@@ -17,7 +17,7 @@ import pytest
 from abgate.loadgen import run_load
 from abgate.processes import Child
 from abgate.redis_server import free_port
-from abgate.store import Store
+from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 
 pytestmark = pytest.mark.integration

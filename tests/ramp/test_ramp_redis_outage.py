@@ -19,7 +19,7 @@ import pytest
 
 from abgate.processes import Child
 from abgate.redis_server import EmbeddedRedis, start_redis
-from abgate.store import Store
+from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 from tests.ramp.test_ramp_process import ramp_tail, traffic, weights_history
 

@@ -1,7 +1,7 @@
 """The ramp controller's shadow phase against a real Redis.
 
 The paired counts are written straight into the experiment's totals hash, in
-the fields the gateway records them in (``abgate.schema.paired_prefix``), as a
+the fields the gateway records them in (``core.schema.paired_prefix``), as a
 clock the test drives moves on: the controller reads them through
 ``shadow_paired_counts``, decides, and changes the stored config. What must
 hold: a worse candidate is rolled back without any config ever routing a user
@@ -20,14 +20,14 @@ import orjson
 import pytest
 import redis
 
-from abgate.reporting import shadow_paired_counts
-from abgate.schema import PAIRED_CELLS, Keys, paired_prefix
-from abgate.status import render_status
-from abgate.store import Store
 from analysis.paired import PairedCounts
+from core.schema import PAIRED_CELLS, Keys, paired_prefix
+from core.store import Store
 from experiments.config import ExperimentConfig
 from experiments.loader import load_experiment
 from ramp.controller import EXIT_ROLLED_BACK, RampController
+from recorded.reporting import shadow_paired_counts
+from recorded.status import render_status
 
 pytestmark = pytest.mark.integration
 

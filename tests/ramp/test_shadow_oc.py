@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from abgate.demo import DEMO_RAMP, DEMO_RAMP_RATE
 from experiments.config import Ramp
+from experiments.demo_plan import DEMO_RAMP, DEMO_RAMP_RATE
 from experiments.loader import load_experiment
 from ramp.shadow_simulation import ShadowScenario, shadow_power, simulate_shadow_phases
 

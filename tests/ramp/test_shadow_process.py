@@ -16,8 +16,8 @@ import pytest
 import redis
 import requests
 
-from abgate.schema import PAIRED_CELLS, Keys, decode_stats, paired_prefix
-from abgate.store import Store
+from core.schema import PAIRED_CELLS, Keys, decode_stats, paired_prefix
+from core.store import Store
 from experiments.config import ExperimentConfig
 from ramp.controller import RampController
 from tests.conftest import port_of, start_gateway, write_config

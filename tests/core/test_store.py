@@ -14,9 +14,9 @@ import time
 import pytest
 import redis
 
-from abgate.errors import RedisUnavailable
 from abgate.redis_server import EmbeddedCluster
-from abgate.store import AsyncStore, FlushBatch, Keys, Store
+from core.errors import RedisUnavailable
+from core.store import AsyncStore, FlushBatch, Keys, Store
 
 NAMES = ("demo", "checkout", "search-ranker", "a", "b")  # spread over the cluster's slots
 

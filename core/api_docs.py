@@ -18,7 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
-from abgate.errors import NotFound
+from core.errors import NotFound
 
 __all__ = ["ASSETS_PACKAGE", "STATIC_PREFIX", "install_api_docs"]
 

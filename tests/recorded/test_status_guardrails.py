@@ -6,8 +6,8 @@ import asyncio
 import json
 from typing import Any
 
-from abgate.status import render_status
-from abgate.store import AsyncStore, FlushBatch, Store
+from core.store import AsyncStore, FlushBatch, Store
+from recorded.status import render_status
 from tests.analysis.test_guardrails import config
 
 

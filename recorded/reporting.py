@@ -12,9 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from abgate.drift import drift_from_stats, drift_since
-from abgate.schema import ShadowStats, StatsHash, decode_epochs, decode_stats
-from abgate.store import Store
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch, variant_totals
 from analysis.guardrails import GUARDRAIL_LIMITS, GuardrailSpec
@@ -24,7 +21,10 @@ from analysis.report import FORMATS, render
 from analysis.shadows import ShadowData
 from analysis.sufficient import VariantStats
 from analysis.units import choose_unit_statistics
+from core.schema import ShadowStats, StatsHash, decode_epochs, decode_stats
+from core.store import Store
 from experiments.config import ExperimentConfig
+from recorded.drift import drift_from_stats, drift_since
 
 __all__ = [
     "assemble_experiment_data",

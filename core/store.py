@@ -1,6 +1,6 @@
 """The one module that talks to Redis: scripts and the store API.
 
-Key names and the encoding of what is stored live in ``abgate.schema``.
+Key names and the encoding of what is stored live in ``core.schema``.
 
 Every key of an experiment carries the experiment name as a Redis Cluster hash
 tag (``abgate:{name}:...``), so an experiment's scripts and pipelines stay in
@@ -33,8 +33,8 @@ import redis.asyncio as aredis
 from redis.exceptions import LockNotOwnedError
 from redis.lock import Lock
 
-from abgate.errors import NotFound, RedisModeMismatch, RedisUnavailable
-from abgate.schema import (
+from core.errors import NotFound, RedisModeMismatch, RedisUnavailable
+from core.schema import (
     UNSCORED,
     Keys,
     ServedRow,

@@ -10,9 +10,9 @@ import json
 import time
 from typing import Any
 
-from abgate.schema import Keys, ShadowStats, decode_stats, shadow_answers_field, window_start
-from abgate.store import AsyncStore, FeedbackItem, FlushBatch
 from analysis.paired import PairedCounts
+from core.schema import Keys, ShadowStats, decode_stats, shadow_answers_field, window_start
+from core.store import AsyncStore, FeedbackItem, FlushBatch
 
 NAMES = ("demo", "checkout", "search-ranker")  # spread over the cluster's slots
 

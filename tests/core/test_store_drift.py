@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from abgate.store import AsyncStore, Keys, Store
+from core.store import AsyncStore, Keys, Store
 from model_workers.registry import ModelRegistry
 
 REFERENCE = {"v1": {"features": [{"feature": "f0", "edges": [0.0], "proportions": [0.5, 0.5]}],
@@ -38,7 +38,7 @@ def test_reference_and_ramp_state_read_back(redis_url: str) -> None:
 
 
 def test_windows_since_reads_only_the_lookback_period(redis_url: str) -> None:
-    from abgate.store import FlushBatch
+    from core.store import FlushBatch
 
     old, recent = 1_000_000_000, 1_000_003_600
     batch = FlushBatch(
@@ -69,8 +69,8 @@ def test_windows_since_reads_only_the_lookback_period(redis_url: str) -> None:
 def test_apply_without_the_registry_keeps_the_stored_references(
     tmp_path: Path, redis_url: str, demo_registry: ModelRegistry
 ) -> None:
-    from abgate.drift import store_drift_references
     from experiments.loader import load_experiment
+    from recorded.drift import store_drift_references
     from tests.conftest import write_config
 
     ports, weights = {"champion": 9001, "canary": 9003}, {"champion": 90, "canary": 10}

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from abgate.errors import AbgateError
+from core.errors import AbgateError
 
 __all__ = [
     "BodySizeLimit",

@@ -4,7 +4,7 @@ The one owner of the encoding. The gateway's aggregator names its fields
 with the builders here, the store's scripts write them unchanged, and the
 readers here turn them back into ``analysis.sufficient`` statistics, so that
 totals, windows, epochs and baselines are plain ``+`` and ``-``. Pure: no
-Redis client, no I/O (``abgate.store`` does the talking).
+Redis client, no I/O (``core.store`` does the talking).
 
 Keys of one experiment all carry its name as a Redis Cluster hash tag::
 
@@ -29,7 +29,7 @@ epoch, variant and measure, ``"<x>:<y>"``::
 
 and the totals hash keeps, per epoch and variant, the sums a delta-method
 ratio metric needs, updated from each unit's old and new counts by the same
-script that changes them (``abgate.store``)::
+script that changes them (``core.store``)::
 
     7|champion:unit:requests:units|x|xx|y|yy|xy
     7|champion:unit:metric:accuracy:units|x|xx|y|yy|xy
@@ -50,7 +50,7 @@ request id, so the two kinds of field never collide.
 Feedback whose request mapping is not in Redis yet (it waits in the serving
 process until its next flush) is parked; the script that writes mappings
 joins it, and a sweep expires what waited longer than the mapping is kept
-(``abgate.store``). The join scripts build metric fields as
+(``core.store``). The join scripts build metric fields as
 ``metric_prefix`` does; a change here must change them too.
 
 Stats-hash fields, ``<epoch>|<variant>:<stat>`` for everything a request or a
@@ -117,6 +117,7 @@ __all__ = [
     "metric_prefix",
     "paired_prefix",
     "parse_drift_fields",
+    "parse_outcome_fields",
     "routed_weights",
     "shadow_answers_field",
     "shadow_field",
@@ -578,6 +579,11 @@ def decode_stats(fields: Mapping[Any, Any]) -> StatsHash:
     for (epoch, variant), accumulator in parts_by.items():
         epochs.setdefault(epoch, {})[variant] = accumulator.stats()
     return StatsHash(epochs, _shadow_stats(shadows, pairs))
+
+
+def parse_outcome_fields(fields: Mapping[Any, Any]) -> dict[str, VariantStats]:
+    """Each variant's statistics in a stats hash, summed over epochs."""
+    return decode_stats(fields).variants()
 
 
 def _shadow_stats(

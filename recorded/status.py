@@ -8,16 +8,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from abgate.drift import load_experiment_drift
-from abgate.reporting import assemble_experiment_data
-from abgate.schema import LATENCY_BOUNDS_MS, ShadowStats, decode_epochs, decode_stats
-from abgate.store import Store
 from analysis.decisions import analyze
 from analysis.drift import ExperimentDrift
 from analysis.epochs import Epoch
 from analysis.reports.json_report import jsonable
 from analysis.srm import SrmResult, epoch_sample_ratio_mismatch
+from core.schema import LATENCY_BOUNDS_MS, ShadowStats, decode_epochs, decode_stats
+from core.store import Store
 from experiments.config import ExperimentConfig
+from recorded.drift import load_experiment_drift
+from recorded.reporting import assemble_experiment_data
 
 __all__ = [
     "drift_lines",

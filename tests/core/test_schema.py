@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from abgate.schema import (
+from analysis.sufficient import MetricStats
+from core.schema import (
     UNSCORED,
     Served,
     Unanswered,
@@ -16,7 +17,6 @@ from abgate.schema import (
     parse_drift_fields,
     routed_weights,
 )
-from analysis.sufficient import MetricStats
 
 CONFIG = {
     "variants": [

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from abgate.settings import Settings
+from core.settings import Settings
 from gateway.app import create_app
 from model_workers.runtime import Prediction
 from model_workers.server import create_worker_app

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from abgate.logs import MASK, configure_logging, fields, report_failure
-from abgate.settings import Settings
+from core.logs import MASK, configure_logging, fields, report_failure
+from core.settings import Settings
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from abgate.errors import AbgateError
-from abgate.schema import parse_drift_fields
-from abgate.store import AsyncStore, Store
 from analysis.drift import DriftCounts, ExperimentDrift, VariantReference, experiment_drift
+from core.errors import AbgateError
+from core.schema import parse_drift_fields
+from core.store import AsyncStore, Store
 from experiments.config import ExperimentConfig
 
 if TYPE_CHECKING:

@@ -7,9 +7,9 @@ import asyncio
 import time
 from typing import Any
 
-from abgate.errors import RedisUnavailable
-from abgate.schema import Keys, decode_stats, window_start
-from abgate.store import AsyncStore, FeedbackItem, FeedbackResult, FlushBatch
+from core.errors import RedisUnavailable
+from core.schema import Keys, decode_stats, window_start
+from core.store import AsyncStore, FeedbackItem, FeedbackResult, FlushBatch
 from tests.lost_reply import ReplyDroppingProxy, reply_dropping_proxy
 
 NAMES = ("demo", "checkout", "search-ranker")  # spread over the cluster's slots

@@ -8,8 +8,9 @@ import json
 import time
 from typing import Any
 
-from abgate.reporting import experiment_data, recorded_shadows, render, shadow_data
-from abgate.schema import (
+from analysis.paired import PairedCounts
+from analysis.sufficient import MetricStats
+from core.schema import (
     PAIRED_CELLS,
     ShadowStats,
     decode_stats,
@@ -17,13 +18,12 @@ from abgate.schema import (
     shadow_field,
     squared_error_prefix,
 )
-from abgate.status import render_status
-from abgate.store import AsyncStore, FlushBatch, Store
-from analysis.paired import PairedCounts
-from analysis.sufficient import MetricStats
+from core.store import AsyncStore, FlushBatch, Store
 from experiments.config import ExperimentConfig
 from gateway.dashboard_data import dashboard_payload
 from gateway.recorder import Recorder
+from recorded.reporting import experiment_data, recorded_shadows, render, shadow_data
+from recorded.status import render_status
 
 PRIMARY = {"label": "accuracy", "reward": "revenue", "value": "error"}
 
