@@ -26,10 +26,10 @@ SERVERS_STAMP := $(SERVERS)/.abgate-installed
 $(SERVERS_STAMP): pyproject.toml | $(BIN)/python
 	$(PYTHON) -m venv $(SERVERS)
 	$(SERVERS)/bin/python -m pip install --quiet --upgrade pip
-	-$(SERVERS)/bin/python -m pip install --quiet $$($(BIN)/python -c 'import tomllib; \
+	$(SERVERS)/bin/python -m pip install --quiet $$($(BIN)/python -c 'import tomllib; \
 		print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"] \
-		["optional-dependencies"]["model-servers"]))')
-	@touch $@
+		["optional-dependencies"]["model-servers"]))') && touch $@ || \
+		echo "the model servers did not install: their tests skip, saying why; make tries again next time"
 
 install: $(STAMP) $(SERVERS_STAMP)
 
