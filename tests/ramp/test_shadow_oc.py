@@ -33,9 +33,7 @@ def plans() -> dict[str, tuple[Ramp, float]]:
     example = load_experiment(EXAMPLE).ramp
     assert example is not None
     # What `make demo` would ramp with: its plan, starting with a shadow phase.
-    demo = Ramp.model_validate(
-        {**DEMO_RAMP, "shadow": {"mirror": 1.0, "min_labels": 200, "max_duration_s": 120}}
-    )
+    demo = Ramp.model_validate(DEMO_RAMP)
     return {"shadow-canary.yaml": (example, 250.0), "demo": (demo, DEMO_RAMP_RATE)}
 
 
