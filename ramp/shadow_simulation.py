@@ -35,7 +35,7 @@ from analysis.paired import PairedCounts, paired_sequential_p_values, paired_z_p
 from analysis.paired_simulation import PairedDesign
 from analysis.sequential import sequential_p_values
 from analysis.sufficient import FloatArray, Moments
-from experiments.config import Ramp
+from experiments.ramp_plan import Ramp
 from ramp.policy import RampState, next_state
 from ramp.shadow_policy import ShadowObservation, decide_shadow
 
