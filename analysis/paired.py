@@ -42,7 +42,8 @@ from analysis._distributions import binomial_cdf, chi2_sf, normal_cdf, normal_pp
 from analysis.effect import check_alpha
 from analysis.results import Alternative, TestResult
 from analysis.sequential import DEFAULT_TUNING, sequential_halfwidth, sequential_p_value
-from analysis.sufficient import FloatArray, MetricStats, _count
+from analysis.sufficient import FloatArray, MetricStats
+from analysis.sufficient.validation import whole_count
 
 __all__ = [
     "MCNEMAR_CHI2",
@@ -89,7 +90,7 @@ class PairedCounts:
 
     def __post_init__(self) -> None:
         for name in ("both", "live_only", "shadow_only", "neither"):
-            object.__setattr__(self, name, _count(name, getattr(self, name)))
+            object.__setattr__(self, name, whole_count(name, getattr(self, name)))
 
     @classmethod
     def from_outcomes(
