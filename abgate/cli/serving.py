@@ -16,11 +16,11 @@ __all__ = ["cmd_gateway", "cmd_worker"]
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
+    import functools
     import os
 
-    from core.store import AsyncStore
     from experiments.loader import load_experiment
-    from gateway.app import app_from_environment, create_app
+    from gateway.app import build_gateway
     from gateway.exposure import exposure_warning
 
     settings = command_settings("gateway")
@@ -36,42 +36,32 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         logging.getLogger("abgate.gateway").warning(warning)
     if args.workers <= 1:
         settings = settings.model_copy(update={"metrics_dir": ""})  # one process: nothing shared
-    if args.workers > 1:
-        # Separate processes share nothing but Redis: each builds its own app.
-        os.environ["ABGATE_GATEWAY_CONFIG"] = str(args.config or "")
-        os.environ["ABGATE_HOST"] = host
-
-    def build() -> Any:
-        store = (
-            AsyncStore(
-                settings.redis_url,
-                cluster=settings.redis_cluster,
-                request_ttl_s=settings.request_ttl_s,
-                unit_ttl_s=settings.unit_ttl_s,
-            )
-            if settings.redis_url
-            else None
-        )
-        return create_app(settings, store=store, bootstrap=bootstrap)
+    # Separate processes share nothing but Redis: each builds its own gateway.
+    build = functools.partial(build_gateway, bootstrap=bootstrap)
 
     if args.server == "abgate":
         from gateway.server import serve
 
+        # Forked server processes are handed these settings; nothing goes through os.environ.
         return serve(
-            app_from_environment if args.workers > 1 else build,
+            build,
+            settings,
             host=host,
             port=args.port,
             workers=args.workers,
             backlog=2048,
             graceful_timeout=10,
-            log_level=settings.log_level,
-            metrics_directory=settings.metrics_dir,
         )
 
     import uvicorn
 
+    if args.workers > 1:
+        # uvicorn's worker processes import the app by name and take no objects: they
+        # rebuild the settings from the environment (gateway.app.app_from_environment).
+        os.environ["ABGATE_GATEWAY_CONFIG"] = str(args.config or "")
+        os.environ["ABGATE_HOST"] = host
     uvicorn.run(
-        "gateway.app:app_from_environment" if args.workers > 1 else build(),
+        "gateway.app:app_from_environment" if args.workers > 1 else build(settings),
         factory=args.workers > 1,
         workers=args.workers,
         host=host,
