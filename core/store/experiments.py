@@ -67,50 +67,20 @@ def put_config(
 ) -> Command[int]:
     """Store a validated config as the next version, audit it, tell every gateway; the
     version stored."""
-    return Command(
-        f"cannot store config of {name}",
-        _put_config(
-            name,
-            config,
-            paused=paused,
-            actor=actor,
-            action=action,
-            reason=reason,
-            evidence=evidence,
-        ),
-    )
-
-
-def _put_config(
-    name: str,
-    config: dict[str, Any],
-    *,
-    paused: bool,
-    actor: str,
-    action: str,
-    reason: str,
-    evidence: Any,
-) -> Steps[int]:
     keys = Keys(name)
     now = _now_iso()
     body = orjson.dumps({"config": config, "paused": paused, "updated_at": now, "actor": actor})
     epoch = epoch_record(config, paused=paused, started_at=time.time())
-    (version,) = yield [
-        ScriptCall(
-            PUT_CONFIG,
-            [keys.config_version, keys.config, keys.audit, keys.epochs],
-            [
-                body,
-                now,
-                actor,
-                action,
-                reason,
-                json.dumps(evidence, default=str),
-                AUDIT_MAXLEN,
-                epoch,
-            ],
-        )
-    ]
+    store = ScriptCall(
+        PUT_CONFIG,
+        [keys.config_version, keys.config, keys.audit, keys.epochs],
+        [body, now, actor, action, reason, json.dumps(evidence, default=str), AUDIT_MAXLEN, epoch],
+    )
+    return Command(f"cannot store config of {name}", _put_config(name, store))
+
+
+def _put_config(name: str, store: ScriptCall) -> Steps[int]:
+    (version,) = yield [store]
     # The index and the channel are global: single commands, never in a script or
     # pipeline with the experiment's keys (in a cluster they live on another node).
     yield [call("sadd", EXPERIMENTS_KEY, name)]
