@@ -83,7 +83,7 @@ def imports_of(source: str, path: str) -> list[tuple[int, str]]:
 
 
 def back_imports(source: str, path: str) -> list[BackImport]:
-    """The imports of the module at ``path`` (e.g. ``core/store.py``) that break a layer rule."""
+    """The imports of the module at ``path`` (e.g. ``core/http.py``) that break a layer rule."""
     package = _package_of(path)
     layer = LAYERS[package]
     broken: list[BackImport] = []
