@@ -13,6 +13,11 @@ Cluster hash tag, so an experiment's scripts and pipelines stay in one slot::
     abgate:{demo}:feedback_joins    hash: parked, joined, expired (all-time counts)
     abgate:{demo}:unit:<unit id>    hash: one unit's running counts (``core.schema.fields``);
                                     expires
+    abgate:{demo}:flushed           sorted set: flush parts applied lately (each at most once)
+    abgate:{demo}:events            stream: batches of raw events (``core.store.flush``)
+    abgate:{demo}:audit             stream: config changes and ramp decisions
+    abgate:{demo}:drift_reference   drift references by model version (JSON)
+    abgate:{demo}:ramp              the ramp state (JSON)    :ramp_lock  its lock's owner
 
 Two names are global, never used in a script or pipeline with an experiment's
 keys (in a cluster they live on another node): the index of experiments and the
