@@ -78,7 +78,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def _ask(host: str, port: int, command: bytes) -> bytes:
-    # Raw RESP keeps this module free of the Redis client library (only store.py
+    # Raw RESP keeps this module free of the Redis client library (only core/store/
     # imports it). Enough of RESP for PING (+PONG) and CLUSTER INFO (one bulk string).
     try:
         with socket.create_connection((host, port), timeout=0.5) as sock:

@@ -6,7 +6,7 @@ Bottom to top (docs/architecture.md draws the same table and the three flows):
     -----  -------------------------  ---------------------------------------------------
     1      analysis                   pure statistics on sufficient statistics
     2      core                       errors, settings, logs, tracing, HTTP error bodies,
-                                      the Redis schema and the one module that talks to Redis
+                                      the Redis schema and the one package that talks to Redis
     3      experiments, model_workers experiment configs (pure); model registry and worker
     4      recorded                   what was recorded, read back from Redis for analysis
     5      gateway, ramp              the routing gateway; the canary ramp
@@ -83,7 +83,7 @@ def imports_of(source: str, path: str) -> list[tuple[int, str]]:
 
 
 def back_imports(source: str, path: str) -> list[BackImport]:
-    """The imports of the module at ``path`` (e.g. ``core/store.py``) that break a layer rule."""
+    """The imports of the module at ``path`` (e.g. ``core/http.py``) that break a layer rule."""
     package = _package_of(path)
     layer = LAYERS[package]
     broken: list[BackImport] = []
