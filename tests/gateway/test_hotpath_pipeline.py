@@ -84,17 +84,23 @@ class RecordSpy(Recorder):
     def __init__(self) -> None:
         super().__init__(None)
         self.recorded: list[dict[str, Any]] = []
+        self.drift_samples: list[list[str]] = []
 
     def record_request(self, experiment: str, variant: str, *args: Any, **kw: Any) -> None:
         self.recorded.append({"experiment": experiment, "variant": variant, **kw})
         super().record_request(experiment, variant, *args, **kw)
+
+    def record_drift(self, experiment: str, fields: list[str], ts: float) -> None:
+        self.drift_samples.append(fields)
+        super().record_drift(experiment, fields, ts)
 
 
 class Pipeline:
     """A hot path on doubles: ``upstreams`` by URL, the recorder spy and the store."""
 
     def __init__(self, tmp_path: Path, weights: dict[str, float], tail: str = "",
-                 store: InMemoryStore | None = None) -> None:  # fmt: skip
+                 store: InMemoryStore | None = None, settings: Settings | None = None,
+                 references: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.upstreams: dict[str, ScriptedUpstream] = {}
         self.recorder = RecordSpy()
         self.store = store
@@ -104,8 +110,10 @@ class Pipeline:
             return self.upstreams[url]
 
         self.hot: HotPath = create_hot_path(
-            Settings(), store=store, upstream=connect, recorder=self.recorder
+            settings or Settings(), store=store, upstream=connect, recorder=self.recorder
         )
+        if references:
+            self.hot.experiments.drift_references["demo"] = references
         extra = {"tail": tail} if tail else {}
         ports = {"champion": 1, "challenger": 2}
         path = write_config(tmp_path / "demo.yaml", ports, weights, **extra)
@@ -267,6 +275,30 @@ def test_a_shadow_gets_a_copy_in_the_background_and_frees_its_slot(tmp_path: Pat
     ((path, sent, _),) = pipe.upstreams[SHADOW].calls
     assert (path, sent) == (b"/predict", BODY)
     assert len(pipe.recorder.recorded) == 1  # the copy is no outcome of the request
+
+
+def test_drift_is_sampled_from_the_assigned_variants_own_answers_only(tmp_path: Path) -> None:
+    # Every answered request is sampled (rate 1); a fallback or a 4xx is no answer of it.
+    reference = {
+        "features": [{"edges": [0.0]}, {"edges": [0.0]}],
+        "predictions": {"classes": [0, 1]},
+    }
+    pipe = Pipeline(
+        tmp_path, {"champion": 0, "challenger": 100}, settings=Settings(drift_sample_rate=1.0),
+        references={"v1": reference, "v2": reference},
+    )  # fmt: skip
+    pipe.upstreams[CHALLENGER].replies = [
+        UpstreamError("connect_error", "down"),
+        UpstreamResponse(400, orjson.dumps({"error": "no"})),
+        ok(1),
+    ]
+
+    statuses = [pipe.predict(x_user_id=f"u-{i}")[0] for i in range(3)]
+
+    assert statuses == [200, 400, 200]
+    assert len(pipe.recorder.drift_samples) == 1
+    (fields,) = pipe.recorder.drift_samples
+    assert len(fields) == 3  # two features' bins and the predicted class
 
 
 def test_feedback_goes_to_the_injected_store(tmp_path: Path) -> None:
