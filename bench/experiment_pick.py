@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from experiments.config import ExperimentConfig
-from gateway.hotpath import HotPath
+from gateway.assign import unit_of
 from gateway.live import LiveExperiments
 
 __all__ = ["main"]
@@ -61,7 +61,7 @@ def _picker(experiments: LiveExperiments) -> Callable[[dict[bytes, bytes]], obje
 
     def pick(headers: dict[bytes, bytes]) -> object:
         route = experiments.for_model("demo")
-        unit = HotPath._unit(route.first, payload, headers, "rid")
+        unit = unit_of(route.first, payload, headers, "rid")
         live = route.only
         if live is None:
             live = route.pick(unit) or route.first

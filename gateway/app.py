@@ -22,16 +22,16 @@ from core.http import BodySizeLimit
 from core.settings import Settings
 from core.store import AsyncStore
 from experiments.config import ExperimentConfig
-from gateway.access_log import AccessLog
 from gateway.config_sync import ConfigSync
-from gateway.forwarded import TrustedProxies
+from gateway.edges import UpstreamFactory
 from gateway.front_door import FrontDoor
-from gateway.hotpath import Answer, HotPath
+from gateway.hotpath import Answer, HotPath, create_hot_path
 from gateway.live import LiveExperiments
 from gateway.metrics import GatewayMetrics
 from gateway.passthrough import Passthrough
 from gateway.recorder import Recorder
 from gateway.tasks import stop_tasks
+from gateway.upstream import EndpointPool
 
 __all__ = ["Gateway", "app_from_environment", "build_gateway", "create_app"]
 
@@ -240,11 +240,14 @@ def create_app(
     store: AsyncStore | None,
     bootstrap: ExperimentConfig | None = None,
     recorder: Recorder | None = None,
+    upstream: UpstreamFactory = EndpointPool,
 ) -> Gateway:
-    """Wire a gateway; ``store=None`` routes the bootstrap config without recording."""
+    """Wire a gateway; ``store=None`` routes the bootstrap config without recording.
+
+    ``upstream`` makes the connection pool of each endpoint URL (see ``gateway/edges.py``).
+    """
     from gateway.admin import create_admin_app
 
-    experiments = LiveExperiments()
     recorder = recorder or Recorder(
         store,
         window_s=settings.stats_window_s,
@@ -253,16 +256,9 @@ def create_app(
     )
     if settings.test_drop_records:
         recorder.lose_records(settings.test_drop_records)
-    recorder.experiment_names = lambda: experiments.by_name.keys()
+    hotpath = create_hot_path(settings, store=store, upstream=upstream, recorder=recorder)
+    experiments = hotpath.experiments
     sync = ConfigSync(store, experiments, bootstrap)
-    access = AccessLog(
-        settings.access_log_rate,
-        payloads=settings.log_payloads,
-        proxies=TrustedProxies(settings.trusted_proxies),
-    )
-    hotpath = HotPath(
-        experiments, recorder, store, access, drift_sample_rate=settings.drift_sample_rate
-    )
     metrics = GatewayMetrics(
         experiments,
         recorder,

@@ -18,7 +18,7 @@ from core.schema import drift_class_field, drift_feature_field, drift_score_fiel
 if TYPE_CHECKING:
     from experiments.config import ExperimentConfig
 
-__all__ = ["VariantBins", "sample_every", "variant_bins"]
+__all__ = ["DriftSampler", "VariantBins", "sample_every", "variant_bins"]
 
 
 def sample_every(rate: float) -> int:
@@ -90,3 +90,23 @@ def variant_bins(
         if reference:
             out[variant.name] = _bins(variant.name, variant.model_version, reference)
     return out or None
+
+
+class DriftSampler:
+    """Which answered requests of this process are sampled for drift: one in ``every``."""
+
+    __slots__ = ("_countdown", "every")
+
+    def __init__(self, rate: float) -> None:
+        self.every = sample_every(rate)
+        self._countdown = self.every
+
+    def due(self) -> bool:
+        """Count one answered request; True for each ``every``-th (never with rate 0)."""
+        if not self.every:
+            return False
+        self._countdown -= 1
+        if self._countdown > 0:
+            return False
+        self._countdown = self.every
+        return True

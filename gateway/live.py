@@ -23,6 +23,7 @@ from core.errors import NotFound
 from experiments.namespaces import Neighbour, routing_conflicts
 from gateway.assignment import Assigner, namespace_bucket, namespace_table
 from gateway.drift_sampling import VariantBins, variant_bins
+from gateway.edges import Upstream, UpstreamFactory
 from gateway.protocols import upstream_paths
 from gateway.upstream import EndpointPool, VariantEndpoints
 
@@ -127,7 +128,9 @@ def _feedback_metrics(config: ExperimentConfig) -> dict[str, str]:
 class LiveExperiments:
     """Every routed experiment, by name and by model."""
 
-    pools: dict[str, EndpointPool] = field(default_factory=dict)
+    # Makes the connection pool of an endpoint URL (a double in unit tests).
+    connect: UpstreamFactory = EndpointPool
+    pools: dict[str, Upstream] = field(default_factory=dict)
     by_name: dict[str, LiveExperiment] = field(default_factory=dict)
     # Experiments whose servers are abgate's own workers (POST /predict).
     by_model: dict[str, ModelRoute] = field(default_factory=dict)
@@ -148,7 +151,7 @@ class LiveExperiments:
         for url in entry.endpoints:
             pool = self.pools.get(url)
             if pool is None:
-                pool = self.pools[url] = EndpointPool(url)
+                pool = self.pools[url] = self.connect(url)
             pools.append(pool)
         paths = upstream_paths(config.protocol, entry.upstream_model or config.model)
         endpoints = VariantEndpoints(pools)

@@ -22,10 +22,12 @@ from typing import Any
 import orjson
 
 from core.errors import AbgateError, BadRequest, UpstreamUnavailable
-from core.http import error_json
 from core.schema import Unanswered
 from core.tracing import Trace, continue_trace
-from gateway.hotpath import Answer, HotPath, new_request_id, valid_request_id
+from gateway.answer import Answer, error_answer
+from gateway.assign import assign, recorded_unit, unit_of
+from gateway.edges import Upstream
+from gateway.hotpath import HotPath
 from gateway.live import LiveExperiment, Target
 from gateway.protocols import (
     MAX_JOINABLE_ROWS,
@@ -34,16 +36,12 @@ from gateway.protocols import (
     outcome_ids,
     predictions,
 )
-from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
+from gateway.request_ids import BAD_REQUEST_ID, new_request_id, valid_request_id
+from gateway.upstream import UpstreamError, UpstreamResponse
 
 __all__ = ["Passthrough"]
 
 _JSON = b"application/json"
-
-
-def _error(exc: AbgateError, request_id: str | None, status: int | None = None) -> Answer:
-    headers = [(b"x-request-id", request_id.encode())] if request_id else []
-    return Answer(status or exc.status_code, error_json(exc.message), headers)
 
 
 def _parsed(body: bytes) -> Any:
@@ -75,16 +73,16 @@ class Passthrough:
                 request_id = raw_id.decode("latin-1")
                 if not valid_request_id(request_id):
                     request_id = None  # not echoed, not logged
-                    raise BadRequest("X-Request-ID must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+                    raise BadRequest(BAD_REQUEST_ID)
             route = hot.experiments.for_protocol(call.protocol, call.model)
             payload = _parsed(body) if call.operation == "predict" else None
             fields = payload if type(payload) is dict else {}
-            unit = HotPath._unit(route.first, fields, headers, request_id)
+            unit = unit_of(route.first, fields, headers, request_id)
             live = route.pick(unit)
             holdout = live is None
             if live is None:  # outside every namespace of the model: in no experiment
                 live = route.first
-            chosen = self._assign(live, unit, headers, holdout)
+            chosen = assign(live, unit, headers, holdout)
             forward = b"X-Request-ID: %s\r\ntraceparent: %s\r\n" % (
                 request_id.encode(),
                 trace.header,
@@ -100,23 +98,11 @@ class Passthrough:
             if trace.sampled or exc.status_code >= 500:
                 client = hot.access.client(peer, headers)
                 hot.access.rejected(trace, request_id, exc.status_code, exc.message, body, client)
-            return _error(exc, request_id)
-
-    @staticmethod
-    def _assign(
-        live: LiveExperiment, unit: str, headers: dict[bytes, bytes], holdout: bool
-    ) -> Target:
-        if live.paused or holdout:
-            return live.champion
-        forced = None
-        if live.override_header is not None:
-            raw = headers.get(live.override_header.encode())
-            forced = raw.decode("latin-1") if raw else None
-        return live.targets[live.assigner.assign(unit, forced).name]
+            return error_answer(exc, request_id)
 
     @staticmethod
     async def _send(
-        pool: EndpointPool,
+        pool: Upstream,
         target: Target,
         operation: str,
         body: bytes,
@@ -152,7 +138,7 @@ class Passthrough:
         except UpstreamError as exc:
             message = f"variant {chosen.name} is unavailable ({exc.kind})"
             status = 504 if exc.kind == "timeout" else None
-            return _error(UpstreamUnavailable(message), request_id, status)
+            return error_answer(UpstreamUnavailable(message), request_id, status)
         return self._answer(response, chosen, request_id)
 
     async def _predict(
@@ -212,7 +198,7 @@ class Passthrough:
         if response is None:
             kind = "timeout" if error == "timeout" else None
             what = "did not answer in time" if kind else f"is unavailable ({error})"
-            answer = _error(
+            answer = error_answer(
                 UpstreamUnavailable(f"variant {served_by.name} {what}"),
                 request_id, 504 if kind else None,
             )  # fmt: skip
@@ -257,16 +243,14 @@ class Passthrough:
         # The call is one request (its latency, error and assignment); a call of several
         # rows maps its own id to none of them (unscored) and each row to its prediction.
         recorder = self.hot.recorder
-        recorded_unit = (
-            None if live.unit_source == "request_id" else "" if unit is request_id else unit
-        )
+        unit_recorded = recorded_unit(live, unit, request_id)
         several = found is not None and len(found) > 1
         prediction = Unanswered.OTHER if several else (found[0] if found else None)
         recorder.record_request(
             live.name, chosen.name, chosen.model_version, live.version,
             ok=ok and not client_error, client_error=client_error, latency_ms=latency_ms,
             fallback=fallback, request_id=request_id, prediction=prediction, error=error,
-            ts=now, unit=recorded_unit,
+            ts=now, unit=unit_recorded,
         )  # fmt: skip
         if several:
             assert found is not None
@@ -277,7 +261,7 @@ class Passthrough:
             rows = found if scored else [Unanswered.OTHER] * len(ids)
             recorder.record_rows(
                 live.name, chosen.name, chosen.model_version, live.version,
-                list(zip(ids, rows, strict=False)), ts=now, unit=recorded_unit,
+                list(zip(ids, rows, strict=False)), ts=now, unit=unit_recorded,
             )  # fmt: skip
 
     def _sample_drift(
@@ -290,12 +274,8 @@ class Passthrough:
         now: float,
     ) -> None:
         hot = self.hot
-        if live.drift is None or not hot.drift_every:
+        if live.drift is None or not hot.drift.due():
             return
-        hot._drift_countdown -= 1
-        if hot._drift_countdown > 0:
-            return
-        hot._drift_countdown = hot.drift_every
         bins = live.drift.get(chosen.name)
         features = first_row(call.protocol, payload)
         if bins is not None and features is not None:
@@ -317,13 +297,13 @@ class Passthrough:
         request_id: str,
         request_ts: float,
     ) -> dict[str, str]:
-        hot = self.hot
+        mirroring = self.hot.mirroring
         outcomes: dict[str, str] = {}
         for name in live.assigner.shadows_for(unit):
             # Shed at the shadow's own max_inflight, counted, as on the native path.
-            shadow = hot.claim_shadow(live, name, outcomes)
+            shadow = mirroring.claim(live, name, outcomes)
             if shadow is not None:
-                hot.in_background(self._shadow_call(
+                mirroring.in_background(self._shadow_call(
                     live.name, shadow, call, body, content_type, forward, live_predictions,
                     trace, request_id, request_ts,
                 ))  # fmt: skip
@@ -357,7 +337,7 @@ class Passthrough:
         except UpstreamError as exc:
             error = exc.kind
         finally:
-            hot.release_shadow(experiment, shadow.name)
+            hot.mirroring.release(experiment, shadow.name)
         agreed: bool | None = None
         recorder = hot.recorder
         if found is None:

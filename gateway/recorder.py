@@ -151,7 +151,7 @@ class Recorder:
                     return
             record(experiment, name, version, epoch, **kw)
 
-        self.record_request = lossy  # type: ignore[method-assign]
+        self.record_request = lossy  # type: ignore[method-assign, assignment]
 
     # --- hot path: no awaits, no I/O ------------------------------------------
 

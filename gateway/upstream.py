@@ -18,9 +18,13 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httptools
+
+if TYPE_CHECKING:
+    from gateway.edges import Upstream
 
 __all__ = ["EndpointPool", "UpstreamError", "UpstreamResponse", "VariantEndpoints"]
 
@@ -169,7 +173,7 @@ class EndpointPool:
         except OSError as exc:
             raise UpstreamError("connect_error", f"cannot connect to {self.url}: {exc}") from exc
         # uvloop calls connection_made only on the next loop turn.
-        conn.transport = transport  # type: ignore[assignment]
+        conn.transport = transport
         return conn
 
     def _idle_connection(self) -> _Connection | None:
@@ -286,11 +290,11 @@ class _Deadlines:
 class VariantEndpoints:
     """Round-robin over a variant's endpoints, skipping ejected ones."""
 
-    def __init__(self, pools: list[EndpointPool]) -> None:
+    def __init__(self, pools: list[Upstream]) -> None:
         self.pools = pools
         self._next = 0
 
-    def pick(self) -> EndpointPool:
+    def pick(self) -> Upstream:
         """The next healthy endpoint (or, when all are ejected, the next one anyway)."""
         count = len(self.pools)
         for _ in range(count):

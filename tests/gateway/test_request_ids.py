@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from gateway.hotpath import _request_ids, valid_request_id
+from gateway.request_ids import _request_ids, valid_request_id
 
 
 def test_ids_are_96_random_bits_and_do_not_repeat() -> None:
