@@ -8,12 +8,10 @@ the recorder's in-process buffer.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import re
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass
 from random import random
 from typing import Any
@@ -34,6 +32,7 @@ from core.tracing import Trace, continue_trace
 from gateway.access_log import AccessLog
 from gateway.drift_sampling import sample_every
 from gateway.live import LiveExperiment, LiveExperiments, Target
+from gateway.mirroring import Mirroring
 from gateway.recorder import Recorder
 from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
 
@@ -144,7 +143,7 @@ def _accepted(
 
 
 class HotPath:
-    """Predict, feedback and shadow mirroring for the live experiments."""
+    """Predict and feedback for the live experiments (shadows: ``gateway/mirroring.py``)."""
 
     def __init__(
         self,
@@ -161,12 +160,7 @@ class HotPath:
         self.access = access or AccessLog(0.0)
         self.drift_every = sample_every(drift_sample_rate)
         self._drift_countdown = self.drift_every
-        self.shadow_inflight = 0
-        self.shadow_dropped = 0
-        # Per (experiment, shadow): its calls in flight in this process (each shadow is
-        # shed at its own ``max_inflight``).
-        self.shadow_calls: dict[tuple[str, str], int] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self.mirroring = Mirroring(recorder, self.access)
 
     # --- predict ------------------------------------------------------------------
 
@@ -337,7 +331,7 @@ class HotPath:
         answer_body["request_id"] = request_id
         shadows = None
         if live.shadows and not client_error and not holdout:
-            shadows = self._mirror(
+            shadows = self.mirroring.mirror(
                 live, unit, body, forward_headers, prediction, trace, request_id, now
             )
         if trace.sampled or error is not None:
@@ -382,111 +376,6 @@ class HotPath:
         pool: EndpointPool, target: Target, body: bytes, headers: bytes
     ) -> UpstreamResponse:
         return await pool.request(_PREDICT_PATH, body, headers, target.timeout_s)
-
-    # --- shadows ------------------------------------------------------------------
-
-    def _mirror(
-        self,
-        live: LiveExperiment,
-        unit: str,
-        body: bytes,
-        headers: bytes,
-        live_prediction: Any,
-        trace: Trace,
-        request_id: str,
-        request_ts: float,
-    ) -> dict[str, str]:
-        """Start the shadow calls; what happened to each (mirrored or shed), for the log.
-
-        Nothing here is awaited: each call runs as a task of its own after the live
-        answer is on its way. A shadow with ``max_inflight`` calls in flight in this
-        process is shed for the request (counted, in Redis and ``/metrics``), so a
-        slow or stuck shadow holds a bounded number of tasks and connections.
-        """
-        outcomes: dict[str, str] = {}
-        for name in live.assigner.shadows_for(unit):
-            shadow = self.claim_shadow(live, name, outcomes)
-            if shadow is not None:
-                self.in_background(self._shadow_call(
-                    live.name, shadow, body, headers, live_prediction, trace, request_id,
-                    request_ts,
-                ))  # fmt: skip
-        return outcomes
-
-    def claim_shadow(
-        self, live: LiveExperiment, name: str, outcomes: dict[str, str]
-    ) -> Target | None:
-        """The shadow ``name`` with one of its call slots taken, or None when it is not
-        configured or shed (``max_inflight`` calls in flight here: counted). Every
-        protocol's mirroring goes through it; ``release_shadow`` gives the slot back."""
-        shadow = live.shadows.get(name)
-        if shadow is None:
-            return None
-        key = (live.name, name)
-        calls = self.shadow_calls.get(key, 0)
-        if calls >= shadow.max_inflight:
-            self.shadow_dropped += 1
-            self.recorder.record_shadow_shed(live.name, name)
-            outcomes[name] = "shed"
-            return None
-        self.shadow_calls[key] = calls + 1
-        self.shadow_inflight += 1
-        outcomes[name] = "mirrored"
-        return shadow
-
-    def release_shadow(self, experiment: str, name: str) -> None:
-        """A shadow call ended: its slot is free again."""
-        self.shadow_inflight -= 1
-        key = (experiment, name)
-        self.shadow_calls[key] = self.shadow_calls.get(key, 1) - 1
-
-    def in_background(self, call: Coroutine[Any, Any, None]) -> None:
-        """Run ``call`` as a task nobody awaits, kept referenced until it ends."""
-        task = asyncio.get_running_loop().create_task(call)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _shadow_call(
-        self,
-        experiment: str,
-        shadow: Target,
-        body: bytes,
-        headers: bytes,
-        live_prediction: Any,
-        trace: Trace,
-        request_id: str,
-        request_ts: float,
-    ) -> None:
-        pool = shadow.endpoints.pick()
-        started = time.perf_counter()
-        error: str | None = None
-        agreed = None
-        prediction: Any = None
-        try:
-            response = await self._call(pool, shadow, body, headers)
-            ok = response.status < 400
-            if ok:
-                answer = orjson.loads(response.body)
-                prediction = answer.get("prediction")
-                agreed = prediction == live_prediction
-            else:
-                error = f"status {response.status}"
-        except UpstreamError as exc:
-            ok, error = False, exc.kind
-        except (orjson.JSONDecodeError, AttributeError):
-            ok, error = False, "protocol"
-        finally:
-            self.release_shadow(experiment, shadow.name)
-        self.recorder.record_shadow(
-            experiment, shadow.name, ok=ok, agreed=agreed, request_id=request_id,
-            prediction=prediction, request_ts=request_ts,
-        )  # fmt: skip
-        if trace.sampled or not ok:
-            self.access.shadow(
-                trace, request_id, experiment=experiment, shadow=shadow.name, endpoint=pool.url,
-                ok=ok, agreed=agreed, latency_ms=(time.perf_counter() - started) * 1000.0,
-                error=error,
-            )  # fmt: skip
 
     # --- feedback -----------------------------------------------------------------
 

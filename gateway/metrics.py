@@ -428,7 +428,7 @@ class GatewayMetrics:
                 for name in set(recorder.feedback_joins) | set(recorder.feedback_expired)
             },
             feedback_pending={name: j.pending for name, j in recorder.feedback_joins.items()},
-            shadow_dropped=self.hotpath.shadow_dropped,
+            shadow_dropped=self.hotpath.mirroring.dropped,
             dropped_outcomes=health.dropped_events,
             flush_failures=health.flush_failures,
             pending_outcomes=health.pending_events,

@@ -317,13 +317,13 @@ class Passthrough:
         request_id: str,
         request_ts: float,
     ) -> dict[str, str]:
-        hot = self.hot
+        mirroring = self.hot.mirroring
         outcomes: dict[str, str] = {}
         for name in live.assigner.shadows_for(unit):
             # Shed at the shadow's own max_inflight, counted, as on the native path.
-            shadow = hot.claim_shadow(live, name, outcomes)
+            shadow = mirroring.claim(live, name, outcomes)
             if shadow is not None:
-                hot.in_background(self._shadow_call(
+                mirroring.in_background(self._shadow_call(
                     live.name, shadow, call, body, content_type, forward, live_predictions,
                     trace, request_id, request_ts,
                 ))  # fmt: skip
@@ -357,7 +357,7 @@ class Passthrough:
         except UpstreamError as exc:
             error = exc.kind
         finally:
-            hot.release_shadow(experiment, shadow.name)
+            hot.mirroring.release(experiment, shadow.name)
         agreed: bool | None = None
         recorder = hot.recorder
         if found is None:

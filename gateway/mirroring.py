@@ -1,0 +1,146 @@
+"""Shadow mirroring: copies of a live request sent to the experiment's shadows.
+
+A shadow answers a copy of a request nobody waits for: its answer is compared
+with the live one and kept for the paired counts (``gateway/recorder.py``), and
+never reaches the client. Nothing here is awaited on the request path; each
+call runs as a task of its own after the live answer is on its way. A shadow
+with ``max_inflight`` calls in flight in this process is shed for the request
+(counted, in Redis and ``/metrics``), so a slow or stuck shadow holds a
+bounded number of tasks and connections.
+
+The native ``/predict`` path mirrors through :meth:`Mirroring.mirror`; the
+model servers' own protocols (``gateway/passthrough.py``) run their own calls
+but take and give back slots through :meth:`Mirroring.claim` and
+:meth:`Mirroring.release`, so every shadow is shed at one limit per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import orjson
+
+from core.tracing import Trace
+from gateway.access_log import AccessLog
+from gateway.live import LiveExperiment, Target
+from gateway.recorder import Recorder
+from gateway.upstream import UpstreamError
+
+__all__ = ["Mirroring"]
+
+_PREDICT_PATH = b"/predict"
+
+
+class Mirroring:
+    """The shadow calls of one gateway process, their slots and their counters."""
+
+    def __init__(self, recorder: Recorder, access: AccessLog) -> None:
+        self.recorder = recorder
+        self.access = access
+        self.inflight = 0
+        """Shadow calls in flight in this process, over every shadow."""
+        self.dropped = 0
+        """Shadow calls shed at their ``max_inflight`` since this process started."""
+        # Per (experiment, shadow): its calls in flight in this process (each shadow is
+        # shed at its own ``max_inflight``).
+        self.calls: dict[tuple[str, str], int] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    def mirror(
+        self,
+        live: LiveExperiment,
+        unit: str,
+        body: bytes,
+        headers: bytes,
+        live_prediction: Any,
+        trace: Trace,
+        request_id: str,
+        request_ts: float,
+    ) -> dict[str, str]:
+        """Start the shadow calls of a ``/predict`` request; what happened to each
+        (mirrored or shed), for the access log."""
+        outcomes: dict[str, str] = {}
+        for name in live.assigner.shadows_for(unit):
+            shadow = self.claim(live, name, outcomes)
+            if shadow is not None:
+                self.in_background(self._shadow_call(
+                    live.name, shadow, body, headers, live_prediction, trace, request_id,
+                    request_ts,
+                ))  # fmt: skip
+        return outcomes
+
+    def claim(self, live: LiveExperiment, name: str, outcomes: dict[str, str]) -> Target | None:
+        """The shadow ``name`` with one of its call slots taken, or None when it is not
+        configured or shed (``max_inflight`` calls in flight here: counted). Every
+        protocol's mirroring goes through it; ``release`` gives the slot back."""
+        shadow = live.shadows.get(name)
+        if shadow is None:
+            return None
+        key = (live.name, name)
+        calls = self.calls.get(key, 0)
+        if calls >= shadow.max_inflight:
+            self.dropped += 1
+            self.recorder.record_shadow_shed(live.name, name)
+            outcomes[name] = "shed"
+            return None
+        self.calls[key] = calls + 1
+        self.inflight += 1
+        outcomes[name] = "mirrored"
+        return shadow
+
+    def release(self, experiment: str, name: str) -> None:
+        """A shadow call ended: its slot is free again."""
+        self.inflight -= 1
+        key = (experiment, name)
+        self.calls[key] = self.calls.get(key, 1) - 1
+
+    def in_background(self, call: Coroutine[Any, Any, None]) -> None:
+        """Run ``call`` as a task nobody awaits, kept referenced until it ends."""
+        task = asyncio.get_running_loop().create_task(call)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _shadow_call(
+        self,
+        experiment: str,
+        shadow: Target,
+        body: bytes,
+        headers: bytes,
+        live_prediction: Any,
+        trace: Trace,
+        request_id: str,
+        request_ts: float,
+    ) -> None:
+        pool = shadow.endpoints.pick()
+        started = time.perf_counter()
+        error: str | None = None
+        agreed = None
+        prediction: Any = None
+        try:
+            response = await pool.request(_PREDICT_PATH, body, headers, shadow.timeout_s)
+            ok = response.status < 400
+            if ok:
+                answer = orjson.loads(response.body)
+                prediction = answer.get("prediction")
+                agreed = prediction == live_prediction
+            else:
+                error = f"status {response.status}"
+        except UpstreamError as exc:
+            ok, error = False, exc.kind
+        except (orjson.JSONDecodeError, AttributeError):
+            ok, error = False, "protocol"
+        finally:
+            self.release(experiment, shadow.name)
+        self.recorder.record_shadow(
+            experiment, shadow.name, ok=ok, agreed=agreed, request_id=request_id,
+            prediction=prediction, request_ts=request_ts,
+        )  # fmt: skip
+        if trace.sampled or not ok:
+            self.access.shadow(
+                trace, request_id, experiment=experiment, shadow=shadow.name, endpoint=pool.url,
+                ok=ok, agreed=agreed, latency_ms=(time.perf_counter() - started) * 1000.0,
+                error=error,
+            )  # fmt: skip
