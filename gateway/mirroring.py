@@ -3,7 +3,9 @@
 A shadow answers a copy of a request nobody waits for: its answer is compared
 with the live one and kept for the paired counts (``gateway/recorder.py``), and
 never reaches the client. Nothing here is awaited on the request path; each
-call runs as a task of its own after the live answer is on its way. A shadow
+call runs as a task of its own after the live answer is on its way, and by
+default the call itself is made by a child process (``gateway/shadow_calls.py``),
+so its network work does not share the live requests' CPU. A shadow
 with ``max_inflight`` calls in flight in this process is shed for the request
 (counted, in Redis and ``/metrics``), so a slow or stuck shadow holds a
 bounded number of tasks and connections.
@@ -27,6 +29,7 @@ from core.tracing import Trace
 from gateway.access_log import AccessLog
 from gateway.live import LiveExperiment, Target
 from gateway.recorder import Recorder
+from gateway.shadow_calls import InlineShadowCalls, ShadowCalls
 from gateway.upstream import UpstreamError
 
 __all__ = ["Mirroring"]
@@ -37,9 +40,13 @@ _PREDICT_PATH = b"/predict"
 class Mirroring:
     """The shadow calls of one gateway process, their slots and their counters."""
 
-    def __init__(self, recorder: Recorder, access: AccessLog) -> None:
+    def __init__(
+        self, recorder: Recorder, access: AccessLog, caller: ShadowCalls | None = None
+    ) -> None:
         self.recorder = recorder
         self.access = access
+        self.caller: ShadowCalls = caller or InlineShadowCalls()
+        """Who makes the calls: this process, or its shadow caller (``gateway/shadow_calls.py``)."""
         self.inflight = 0
         """Shadow calls in flight in this process, over every shadow."""
         self.dropped = 0
@@ -120,7 +127,9 @@ class Mirroring:
         agreed = None
         prediction: Any = None
         try:
-            response = await pool.request(_PREDICT_PATH, body, headers, shadow.timeout_s)
+            response = await self.caller.request(
+                pool, _PREDICT_PATH, body, headers, shadow.timeout_s
+            )
             ok = response.status < 400
             if ok:
                 answer = orjson.loads(response.body)

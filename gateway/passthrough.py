@@ -348,7 +348,10 @@ class Passthrough:
         error: str | None = None
         found: list[Any] | None = None
         try:
-            response = await self._send(pool, shadow, "predict", body, forward, content_type)
+            path = pool.base_path + shadow.paths["predict"]
+            response = await hot.mirroring.caller.request(
+                pool, path, body, forward, shadow.timeout_s, b"POST", content_type
+            )
             if response.status < 400:
                 found = predictions(call.protocol, _parsed(response.body))
                 error = None if found is not None else "protocol"

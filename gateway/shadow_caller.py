@@ -98,7 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(args) != 1 or not args[0].isdigit():
         print("usage: python -m gateway.shadow_caller FD", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     # The serving process handles Ctrl-C and SIGTERM; this one ends when it closes the socket.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
