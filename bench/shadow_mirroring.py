@@ -3,18 +3,19 @@
     python -m bench.shadow_mirroring [--duration 5] [--repeat 3] [--connections 1,8]
                                      [--shadow-delay-ms 50] [--max-inflight 64] [--pace-ms 1]
 
-Two gateways (``abgate gateway``, each with its own embedded Redis) route the
-same champion (``bench.constant_worker``, v1) at 100 %; one of them also
-mirrors every request (``sample_rate: 1.0``) to a shadow that answers
+Three gateways (``abgate gateway``, each with its own embedded Redis) route the
+same champion (``bench.constant_worker``, v1) at 100 %; two of them also mirror
+every request (``sample_rate: 1.0``) to a shadow that answers
 ``--shadow-delay-ms`` late (``bench.constant_worker --delay-ms``: slow, but
-costing no CPU). wrk (``bench.wrk``) loads the two in turn, ``--repeat`` times
-per connection count, after a warm-up, each connection waiting ``--pace-ms``
-before each request: a steady load below capacity, as a live service runs (at
-``--pace-ms 0``, as fast as possible, the shadow's calls compete with the live
-ones for the gateway's CPU and the comparison measures that instead). The
-table shows the medians, the
-mirrored gateway's p50 and p99 over the plain one's, and the shadow's calls
-answered and shed as its Redis counted them.
+costing no CPU): one makes its shadow calls from its shadow caller process (the
+default, ``ABGATE_SHADOW_CALLS=process``), the other inline. wrk (``bench.wrk``)
+loads them in turn, ``--repeat`` times per connection count, after a warm-up,
+each connection waiting ``--pace-ms`` before each request: a steady load below
+capacity, as a live service runs (at ``--pace-ms 0``, as fast as possible, the
+shadow's calls compete with the live ones for the CPU and the comparison
+measures that instead). The table shows the medians, each mirrored gateway's
+p50 and p99 over the plain one's, and the shadow's calls answered and shed as
+its Redis counted them.
 
 Budget: live p50 and p99 with mirroring within 5 % of without (ratio <= 1.05).
 A slow shadow holds at most ``max_inflight`` calls per gateway process; beyond
@@ -114,7 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         champion_port, shadow_port = (urlsplit(w.url or "").port or 80 for w in (champion, shadow))
         urls: dict[str, str] = {}
         redis_urls: dict[str, str] = {}
-        for name, mirrored in (("no mirroring", None), ("100 % mirrored", shadow_port)):
+        arms = (
+            ("no mirroring", None, "process"),
+            ("100 % mirrored", shadow_port, "process"),
+            ("mirrored inline", shadow_port, "inline"),
+        )
+        for name, mirrored, calls in arms:
             config = write_experiment(
                 Path(tmp) / f"{len(urls)}.yaml", champion_port, mirrored, args.max_inflight
             )
@@ -125,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.callback(log.close)
             process = subprocess.Popen(
                 gateway_command(port, config), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env={**os.environ, "REDIS_URL": redis.url},
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "REDIS_URL": redis.url, "ABGATE_SHADOW_CALLS": calls},
             )  # fmt: skip
             child = Child(name, process, f"http://127.0.0.1:{port}")
             stack.callback(child.stop)
@@ -153,6 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ok &= within
         print(f"{'':<16} {c:>5} mirrored / plain: p50 {p50_ratio:.3f}, p99 {p99_ratio:.3f} "
               f"({'within' if within else 'OVER'} {MAX_RATIO:g})")  # fmt: skip
+        inline = figures["mirrored inline"]
+        print(f"{'':<16} {c:>5} inline / plain:   p50 {inline[1] / plain[1]:.3f}, "
+              f"p99 {inline[2] / plain[2]:.3f} (shadow calls in the serving process)")  # fmt: skip
     answered = slow.requests - slow.errors
     print(
         f"shadow calls: {slow.requests} made ({answered} answered, {slow.errors} failed), "

@@ -48,6 +48,14 @@ EXIT_EXPIRED = 4
 _EXIT_CODES = {"promoted": EXIT_PROMOTED, "rolled_back": EXIT_ROLLED_BACK, "expired": EXIT_EXPIRED}
 ACTOR = "ramp-controller"
 LOCK_TTL_S = 30.0
+# Between the shadow phase and the first exposed step, mirroring stops and the ramp waits
+# until the candidate's shadow calls stop being counted (DRAIN_QUIET_S without a change):
+# the calls in flight then have ended, so its first users do not queue behind mirrored
+# requests on its servers. At most the shadow's timeout plus DRAIN_MARGIN_S (a gateway
+# that missed the config change catches up within its 5 s resync).
+DRAIN_POLL_S = 0.25
+DRAIN_QUIET_S = 1.0
+DRAIN_MARGIN_S = 7.0
 
 log = logging.getLogger("abgate.ramp")
 
@@ -268,6 +276,7 @@ class RampController:
     def _expose(self, decision: Decision) -> None:
         """The shadow gate passed: the candidate serves the first step, mirrored no more."""
         assert decision.weight is not None
+        self._drain_mirror()
         self.store.put_config(
             self.name,
             changes.expose(self._config(), decision.weight).model_dump(mode="json"),
@@ -276,6 +285,38 @@ class RampController:
             reason=decision.reason,
             evidence={"weight": decision.weight, **decision.evidence},
         )
+
+    def _drain_mirror(self) -> None:
+        """Stop mirroring the candidate and wait for its mirrored calls to end."""
+        config = self._config()
+        shadow = next((s for s in config.shadows if s.name == self.variant), None)
+        if shadow is None:
+            return
+        self.store.put_config(
+            self.name,
+            changes.shadow_phase(config, 0.0).model_dump(mode="json"),
+            actor=ACTOR,
+            action="ramp_shadow_drain",
+            reason=f"shadow phase passed: {self.variant} mirrored no more; its calls in "
+            "flight end before it serves users",
+            evidence={"weight": 0.0, "mirror": 0.0},
+        )
+        started = self.clock()
+        deadline = started + shadow.timeout_ms / 1000.0 + DRAIN_MARGIN_S
+        counted = self._shadow_calls_counted()
+        quiet_since = started
+        while self.clock() < deadline:
+            self.sleep(DRAIN_POLL_S)
+            now = self.clock()
+            seen = self._shadow_calls_counted()
+            if seen != counted:
+                counted, quiet_since = seen, now
+            elif now - quiet_since >= DRAIN_QUIET_S:
+                break
+
+    def _shadow_calls_counted(self) -> tuple[int, int]:
+        stats = decode_stats(self.store.totals(self.name)).shadows.get(self.variant)
+        return (0, 0) if stats is None else (stats.requests, stats.shed)
 
     def _observe_shadow(self, ramp_base: dict[str, str]) -> ShadowObservation:
         """The paired counts of the candidate since its shadow phase began."""
