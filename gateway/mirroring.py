@@ -18,9 +18,7 @@ but take and give back slots through :meth:`Mirroring.claim` and
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 import orjson
@@ -30,11 +28,12 @@ from gateway.access_log import AccessLog
 from gateway.live import LiveExperiment, Target
 from gateway.recorder import Recorder
 from gateway.shadow_calls import InlineShadowCalls, ShadowCalls
-from gateway.upstream import UpstreamError
+from gateway.upstream import UpstreamError, UpstreamResponse
 
 __all__ = ["Mirroring"]
 
 _PREDICT_PATH = b"/predict"
+_JSON = b"application/json"
 
 
 class Mirroring:
@@ -54,7 +53,6 @@ class Mirroring:
         # Per (experiment, shadow): its calls in flight in this process (each shadow is
         # shed at its own ``max_inflight``).
         self.calls: dict[tuple[str, str], int] = {}
-        self._background: set[asyncio.Task[None]] = set()
 
     def mirror(
         self,
@@ -73,10 +71,14 @@ class Mirroring:
         for name in live.assigner.shadows_for(unit):
             shadow = self.claim(live, name, outcomes)
             if shadow is not None:
-                self.in_background(self._shadow_call(
-                    live.name, shadow, body, headers, live_prediction, trace, request_id,
+                pool = shadow.endpoints.pick()
+                done = _PredictAnswer(
+                    self, live.name, shadow.name, pool.url, live_prediction, trace, request_id,
                     request_ts,
-                ))  # fmt: skip
+                )  # fmt: skip
+                self.caller.call(
+                    pool, _PREDICT_PATH, body, headers, shadow.timeout_s, b"POST", _JSON, done
+                )
         return outcomes
 
     def claim(self, live: LiveExperiment, name: str, outcomes: dict[str, str]) -> Target | None:
@@ -104,52 +106,59 @@ class Mirroring:
         key = (experiment, name)
         self.calls[key] = self.calls.get(key, 1) - 1
 
-    def in_background(self, call: Coroutine[Any, Any, None]) -> None:
-        """Run ``call`` as a task nobody awaits, kept referenced until it ends."""
-        task = asyncio.get_running_loop().create_task(call)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
-    async def _shadow_call(
+class _PredictAnswer:
+    """What a ``/predict`` shadow call does with its answer: compare, keep, count, log."""
+
+    __slots__ = (
+        "endpoint", "experiment", "live_prediction", "mirroring", "request_id", "request_ts",
+        "shadow", "started", "trace",
+    )  # fmt: skip
+
+    def __init__(
         self,
+        mirroring: Mirroring,
         experiment: str,
-        shadow: Target,
-        body: bytes,
-        headers: bytes,
+        shadow: str,
+        endpoint: str,
         live_prediction: Any,
         trace: Trace,
         request_id: str,
         request_ts: float,
     ) -> None:
-        pool = shadow.endpoints.pick()
-        started = time.perf_counter()
+        self.mirroring = mirroring
+        self.experiment = experiment
+        self.shadow = shadow
+        self.endpoint = endpoint
+        self.live_prediction = live_prediction
+        self.trace = trace
+        self.request_id = request_id
+        self.request_ts = request_ts
+        self.started = time.perf_counter()
+
+    def __call__(self, result: UpstreamResponse | UpstreamError) -> None:
+        mirroring = self.mirroring
+        mirroring.release(self.experiment, self.shadow)
         error: str | None = None
         agreed = None
         prediction: Any = None
-        try:
-            response = await self.caller.request(
-                pool, _PREDICT_PATH, body, headers, shadow.timeout_s
-            )
-            ok = response.status < 400
-            if ok:
-                answer = orjson.loads(response.body)
-                prediction = answer.get("prediction")
-                agreed = prediction == live_prediction
-            else:
-                error = f"status {response.status}"
-        except UpstreamError as exc:
-            ok, error = False, exc.kind
-        except (orjson.JSONDecodeError, AttributeError):
-            ok, error = False, "protocol"
-        finally:
-            self.release(experiment, shadow.name)
-        self.recorder.record_shadow(
-            experiment, shadow.name, ok=ok, agreed=agreed, request_id=request_id,
-            prediction=prediction, request_ts=request_ts,
+        if isinstance(result, UpstreamError):
+            ok, error = False, result.kind
+        elif result.status >= 400:
+            ok, error = False, f"status {result.status}"
+        else:
+            try:
+                prediction = orjson.loads(result.body).get("prediction")
+                ok, agreed = True, prediction == self.live_prediction
+            except (orjson.JSONDecodeError, AttributeError):
+                ok, error = False, "protocol"
+        mirroring.recorder.record_shadow(
+            self.experiment, self.shadow, ok=ok, agreed=agreed, request_id=self.request_id,
+            prediction=prediction, request_ts=self.request_ts,
         )  # fmt: skip
-        if trace.sampled or not ok:
-            self.access.shadow(
-                trace, request_id, experiment=experiment, shadow=shadow.name, endpoint=pool.url,
-                ok=ok, agreed=agreed, latency_ms=(time.perf_counter() - started) * 1000.0,
-                error=error,
+        if self.trace.sampled or not ok:
+            mirroring.access.shadow(
+                self.trace, self.request_id, experiment=self.experiment, shadow=self.shadow,
+                endpoint=self.endpoint, ok=ok, agreed=agreed,
+                latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error,
             )  # fmt: skip

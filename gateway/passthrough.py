@@ -323,68 +323,85 @@ class Passthrough:
             # Shed at the shadow's own max_inflight, counted, as on the native path.
             shadow = mirroring.claim(live, name, outcomes)
             if shadow is not None:
-                mirroring.in_background(self._shadow_call(
-                    live.name, shadow, call, body, content_type, forward, live_predictions,
-                    trace, request_id, request_ts,
-                ))  # fmt: skip
+                pool = shadow.endpoints.pick()
+                done = _ProtocolAnswer(
+                    self.hot, live.name, shadow.name, pool.url, call, live_predictions, trace,
+                    request_id, request_ts,
+                )  # fmt: skip
+                mirroring.caller.call(
+                    pool, pool.base_path + shadow.paths["predict"], body, forward,
+                    shadow.timeout_s, b"POST", content_type, done,
+                )  # fmt: skip
         return outcomes
 
-    async def _shadow_call(
+
+class _ProtocolAnswer:
+    """What a model server's shadow answer does: compare each row, keep it, count, log."""
+
+    __slots__ = (
+        "call", "endpoint", "experiment", "hot", "live_predictions", "request_id", "request_ts",
+        "shadow", "started", "trace",
+    )  # fmt: skip
+
+    def __init__(
         self,
+        hot: HotPath,
         experiment: str,
-        shadow: Target,
+        shadow: str,
+        endpoint: str,
         call: ProtocolCall,
-        body: bytes,
-        content_type: bytes,
-        forward: bytes,
         live_predictions: list[Any],
         trace: Trace,
         request_id: str,
         request_ts: float,
     ) -> None:
-        hot = self.hot
-        pool = shadow.endpoints.pick()
-        started = time.perf_counter()
-        error: str | None = None
+        self.hot = hot
+        self.experiment = experiment
+        self.shadow = shadow
+        self.endpoint = endpoint
+        self.call = call
+        self.live_predictions = live_predictions
+        self.trace = trace
+        self.request_id = request_id
+        self.request_ts = request_ts
+        self.started = time.perf_counter()
+
+    def __call__(self, result: UpstreamResponse | UpstreamError) -> None:
+        hot, experiment, shadow = self.hot, self.experiment, self.shadow
+        hot.mirroring.release(experiment, shadow)
         found: list[Any] | None = None
-        try:
-            path = pool.base_path + shadow.paths["predict"]
-            response = await hot.mirroring.caller.request(
-                pool, path, body, forward, shadow.timeout_s, b"POST", content_type
-            )
-            if response.status < 400:
-                found = predictions(call.protocol, _parsed(response.body))
-                error = None if found is not None else "protocol"
-            else:
-                error = f"status {response.status}"
-        except UpstreamError as exc:
-            error = exc.kind
-        finally:
-            hot.mirroring.release(experiment, shadow.name)
+        if isinstance(result, UpstreamError):
+            error: str | None = result.kind
+        elif result.status >= 400:
+            error = f"status {result.status}"
+        else:
+            found = predictions(self.call.protocol, _parsed(result.body))
+            error = None if found is not None else "protocol"
         agreed: bool | None = None
         recorder = hot.recorder
+        live_predictions = self.live_predictions
         if found is None:
-            recorder.record_shadow(experiment, shadow.name, ok=False, agreed=None)
+            recorder.record_shadow(experiment, shadow, ok=False, agreed=None)
         elif len(live_predictions) == 1:
             agreed = found == live_predictions
             # Kept beside the mapping: the request's feedback scores it (paired counts).
             recorder.record_shadow(
-                experiment, shadow.name, ok=True, agreed=agreed, request_id=request_id,
-                prediction=found[0], request_ts=request_ts,
+                experiment, shadow, ok=True, agreed=agreed, request_id=self.request_id,
+                prediction=found[0], request_ts=self.request_ts,
             )  # fmt: skip
         else:  # each row compared: a shadow answering other rows disagrees on them
             alike = sum(a == b for a, b in zip(found, live_predictions, strict=False))
             agreed = alike == len(live_predictions) == len(found)
             recorder.record_shadow_rows(
-                experiment, shadow.name, compared=len(live_predictions), agreed=alike
+                experiment, shadow, compared=len(live_predictions), agreed=alike
             )
             # Each row's answer beside that row's mapping, scored by the row's feedback.
-            ids = outcome_ids(request_id, len(live_predictions))
+            ids = outcome_ids(self.request_id, len(live_predictions))
             for row_id, answer in zip(ids, found, strict=False):
-                recorder.keep_shadow_answer(experiment, shadow.name, row_id, answer, request_ts)
-        if trace.sampled or error is not None:
+                recorder.keep_shadow_answer(experiment, shadow, row_id, answer, self.request_ts)
+        if self.trace.sampled or error is not None:
             hot.access.shadow(
-                trace, request_id, experiment=experiment, shadow=shadow.name, endpoint=pool.url,
-                ok=error is None, agreed=agreed,
-                latency_ms=(time.perf_counter() - started) * 1000.0, error=error,
+                self.trace, self.request_id, experiment=experiment, shadow=shadow,
+                endpoint=self.endpoint, ok=error is None, agreed=agreed,
+                latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error,
             )  # fmt: skip

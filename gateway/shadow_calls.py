@@ -33,6 +33,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -50,20 +51,25 @@ METHODS = (b"POST", b"GET")
 RESTART_AFTER_S = 1.0  # a child that died is started again at most this often
 
 
-class ShadowCalls(Protocol):
-    """Makes one shadow call: ``EndpointPool.request``'s contract, wherever it runs."""
+Result = UpstreamResponse | UpstreamError
+Done = Callable[[Result], None]
 
-    async def request(
+
+class ShadowCalls(Protocol):
+    """Makes shadow calls; each one's answer (or ``UpstreamError``) goes to its ``done``."""
+
+    def call(
         self,
         pool: EndpointPool,
         path: bytes,
         body: bytes,
         headers: bytes,
         timeout_s: float,
-        method: bytes = b"POST",
-        content_type: bytes = b"application/json",
-    ) -> UpstreamResponse:
-        """The shadow's answer, or ``UpstreamError``."""
+        method: bytes,
+        content_type: bytes,
+        done: Done,
+    ) -> None:
+        """Start the call; ``done`` runs once, later, with how it ended."""
         ...
 
     async def close(self) -> None:
@@ -72,20 +78,47 @@ class ShadowCalls(Protocol):
 
 
 class InlineShadowCalls:
-    """Shadow calls made in the serving process, on its own pools."""
+    """Shadow calls made in the serving process, on its own pools, a task each."""
 
-    async def request(
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def call(
         self,
         pool: EndpointPool,
         path: bytes,
         body: bytes,
         headers: bytes,
         timeout_s: float,
-        method: bytes = b"POST",
-        content_type: bytes = b"application/json",
-    ) -> UpstreamResponse:
-        """Call ``pool`` from this process."""
-        return await pool.request(path, body, headers, timeout_s, method, content_type)
+        method: bytes,
+        content_type: bytes,
+        done: Done,
+    ) -> None:
+        """Call ``pool`` from this process, in a task nobody awaits."""
+        task = asyncio.get_running_loop().create_task(
+            self._call(pool, path, body, headers, timeout_s, method, content_type, done)
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _call(
+        pool: EndpointPool,
+        path: bytes,
+        body: bytes,
+        headers: bytes,
+        timeout_s: float,
+        method: bytes,
+        content_type: bytes,
+        done: Done,
+    ) -> None:
+        try:
+            result: Result = await pool.request(
+                path, body, headers, timeout_s, method, content_type
+            )
+        except UpstreamError as exc:
+            result = exc
+        done(result)
 
     async def close(self) -> None:
         """Nothing to stop: the pools close with the gateway's."""
@@ -141,7 +174,7 @@ class Frames:
 
 
 class _Answers(asyncio.Protocol):
-    """The parent's end of the socket: resolves each call's future with its answer."""
+    """The parent's end of the socket: each answer goes to its call's ``done``."""
 
     def __init__(self, owner: ShadowProcess) -> None:
         self.owner = owner
@@ -151,14 +184,17 @@ class _Answers(asyncio.Protocol):
         waiting = self.owner.waiting
         for frame in self.frames.feed(data):
             call_id, status = ANSWER.unpack_from(frame)
-            waiter = waiting.pop(call_id, None)
-            if waiter is None or waiter.done():
+            found = waiting.pop(call_id, None)
+            if found is None:
                 continue
+            pool, done = found
             body = frame[ANSWER.size :]
             if status < 0:
-                waiter.set_exception(UpstreamError(ERROR_KINDS[-status - 1], body.decode()))
+                pool.note(False)
+                done(UpstreamError(ERROR_KINDS[-status - 1], body.decode()))
             else:
-                waiter.set_result(UpstreamResponse(status, body))
+                pool.note(status < 500)
+                done(UpstreamResponse(status, body))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner.lost()
@@ -166,63 +202,66 @@ class _Answers(asyncio.Protocol):
 
 @dataclass
 class ShadowProcess:
-    """Shadow calls made by a child process this one starts on the first call."""
+    """Shadow calls made by a child process this one starts on the first call.
+
+    A call costs this process one frame written (several calls of one loop turn
+    go in one ``write``) and one read back: no task, no future.
+    """
 
     process: subprocess.Popen[bytes] | None = None
     transport: asyncio.Transport | None = None
-    waiting: dict[int, asyncio.Future[UpstreamResponse]] = field(default_factory=dict)
+    waiting: dict[int, tuple[EndpointPool, Done]] = field(default_factory=dict)
     started: float = 0.0
     starts: int = 0
     _next_id: int = 0
-    _starting: asyncio.Future[None] | None = None
+    _outbox: list[bytes] = field(default_factory=list)
+    _starting: asyncio.Task[None] | None = None
     _closed: bool = False
 
-    async def request(
+    def call(
         self,
         pool: EndpointPool,
         path: bytes,
         body: bytes,
         headers: bytes,
         timeout_s: float,
-        method: bytes = b"POST",
-        content_type: bytes = b"application/json",
-    ) -> UpstreamResponse:
-        """Hand the call to the child and wait for its answer."""
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            transport = await self._start()
-        loop = asyncio.get_running_loop()
+        method: bytes,
+        content_type: bytes,
+        done: Done,
+    ) -> None:
+        """Queue the call for the child; written at the end of this loop turn."""
+        if self._closed:
+            done(UpstreamError("connect_error", "the gateway is stopping"))
+            return
         self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF
-        waiter: asyncio.Future[UpstreamResponse] = loop.create_future()
-        self.waiting[call_id] = waiter
-        transport.write(
+        self.waiting[call_id] = (pool, done)
+        outbox = self._outbox
+        outbox.append(
             encode_call(
                 call_id, pool.url.encode(), path, body, headers, timeout_s, method, content_type
             )
         )
-        try:
-            response = await waiter
-        except UpstreamError as exc:
-            pool.note(ok=False)
-            raise exc from None
-        finally:
-            self.waiting.pop(call_id, None)
-        pool.note(ok=response.status < 500)
-        return response
+        if len(outbox) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
 
-    async def _start(self) -> asyncio.Transport:
-        if self._closed:
-            raise UpstreamError("connect_error", "the gateway is stopping")
-        if self._starting is not None:
-            await asyncio.shield(self._starting)
-            if self.transport is None:
-                raise UpstreamError("connect_error", "the shadow caller process did not start")
-            return self.transport
+    def _flush(self) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            if self._starting is None:
+                self._start()
+            return  # written once the child is up
+        frames, self._outbox = self._outbox, []
+        transport.write(b"".join(frames))
+
+    def _start(self) -> None:
         if time.monotonic() - self.started < RESTART_AFTER_S:
-            raise UpstreamError("connect_error", "the shadow caller process exited a moment ago")
-        loop = asyncio.get_running_loop()
-        self._starting = loop.create_future()
+            self._fail_all("the shadow caller process exited a moment ago")
+            return
         self.started = time.monotonic()
+        self._starting = asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        loop = asyncio.get_running_loop()
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             with theirs:
@@ -231,17 +270,26 @@ class ShadowProcess:
                     pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                 )  # fmt: skip
             transport, _ = await loop.create_unix_connection(lambda: _Answers(self), sock=ours)
-            self.transport = transport  # type: ignore[assignment]
-            self.starts += 1
-            log.info("shadow calls go through process %d", self.process.pid)
         except OSError as exc:
             log.error("cannot start the shadow caller process: %s", exc)
-            raise UpstreamError("connect_error", f"no shadow caller process: {exc}") from exc
+            self._fail_all(f"no shadow caller process: {exc}")
+            return
         finally:
-            self._starting.set_result(None)
             self._starting = None
-        assert self.transport is not None
-        return self.transport
+        self.transport = transport  # type: ignore[assignment]
+        self.starts += 1
+        log.info("shadow calls go through process %d", self.process.pid)
+        if self._closed:
+            transport.close()
+        elif self._outbox:
+            self._flush()
+
+    def _fail_all(self, message: str) -> None:
+        self._outbox.clear()
+        waiting, self.waiting = self.waiting, {}
+        for pool, done in waiting.values():
+            pool.note(False)
+            done(UpstreamError("connect_error", message))
 
     def lost(self) -> None:
         """The socket closed: the child exited (or is being stopped)."""
@@ -250,23 +298,18 @@ class ShadowProcess:
             log.warning(
                 "the shadow caller process exited with %d calls in flight", len(self.waiting)
             )
-        waiting, self.waiting = self.waiting, {}
-        for waiter in waiting.values():
-            if not waiter.done():
-                waiter.set_exception(
-                    UpstreamError("connect_error", "the shadow caller process exited")
-                )
-        process = self.process
-        if process is not None and process.poll() is None and self._closed:
-            return
-        if process is not None:
-            process.poll()  # reaped, if it has exited
+        self._fail_all("the shadow caller process exited")
+        if self.process is not None:
+            self.process.poll()  # reaped, if it has exited
 
     async def close(self) -> None:
         """Close the socket; the child finishes nothing more and exits."""
         self._closed = True
+        if self._starting is not None:
+            await asyncio.wait([self._starting], timeout=5.0)
         if self.transport is not None:
             self.transport.close()
+        self._fail_all("the gateway is stopping")
         process = self.process
         if process is None:
             return
