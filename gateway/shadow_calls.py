@@ -217,6 +217,7 @@ class ShadowProcess:
     _outbox: list[bytes] = field(default_factory=list)
     _starting: asyncio.Task[None] | None = None
     _closed: bool = False
+    _exited: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def call(
         self,
@@ -258,6 +259,7 @@ class ShadowProcess:
             self._fail_all("the shadow caller process exited a moment ago")
             return
         self.started = time.monotonic()
+        self._exited = [p for p in self._exited if p.poll() is None]
         self._starting = asyncio.get_running_loop().create_task(self._connect())
 
     async def _connect(self) -> None:
@@ -300,7 +302,8 @@ class ShadowProcess:
             )
         self._fail_all("the shadow caller process exited")
         if self.process is not None:
-            self.process.poll()  # reaped, if it has exited
+            self._exited.append(self.process)  # reaped by the next start, or by close()
+            self.process = None
 
     async def close(self) -> None:
         """Close the socket; the child finishes nothing more and exits."""
@@ -310,15 +313,14 @@ class ShadowProcess:
         if self.transport is not None:
             self.transport.close()
         self._fail_all("the gateway is stopping")
-        process = self.process
-        if process is None:
-            return
+        processes = [*self._exited, *([self.process] if self.process is not None else [])]
         deadline = time.monotonic() + 2.0
-        while process.poll() is None and time.monotonic() < deadline:
+        while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def shadow_calls(in_process: bool) -> ShadowCalls:

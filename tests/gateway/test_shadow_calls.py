@@ -103,8 +103,14 @@ class _Upstream:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 128  # 40 calls connect at once (the default backlog is 5)
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a caller that timed out has gone: its answer has nowhere to go
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
