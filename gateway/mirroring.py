@@ -30,7 +30,7 @@ from gateway.recorder import Recorder
 from gateway.shadow_calls import InlineShadowCalls, ShadowCalls
 from gateway.upstream import UpstreamError, UpstreamResponse
 
-__all__ = ["Mirroring"]
+__all__ = ["Mirroring", "ShadowAnswer"]
 
 _PREDICT_PATH = b"/predict"
 _JSON = b"application/json"
@@ -73,7 +73,7 @@ class Mirroring:
             if shadow is not None:
                 pool = shadow.endpoints.pick()
                 done = _PredictAnswer(
-                    self, live.name, shadow.name, pool.url, live_prediction, trace, request_id,
+                    live_prediction, self, live.name, shadow.name, pool.url, trace, request_id,
                     request_ts,
                 )  # fmt: skip
                 self.caller.call(
@@ -107,12 +107,13 @@ class Mirroring:
         self.calls[key] = self.calls.get(key, 1) - 1
 
 
-class _PredictAnswer:
-    """What a ``/predict`` shadow call does with its answer: compare, keep, count, log."""
+class ShadowAnswer:
+    """What a shadow call does with how it ended: free its slot, score the answer
+    (``score``: the part each protocol does its own way), log it when sampled or failed."""
 
     __slots__ = (
-        "endpoint", "experiment", "live_prediction", "mirroring", "request_id", "request_ts",
-        "shadow", "started", "trace",
+        "endpoint", "experiment", "mirroring", "request_id", "request_ts", "shadow", "started",
+        "trace",
     )  # fmt: skip
 
     def __init__(
@@ -121,7 +122,6 @@ class _PredictAnswer:
         experiment: str,
         shadow: str,
         endpoint: str,
-        live_prediction: Any,
         trace: Trace,
         request_id: str,
         request_ts: float,
@@ -130,35 +130,58 @@ class _PredictAnswer:
         self.experiment = experiment
         self.shadow = shadow
         self.endpoint = endpoint
-        self.live_prediction = live_prediction
         self.trace = trace
         self.request_id = request_id
         self.request_ts = request_ts
         self.started = time.perf_counter()
 
     def __call__(self, result: UpstreamResponse | UpstreamError) -> None:
-        mirroring = self.mirroring
-        mirroring.release(self.experiment, self.shadow)
-        error: str | None = None
-        agreed = None
-        prediction: Any = None
+        self.mirroring.release(self.experiment, self.shadow)
         if isinstance(result, UpstreamError):
-            ok, error = False, result.kind
+            error: str | None = result.kind
         elif result.status >= 400:
-            ok, error = False, f"status {result.status}"
+            error = f"status {result.status}"
         else:
-            try:
-                prediction = orjson.loads(result.body).get("prediction")
-                ok, agreed = True, prediction == self.live_prediction
-            except (orjson.JSONDecodeError, AttributeError):
-                ok, error = False, "protocol"
-        mirroring.recorder.record_shadow(
-            self.experiment, self.shadow, ok=ok, agreed=agreed, request_id=self.request_id,
-            prediction=prediction, request_ts=self.request_ts,
-        )  # fmt: skip
-        if self.trace.sampled or not ok:
-            mirroring.access.shadow(
+            error = None
+        agreed, error = self.score(result if error is None else None, error)
+        if self.trace.sampled or error is not None:
+            self.mirroring.access.shadow(
                 self.trace, self.request_id, experiment=self.experiment, shadow=self.shadow,
-                endpoint=self.endpoint, ok=ok, agreed=agreed,
+                endpoint=self.endpoint, ok=error is None, agreed=agreed,
                 latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error,
             )  # fmt: skip
+
+    def score(
+        self, answer: UpstreamResponse | None, error: str | None
+    ) -> tuple[bool | None, str | None]:
+        """Record the call (``answer``: a success, else None and the ``error``); whether
+        it agreed with the live answer, and the error (``protocol`` for an unreadable one)."""
+        raise NotImplementedError
+
+
+class _PredictAnswer(ShadowAnswer):
+    """A ``/predict`` shadow answer: its ``prediction`` against the live one."""
+
+    __slots__ = ("live_prediction",)
+
+    def __init__(self, live_prediction: Any, *args: Any) -> None:
+        super().__init__(*args)
+        self.live_prediction = live_prediction
+
+    def score(
+        self, answer: UpstreamResponse | None, error: str | None
+    ) -> tuple[bool | None, str | None]:
+        """Compare the prediction and keep it for the request's feedback."""
+        agreed = None
+        prediction: Any = None
+        if answer is not None:
+            try:
+                prediction = orjson.loads(answer.body).get("prediction")
+                agreed = prediction == self.live_prediction
+            except (orjson.JSONDecodeError, AttributeError):
+                error = "protocol"
+        self.mirroring.recorder.record_shadow(
+            self.experiment, self.shadow, ok=error is None, agreed=agreed,
+            request_id=self.request_id, prediction=prediction, request_ts=self.request_ts,
+        )  # fmt: skip
+        return agreed, error

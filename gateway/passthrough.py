@@ -26,6 +26,7 @@ from core.schema import Unanswered
 from core.tracing import Trace, continue_trace
 from gateway.hotpath import Answer, HotPath, new_request_id, valid_request_id
 from gateway.live import LiveExperiment, Target
+from gateway.mirroring import ShadowAnswer
 from gateway.protocols import (
     MAX_JOINABLE_ROWS,
     ProtocolCall,
@@ -325,7 +326,7 @@ class Passthrough:
             if shadow is not None:
                 pool = shadow.endpoints.pick()
                 done = _ProtocolAnswer(
-                    self.hot, live.name, shadow.name, pool.url, call, live_predictions, trace,
+                    call, live_predictions, mirroring, live.name, shadow.name, pool.url, trace,
                     request_id, request_ts,
                 )  # fmt: skip
                 mirroring.caller.call(
@@ -335,73 +336,41 @@ class Passthrough:
         return outcomes
 
 
-class _ProtocolAnswer:
-    """What a model server's shadow answer does: compare each row, keep it, count, log."""
+class _ProtocolAnswer(ShadowAnswer):
+    """A model server's shadow answer: each row's prediction against the live one's."""
 
-    __slots__ = (
-        "call", "endpoint", "experiment", "hot", "live_predictions", "request_id", "request_ts",
-        "shadow", "started", "trace",
-    )  # fmt: skip
+    __slots__ = ("call", "live_predictions")
 
-    def __init__(
-        self,
-        hot: HotPath,
-        experiment: str,
-        shadow: str,
-        endpoint: str,
-        call: ProtocolCall,
-        live_predictions: list[Any],
-        trace: Trace,
-        request_id: str,
-        request_ts: float,
-    ) -> None:
-        self.hot = hot
-        self.experiment = experiment
-        self.shadow = shadow
-        self.endpoint = endpoint
+    def __init__(self, call: ProtocolCall, live_predictions: list[Any], *args: Any) -> None:
+        super().__init__(*args)
         self.call = call
         self.live_predictions = live_predictions
-        self.trace = trace
-        self.request_id = request_id
-        self.request_ts = request_ts
-        self.started = time.perf_counter()
 
-    def __call__(self, result: UpstreamResponse | UpstreamError) -> None:
-        hot, experiment, shadow = self.hot, self.experiment, self.shadow
-        hot.mirroring.release(experiment, shadow)
-        found: list[Any] | None = None
-        if isinstance(result, UpstreamError):
-            error: str | None = result.kind
-        elif result.status >= 400:
-            error = f"status {result.status}"
-        else:
-            found = predictions(self.call.protocol, _parsed(result.body))
-            error = None if found is not None else "protocol"
-        agreed: bool | None = None
-        recorder = hot.recorder
-        live_predictions = self.live_predictions
+    def score(
+        self, answer: UpstreamResponse | None, error: str | None
+    ) -> tuple[bool | None, str | None]:
+        """Compare the rows and keep each row's answer for that row's feedback."""
+        found = None if answer is None else predictions(self.call.protocol, _parsed(answer.body))
+        recorder = self.mirroring.recorder
+        experiment, shadow, live_predictions = self.experiment, self.shadow, self.live_predictions
         if found is None:
             recorder.record_shadow(experiment, shadow, ok=False, agreed=None)
-        elif len(live_predictions) == 1:
+            return None, error or "protocol"
+        if len(live_predictions) == 1:
             agreed = found == live_predictions
             # Kept beside the mapping: the request's feedback scores it (paired counts).
             recorder.record_shadow(
                 experiment, shadow, ok=True, agreed=agreed, request_id=self.request_id,
                 prediction=found[0], request_ts=self.request_ts,
             )  # fmt: skip
-        else:  # each row compared: a shadow answering other rows disagrees on them
-            alike = sum(a == b for a, b in zip(found, live_predictions, strict=False))
-            agreed = alike == len(live_predictions) == len(found)
-            recorder.record_shadow_rows(
-                experiment, shadow, compared=len(live_predictions), agreed=alike
-            )
-            # Each row's answer beside that row's mapping, scored by the row's feedback.
-            ids = outcome_ids(self.request_id, len(live_predictions))
-            for row_id, answer in zip(ids, found, strict=False):
-                recorder.keep_shadow_answer(experiment, shadow, row_id, answer, self.request_ts)
-        if self.trace.sampled or error is not None:
-            hot.access.shadow(
-                self.trace, self.request_id, experiment=experiment, shadow=shadow,
-                endpoint=self.endpoint, ok=error is None, agreed=agreed,
-                latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error,
-            )  # fmt: skip
+            return agreed, None
+        # Each row compared: a shadow answering other rows disagrees on them.
+        alike = sum(a == b for a, b in zip(found, live_predictions, strict=False))
+        recorder.record_shadow_rows(
+            experiment, shadow, compared=len(live_predictions), agreed=alike
+        )
+        # Each row's answer beside that row's mapping, scored by the row's feedback.
+        ids = outcome_ids(self.request_id, len(live_predictions))
+        for row_id, row_answer in zip(ids, found, strict=False):
+            recorder.keep_shadow_answer(experiment, shadow, row_id, row_answer, self.request_ts)
+        return alike == len(live_predictions) == len(found), None
