@@ -87,9 +87,9 @@ def check_alpha(alpha: float) -> None:
 
 def uninformative_result(
     test: str,
-    control: SampleStatistic,
-    treatment: SampleStatistic,
     *,
+    sizes: tuple[int, int],
+    means: tuple[float, float],
     difference_type: DifferenceType,
     alternative: Alternative,
     alpha: float,
@@ -97,7 +97,12 @@ def uninformative_result(
     message: str,
     sequential_tuning: float | None = None,
 ) -> TestResult:
-    """The result of a test that could not run: no effect, no evidence, and why."""
+    """The result of a test that could not run: no effect, no evidence, and why.
+
+    ``sizes`` and ``means`` are (control, treatment), shown as they are: the arms'
+    counts and unadjusted means for a two-sample test; for a paired test both
+    sizes are the number of pairs, and the means the live model's and the shadow's.
+    """
     return TestResult(
         test=test,
         difference_type=difference_type,
@@ -109,10 +114,10 @@ def uninformative_result(
         p_value=1.0,
         stddev=0.0,
         dof=0.0,
-        control_n=control.n,
-        treatment_n=treatment.n,
-        control_mean=control.unadjusted_mean,
-        treatment_mean=treatment.unadjusted_mean,
+        control_n=sizes[0],
+        treatment_n=sizes[1],
+        control_mean=means[0],
+        treatment_mean=means[1],
         null=null,
         sequential_tuning=sequential_tuning,
         message=message,

@@ -85,8 +85,8 @@ def welch_test(
     if problem is not None:
         return uninformative_result(
             WELCH_T,
-            control,
-            treatment,
+            sizes=(control.n, treatment.n),
+            means=(control.unadjusted_mean, treatment.unadjusted_mean),
             difference_type=difference_type,
             alternative=alternative,
             alpha=alpha,

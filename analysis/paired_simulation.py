@@ -41,9 +41,11 @@ __all__ = [
     "GateRates",
     "PairedDesign",
     "PowerComparison",
+    "PowerRuns",
     "compare_power",
     "simulate_aa",
     "simulate_gate",
+    "simulate_power_runs",
 ]
 
 
@@ -231,6 +233,59 @@ def _found(p_values: FloatArray, estimate: FloatArray, alpha: float, sign: float
     return better if sign > 0 else worse
 
 
+@dataclass(frozen=True)
+class PowerRuns:
+    """Simulated runs of both designs at the same number of labelled requests.
+
+    The paired counts score both models on every request; the two independent
+    arms (``live``, ``shadow``: proportions right) split the same number of
+    requests in half, as an exposed A/B would. Every array has shape
+    (experiments, looks) and is cumulative at each look.
+    """
+
+    live_only: FloatArray
+    shadow_only: FloatArray
+    n: FloatArray
+    live: Moments
+    shadow: Moments
+
+
+def simulate_power_runs(
+    design: PairedDesign,
+    requests: int,
+    *,
+    experiments: int,
+    looks: int,
+    seed: int | np.random.SeedSequence,
+) -> PowerRuns:
+    """Draw ``experiments`` runs of ``requests`` labelled requests in ``looks`` equal looks.
+
+    The paired counts and each arm come from their own stream of ``seed``, so a
+    comparison at another number of requests or looks changes no other draw.
+    """
+    if requests % (2 * looks):
+        raise ValueError(f"requests ({requests}) must split into {looks} looks of two arms")
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    paired_stream, live_stream, shadow_stream = root.spawn(3)
+    per_look = requests // looks
+    live_only, shadow_only, n = _paired_counts(
+        np.random.default_rng(paired_stream), design, experiments, looks, per_look
+    )
+    # The same labelled requests split between two independent arms, half each.
+    arm = per_look // 2
+    arm_n = np.broadcast_to(np.arange(1, looks + 1, dtype=np.float64) * arm, n.shape)
+    arms = []
+    for stream, accuracy in (
+        (live_stream, design.live_accuracy),
+        (shadow_stream, design.shadow_accuracy),
+    ):
+        right = np.random.default_rng(stream).binomial(arm, accuracy, size=n.shape)
+        total = np.cumsum(right, axis=1).astype(np.float64)
+        arms.append(Moments.from_sums(arm_n, total, total, "proportion"))
+    live, shadow = arms
+    return PowerRuns(live_only, shadow_only, n, live, shadow)
+
+
 def compare_power(
     design: PairedDesign,
     requests: int,
@@ -246,35 +301,17 @@ def compare_power(
     Sequential: the paired confidence sequence against the two-sample one
     (both tuned to N* = ``requests``), at each of ``looks`` equal looks.
     """
-    if requests % (2 * looks):
-        raise ValueError(f"requests ({requests}) must split into {looks} looks of two arms")
     gap = design.shadow_accuracy - design.live_accuracy
     if gap == 0:
         raise ValueError("power needs a shadow more or less accurate than the live model")
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    paired_stream, live_stream, shadow_stream = root.spawn(3)
-    per_look = requests // looks
-    live_only, shadow_only, n = _paired_counts(
-        np.random.default_rng(paired_stream), design, experiments, looks, per_look
-    )
+    runs = simulate_power_runs(design, requests, experiments=experiments, looks=looks, seed=seed)
+    live_only, shadow_only, n = runs.live_only, runs.shadow_only, runs.n
     paired_seq = paired_sequential_p_values(
         live_only, shadow_only, n, alpha=alpha, tuning=float(requests)
     )
     paired_z = paired_z_p_values(live_only[:, -1:], shadow_only[:, -1:], n[:, -1:])
     paired_difference = shadow_only - live_only
-
-    # The same labelled requests split between two independent arms, half each.
-    arm = per_look // 2
-    arm_n = np.broadcast_to(np.arange(1, looks + 1, dtype=np.float64) * arm, n.shape)
-    arms = []
-    for stream, accuracy in (
-        (live_stream, design.live_accuracy),
-        (shadow_stream, design.shadow_accuracy),
-    ):
-        right = np.random.default_rng(stream).binomial(arm, accuracy, size=n.shape)
-        total = np.cumsum(right, axis=1).astype(np.float64)
-        arms.append(Moments.from_sums(arm_n, total, total, "proportion"))
-    live, shadow = arms
+    live, shadow = runs.live, runs.shadow
     two_sample_difference = shadow.mean - live.mean
     welch = welch_p_values(live, shadow, difference_type="absolute")
     two_sample_seq = sequential_p_values(

@@ -164,8 +164,8 @@ def sequential_test(
     if problem is not None:
         return uninformative_result(
             SEQUENTIAL_CS,
-            control,
-            treatment,
+            sizes=(control.n, treatment.n),
+            means=(control.unadjusted_mean, treatment.unadjusted_mean),
             difference_type=difference_type,
             alternative=alternative,
             alpha=alpha,

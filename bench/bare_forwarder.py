@@ -27,9 +27,9 @@ from gateway.server import serve
 _PREDICT = b"/predict"
 
 
-def bare_gateway(config: Path) -> Gateway:
+def bare_gateway(config: Path, settings: Settings | None = None) -> Gateway:
     """A gateway without Redis whose ``/predict`` only forwards to the champion."""
-    gateway = create_app(Settings(), store=None, bootstrap=load_experiment(config))
+    gateway = create_app(settings or Settings(), store=None, bootstrap=load_experiment(config))
     experiments = gateway.experiments
 
     async def forward(
@@ -50,10 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    def build() -> Any:
-        return bare_gateway(args.config)
+    def build(settings: Settings) -> Any:
+        return bare_gateway(args.config, settings)
 
-    return serve(build, host="127.0.0.1", port=args.port, log_level="warning")
+    return serve(build, Settings(log_level="warning"), host="127.0.0.1", port=args.port)
 
 
 if __name__ == "__main__":

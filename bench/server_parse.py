@@ -2,7 +2,7 @@
 
     python -m bench.server_parse
 
-One ``_Connection`` of ``gateway/server.py`` is fed 20 pipelined
+One ``Connection`` of ``gateway/http_protocol.py`` is fed 20 pipelined
 ``GET /health`` requests (four headers each) per read, 40,000 requests per run,
 through a transport that only counts the answers, on uvloop; the figure is
 process CPU time per request, median and minimum of 7 runs. Without the kernel,
@@ -23,7 +23,8 @@ from typing import Any
 from core.settings import Settings
 from experiments.loader import load_experiment
 from gateway.app import create_app
-from gateway.server import _Connection, _Server
+from gateway.http_protocol import Connection
+from gateway.server import Server
 
 REQUEST = (
     b"GET /health HTTP/1.1\r\nHost: bench\r\nUser-Agent: bench\r\nAccept: */*\r\n"
@@ -76,11 +77,11 @@ async def _measure() -> list[float]:
         config = Path(tmp) / "bench.yaml"
         config.write_text(CONFIG)
         gateway = create_app(Settings(), store=None, bootstrap=load_experiment(config))
-    server = _Server(gateway, asyncio.get_running_loop())
+    server = Server(gateway, asyncio.get_running_loop())
     batch = REQUEST * PER_READ
     runs = []
     for _ in range(7):
-        connection, transport = _Connection(server), _CountingTransport()
+        connection, transport = Connection(server), _CountingTransport()
         connection.connection_made(transport)  # type: ignore[arg-type]
         started = time.process_time()
         for _ in range(READS):

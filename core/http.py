@@ -1,28 +1,33 @@
 """HTTP edge shared by the gateway and the workers.
 
 One place turns errors into ``{"status": "error", "error": ...}``, so every
-endpoint answers user mistakes with a 4xx and a message, never a 500.
+endpoint answers user mistakes with a 4xx and a message, never a 500; one
+``BodyLimit`` says how large a request body may be and what a larger one gets.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse
 
-from core.errors import AbgateError
+from core.errors import AbgateError, PayloadTooLarge
 
 __all__ = [
+    "BodyLimit",
     "BodySizeLimit",
     "ErrorAnswer",
     "describe_validation_errors",
     "error_body",
+    "error_json",
     "error_responses",
     "install_error_handlers",
 ]
@@ -39,6 +44,28 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def error_body(message: str) -> dict[str, str]:
     """The JSON body of every error answer."""
     return {"status": "error", "error": message}
+
+
+def error_json(message: str) -> bytes:
+    """The error body as JSON bytes, for code that writes its answers without a framework."""
+    return orjson.dumps(error_body(message))
+
+
+@dataclass(frozen=True, slots=True)
+class BodyLimit:
+    """The largest request body an HTTP edge takes, and what it says to a larger one."""
+
+    max_bytes: int
+    status: ClassVar[int] = PayloadTooLarge.status_code
+
+    def exceeded(self, size: int) -> bool:
+        """Whether a body of ``size`` bytes (declared, or read so far) is over the limit."""
+        return size > self.max_bytes
+
+    @property
+    def message(self) -> str:
+        """The error message of the refusal."""
+        return f"request body over the limit of {self.max_bytes} bytes"
 
 
 class ErrorAnswer(BaseModel):
@@ -100,7 +127,7 @@ class BodySizeLimit:
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.limit = BodyLimit(max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -113,8 +140,8 @@ class BodySizeLimit:
                 except ValueError:
                     await self._reject(send, 400, "invalid Content-Length header")
                     return
-                if declared > self.max_bytes:
-                    await self._reject(send, 413, self._too_large())
+                if self.limit.exceeded(declared):
+                    await self._reject(send, self.limit.status, self.limit.message)
                     return
         received = 0
         started = False
@@ -129,10 +156,10 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if self.limit.exceeded(received):
                     rejected = True
                     if not started:
-                        await self._reject(send, 413, self._too_large())
+                        await self._reject(send, self.limit.status, self.limit.message)
                     return {"type": "http.disconnect"}
             return message
 
@@ -150,14 +177,9 @@ class BodySizeLimit:
             if not rejected:
                 raise
 
-    def _too_large(self) -> str:
-        return f"request body over the limit of {self.max_bytes} bytes"
-
     @staticmethod
     async def _reject(send: Send, status: int, message: str) -> None:
-        import orjson
-
-        body = orjson.dumps(error_body(message))
+        body = error_json(message)
         await send(
             {
                 "type": "http.response.start",

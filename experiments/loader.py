@@ -25,14 +25,9 @@ from pydantic import ValidationError
 from yaml.constructor import ConstructorError, SafeConstructor
 
 from core.errors import ConfigError
-from experiments.config import (
-    ExperimentConfig,
-    Loc,
-    Problem,
-    validate_experiment,
-    validation_problems,
-)
+from experiments.config import ExperimentConfig, validate_experiment, validation_problems
 from experiments.namespaces import Neighbour, routing_conflicts
+from experiments.problems import Loc, Problem
 
 __all__ = [
     "MAX_ALIAS_NODES",

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from experiments.config import ExperimentConfig, Loc
+from experiments.config import ExperimentConfig
+from experiments.problems import Loc
 
 __all__ = ["Neighbour", "routing_conflicts"]
 

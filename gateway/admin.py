@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Security
 from fastapi.responses import PlainTextResponse
@@ -21,12 +21,11 @@ from core.errors import Forbidden, NotFound, RedisUnavailable, Unauthorized
 from core.http import error_responses, install_error_handlers
 from core.logs import fields
 from core.settings import Settings
+from core.store import AsyncStore
 from experiments import changes
 from gateway.dashboard import create_dashboard_router
+from gateway.live import LiveExperiment, LiveExperiments
 from recorded.drift import load_experiment_drift_async
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 __all__ = ["create_admin_app"]
 
@@ -108,8 +107,9 @@ class FeedbackAccepted(BaseModel):
 
 
 def _public_routes(app: FastAPI) -> None:
-    # The hot path answers these before FastAPI sees them; they are declared
-    # here only so that /openapi.json and /docs describe the whole gateway.
+    # The front door (gateway/front_door.py) answers these before FastAPI sees them;
+    # they are declared here only so that /openapi.json and /docs describe the whole
+    # gateway (tests/gateway/test_front_door.py checks each is the front door's).
     public = APIRouter(tags=["public"])
     errors = error_responses(400, 404, 413, 503, 504)
 
@@ -145,8 +145,14 @@ def _public_routes(app: FastAPI) -> None:
     app.include_router(public)
 
 
-def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
-    """The FastAPI app behind every path the hot path does not answer."""
+def create_admin_app(
+    settings: Settings, store: AsyncStore | None, experiments: LiveExperiments
+) -> FastAPI:
+    """The FastAPI app behind every path the front door does not answer.
+
+    Changes go to ``store`` (None: a gateway without Redis, which refuses them)
+    and are installed in ``experiments``, this process's routed experiments.
+    """
     app = FastAPI(
         title="abgate gateway",
         version="0.1.0",
@@ -183,24 +189,24 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
         responses=error_responses(400, 401, 403, 404, 409, 413, 503),
     )
 
-    def store() -> Any:
-        if gateway.store is None:
+    def stored() -> AsyncStore:
+        if store is None:
             raise RedisUnavailable("this gateway runs without Redis; changes need it")
-        return gateway.store
+        return store
 
-    def live(name: str) -> Any:
-        found = gateway.experiments.by_name.get(name)
+    def live(name: str) -> LiveExperiment:
+        found = experiments.by_name.get(name)
         if found is None:
             raise NotFound(f"no experiment named {name!r}")
         return found
 
     async def apply(name: str, config: Any, who: str, action: str, reason: str,
                     evidence: Any = None, paused: bool = False) -> dict[str, Any]:  # fmt: skip
-        version = await store().put_config(
+        version = await stored().put_config(
             name, config.model_dump(mode="json"), actor=who, action=action, reason=reason,
             evidence=evidence, paused=paused,
         )  # fmt: skip
-        gateway.experiments.install(config, version, paused=paused)
+        experiments.install(config, version, paused=paused)
         return {"status": "success", "experiment": name, "version": version, "action": action}
 
     @admin.get("/experiments")
@@ -214,22 +220,22 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
                     "paused": e.paused,
                     "model": e.config.model,
                     # False: it would shadow another experiment on its model (see the log).
-                    "routed": name not in gateway.experiments.unrouted,
+                    "routed": name not in experiments.unrouted,
                     "weights": {v.name: v.weight for v in e.config.variants},
                 }
-                for name, e in sorted(gateway.experiments.by_name.items())
+                for name, e in sorted(experiments.by_name.items())
             ]
         }
 
     async def drift(name: str) -> dict[str, Any]:
-        return (await load_experiment_drift_async(store(), name, live(name).config)).as_dict()
+        return (await load_experiment_drift_async(stored(), name, live(name).config)).as_dict()
 
     @admin.get("/experiments/{name}")
     async def get_experiment(name: str, who: str = Depends(actor)) -> dict[str, Any]:
         """The routed config of one experiment, with its data drift (null without Redis)."""
         e = live(name)
         try:
-            drift_now = await drift(name) if gateway.store is not None else None
+            drift_now = await drift(name) if store is not None else None
         except RedisUnavailable:
             drift_now = None
         return {
@@ -284,8 +290,8 @@ def create_admin_app(settings: Settings, gateway: Gateway) -> FastAPI:
     async def audit(name: str, who: str = Depends(actor)) -> dict[str, Any]:
         """The audit log, oldest first."""
         live(name)
-        return {"experiment": name, "entries": await store().audit(name)}
+        return {"experiment": name, "entries": await stored().audit(name)}
 
     app.include_router(admin)
-    app.include_router(create_dashboard_router(settings, gateway))
+    app.include_router(create_dashboard_router(settings, store, experiments))
     return app

@@ -1,9 +1,9 @@
-"""The gateway process: an ASGI front that keeps the hot path off the framework.
+"""The gateway process: its parts, their lifecycle and its ASGI entry point.
 
-``/predict``, ``/v1/{model}/predict``, ``/feedback``, ``/health``, ``/ready``
-and ``/metrics`` (GET or HEAD), and the model servers' own paths
-(``gateway/protocols.py``), are answered by plain ASGI code; everything else
-(``/admin``, ``/docs``, ``/redoc``, ``/openapi.json``) goes to the FastAPI admin app.
+Under an ASGI server (``--server uvicorn``) ``Gateway`` is the app: a thin
+adapter over the front door (``gateway/front_door.py``), which owns the route
+table, the body limit and the error body; abgate's own server
+(``gateway/server.py``) goes to the same front door without ASGI in between.
 """
 
 from __future__ import annotations
@@ -12,28 +12,29 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from core.http import BodySizeLimit
 from core.settings import Settings
 from core.store import AsyncStore
 from experiments.config import ExperimentConfig
 from gateway.access_log import AccessLog
 from gateway.config_sync import ConfigSync
 from gateway.forwarded import TrustedProxies
+from gateway.front_door import FrontDoor
 from gateway.hotpath import Answer, HotPath
 from gateway.live import LiveExperiments
 from gateway.metrics import GatewayMetrics
 from gateway.passthrough import Passthrough
-from gateway.protocols import protocol_call
 from gateway.recorder import Recorder
 from gateway.shadow_calls import shadow_calls
 from gateway.tasks import stop_tasks
 
-__all__ = ["Gateway", "app_from_environment", "create_app"]
+__all__ = ["Gateway", "app_from_environment", "build_gateway", "create_app"]
 
 log = logging.getLogger("abgate.gateway")
 
@@ -41,15 +42,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_JSON = (b"content-type", b"application/json")
-_HEALTHY = orjson.dumps({"status": "healthy"})
-_GET_OR_HEAD = ("GET", "HEAD")
 TASK_STOP_S = 2.0  # how long shutdown waits for the config watcher
-
-
-class _TooLarge(Exception):
-    pass
 
 
 @dataclass
@@ -64,8 +59,23 @@ class Gateway:
     hotpath: HotPath
     metrics: GatewayMetrics
     passthrough: Passthrough
-    admin: Any = None
+    admin: InitVar[ASGIApp | None] = None  # answers what the front door's table does not hold
+    door: FrontDoor = field(init=False)
+    _asgi: ASGIApp = field(init=False)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self, admin: ASGIApp | None) -> None:
+        self.door = FrontDoor(
+            self.hotpath,
+            self.passthrough,
+            self.metrics,
+            self.ready,
+            max_body_bytes=self.settings.max_body_bytes,
+            admin=admin,
+        )
+        # Under an ASGI server this middleware applies the front door's limit to every path,
+        # the admin app's too; abgate's own server applies it while it parses.
+        self._asgi = BodySizeLimit(self._http, self.door.body_limit.max_bytes)
 
     # --- lifecycle ------------------------------------------------------------
 
@@ -96,13 +106,10 @@ class Gateway:
     # --- ASGI -----------------------------------------------------------------
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "lifespan":
+        if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
-        elif self.admin is not None:
-            await self.admin(scope, receive, send)
+        else:
+            await self._asgi(scope, receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -121,70 +128,27 @@ class Gateway:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path: str = scope["path"]
-        method: str = scope["method"]
-        if method == "POST" and (path == "/predict" or path == "/feedback" or (
-            path.startswith("/v1/") and path.endswith("/predict")
-        )):  # fmt: skip
-            try:
-                body = await self._body(scope, receive)
-            except _TooLarge:
-                limit = self.settings.max_body_bytes
-                await _send(send, _fail(413, f"request body over the limit of {limit} bytes"))
-                return
-            if path == "/feedback":
-                answer = await self.hotpath.feedback(body)
-            else:
-                model = None if path == "/predict" else path[4:-8]
-                headers = dict(scope["headers"])
-                client = scope.get("client")
-                peer = client[0] if client else None
-                answer = await self.hotpath.predict(body, headers, model or None, peer)
-            await _send(send, answer)
-        # HEAD as GET: the server (uvicorn, or abgate's own) sends the head without the body.
-        elif path == "/health" and method in _GET_OR_HEAD:
-            await _send(send, Answer(200, _HEALTHY, []))
-        elif path == "/ready" and method in _GET_OR_HEAD:
-            await _send(send, await self.ready())
-        elif path == "/metrics" and method in _GET_OR_HEAD:
-            await _send(
-                send,
-                Answer(200, self.metrics.render(), []),
-                content_type=b"text/plain; version=0.0.4; charset=utf-8",
-            )
-        elif (call := protocol_call(method.encode(), path)) is not None:
-            try:
-                body = await self._body(scope, receive)
-            except _TooLarge:
-                limit = self.settings.max_body_bytes
-                await _send(send, _fail(413, f"request body over the limit of {limit} bytes"))
-                return
-            client = scope.get("client")
-            peer = client[0] if client else None
-            headers = dict(scope["headers"])
-            await _send(send, await self.passthrough.call(call, body, headers, peer))
-        elif self.admin is not None:
-            await self.admin(scope, receive, send)
-        else:
-            await _send(send, _fail(404, "Not Found"))
-
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.settings.max_body_bytes
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise _TooLarge
-        chunks = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        """One request (or websocket) through the front door, under the body limit."""
+        door = self.door
+        route = (
+            door.route(scope["method"].encode(), scope["path"]) if scope["type"] == "http" else None
+        )
+        if route is None:
+            if door.admin is not None:
+                await door.admin(scope, receive, send)
+            return
+        body = await _body(receive) if route.reads_body else b""
+        if body is None:
+            return  # the client left, or the body is over the limit (answered 413)
+        client = scope.get("client")
+        answer = await route.answer(body, scope["headers"], client[0] if client else None)
+        headers = [
+            (b"content-type", route.content_type),
+            (b"content-length", str(len(answer.body)).encode()),
+            *answer.headers,
+        ]
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": answer.body})
 
     async def ready(self) -> Answer:
         """Readiness: something to route, a reachable champion; Redis state reported."""
@@ -228,29 +192,20 @@ class Gateway:
         return Answer(200 if ready else 503, orjson.dumps(body), [])
 
 
-def _fail(status: int, message: str) -> Answer:
-    return Answer(status, orjson.dumps({"status": "error", "error": message}), [])
+async def _body(receive: Receive) -> bytes | None:
+    """The whole request body; None when the client is gone before its end."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _send(send: Send, answer: Answer, content_type: bytes = b"application/json") -> None:
-    headers = [
-        (b"content-type", content_type),
-        (b"content-length", str(len(answer.body)).encode()),
-        *answer.headers,
-    ]
-    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": answer.body})
-
-
-def app_from_environment() -> Gateway:
-    """Factory for ``--workers N``: every process builds its gateway from the environment."""
-    from core.logs import configure_logging
-    from experiments.loader import load_experiment
-
-    settings = Settings()
-    configure_logging(settings, "gateway")  # uvicorn's worker processes start unconfigured
-    config = os.environ.get("ABGATE_GATEWAY_CONFIG")
-    bootstrap = load_experiment(config) if config else None
+def build_gateway(settings: Settings, bootstrap: ExperimentConfig | None = None) -> Gateway:
+    """A gateway with its Redis store when ``settings`` name one: what each process serves."""
     store = (
         AsyncStore(
             settings.redis_url,
@@ -262,6 +217,23 @@ def app_from_environment() -> Gateway:
         else None
     )
     return create_app(settings, store=store, bootstrap=bootstrap)
+
+
+def app_from_environment() -> Gateway:
+    """Factory for ``--server uvicorn --workers N``.
+
+    uvicorn's worker processes import their app by name and take no objects, so
+    each builds its settings from the environment (``ABGATE_*``; the config file
+    from ``ABGATE_GATEWAY_CONFIG``). abgate's own server hands ``Settings`` to its
+    forked processes instead (``gateway/prefork.py``).
+    """
+    from core.logs import configure_logging
+    from experiments.loader import load_experiment
+
+    settings = Settings()
+    configure_logging(settings, "gateway")  # uvicorn's worker processes start unconfigured
+    config = os.environ.get("ABGATE_GATEWAY_CONFIG")
+    return build_gateway(settings, load_experiment(config) if config else None)
 
 
 def create_app(
@@ -301,6 +273,7 @@ def create_app(
     )
     hotpath.mirroring.caller = shadow_calls(in_process=settings.shadow_calls == "inline")
     passthrough = Passthrough(hotpath)
-    gateway = Gateway(settings, store, experiments, recorder, sync, hotpath, metrics, passthrough)
-    gateway.admin = create_admin_app(settings, gateway)
-    return gateway
+    admin = create_admin_app(settings, store, experiments)
+    return Gateway(
+        settings, store, experiments, recorder, sync, hotpath, metrics, passthrough, admin
+    )

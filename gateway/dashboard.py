@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import secrets
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request, Response
@@ -26,12 +26,11 @@ from core.errors import BadRequest, Forbidden, NotFound, RedisUnavailable, Unaut
 from core.http import error_responses
 from core.schema import decode_epochs, decode_stats
 from core.settings import Settings
+from core.store import AsyncStore
 from gateway.dashboard_data import AUDIT_ROWS, CHART_WINDOWS, dashboard_payload, drift_rows
 from gateway.exposure import is_loopback
+from gateway.live import LiveExperiments
 from recorded.drift import load_experiment_drift_async
-
-if TYPE_CHECKING:
-    from gateway.app import Gateway
 
 __all__ = ["SESSION_COOKIE", "create_dashboard_router"]
 
@@ -63,8 +62,14 @@ def _same(given: str, expected: str) -> bool:
     return secrets.compare_digest(given.encode(), expected.encode())
 
 
-def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
-    """Routes of the dashboard: the page, its two assets, login/logout and the data."""
+def create_dashboard_router(
+    settings: Settings, store: AsyncStore | None, experiments: LiveExperiments
+) -> APIRouter:
+    """Routes of the dashboard: the page, its two assets, login/logout and the data.
+
+    The data is read from ``store`` (None: a gateway without Redis, nothing to
+    show) for the experiments this process routes (``experiments``).
+    """
     router = APIRouter(tags=["dashboard"], responses=error_responses(400, 401, 403, 404, 503))
     page = _asset("dashboard.html")
     assets = {name: _asset(name) for name in _ASSETS}
@@ -140,16 +145,15 @@ def create_dashboard_router(settings: Settings, gateway: Gateway) -> APIRouter:
                     f"the dashboard is off on {settings.host} without ABGATE_ADMIN_TOKEN: set it"
                 )
             raise Unauthorized("log in with the admin token (form, ?token= or bearer)")
-        if gateway.store is None:
+        if store is None:
             raise RedisUnavailable("this gateway runs without Redis: nothing is recorded")
-        names = sorted(gateway.experiments.by_name)
+        names = sorted(experiments.by_name)
         if not names:
             raise NotFound("no experiment is routed by this gateway yet")
         name = experiment or names[0]
-        live = gateway.experiments.by_name.get(name)
+        live = experiments.by_name.get(name)
         if live is None:
             raise NotFound(f"no experiment named {name!r} (known: {', '.join(names)})")
-        store = gateway.store
         (totals, windows, first, epochs), audit, ramp, drift = await asyncio.gather(
             store.recorded(name, CHART_WINDOWS),
             store.audit(name, AUDIT_ROWS),

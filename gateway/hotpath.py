@@ -26,6 +26,7 @@ from core.errors import (
     RedisUnavailable,
     UpstreamUnavailable,
 )
+from core.http import error_json
 from core.schema import decode_served, window_start
 from core.store import FeedbackItem, FeedbackResult
 from core.tracing import Trace, continue_trace
@@ -103,7 +104,7 @@ class Answer:
 
 def _error(exc: AbgateError, request_id: str | None = None) -> Answer:
     headers = [(b"x-request-id", request_id.encode())] if request_id else []
-    return Answer(exc.status_code, orjson.dumps({"status": "error", "error": exc.message}), headers)
+    return Answer(exc.status_code, error_json(exc.message), headers)
 
 
 def _features_ok(features: Any) -> bool:

@@ -27,7 +27,8 @@ from gateway.protocols import upstream_paths
 from gateway.upstream import EndpointPool, VariantEndpoints
 
 if TYPE_CHECKING:
-    from experiments.config import ExperimentConfig, Shadow, Variant
+    from experiments.config import ExperimentConfig
+    from experiments.variants import Shadow, Variant
 
 __all__ = ["LiveExperiment", "LiveExperiments", "ModelRoute", "Target"]
 

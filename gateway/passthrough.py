@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from core.errors import AbgateError, BadRequest, UpstreamUnavailable
+from core.http import error_json
 from core.schema import Unanswered
 from core.tracing import Trace, continue_trace
 from gateway.hotpath import Answer, HotPath, new_request_id, valid_request_id
@@ -43,8 +44,7 @@ _JSON = b"application/json"
 
 def _error(exc: AbgateError, request_id: str | None, status: int | None = None) -> Answer:
     headers = [(b"x-request-id", request_id.encode())] if request_id else []
-    body = orjson.dumps({"status": "error", "error": exc.message})
-    return Answer(status or exc.status_code, body, headers)
+    return Answer(status or exc.status_code, error_json(exc.message), headers)
 
 
 def _parsed(body: bytes) -> Any:

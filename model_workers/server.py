@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.api_docs import install_api_docs
 from core.errors import BadRequest
-from core.http import BodySizeLimit, install_error_handlers
+from core.http import BodySizeLimit, error_responses, install_error_handlers
 from core.logs import fields
 from core.settings import Settings
 from core.tracing import parse_traceparent
@@ -78,16 +78,7 @@ class BatchResponse(BaseModel):
     model_version: str
 
 
-class ErrorResponse(BaseModel):
-    """Every error answer."""
-
-    status: str = "error"
-    error: str
-
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 413, 422)
-}
+_ERRORS = error_responses(400, 413)  # and 422, in the one error body (core/http.py)
 
 
 def _check_width(row: list[float], expected: int, where: str) -> None:

@@ -20,7 +20,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from analysis.inputs import AnalysisSettings
-from experiments.config import ExperimentConfig, Ramp, RampTest
+from experiments.config import ExperimentConfig
+from experiments.ramp_plan import Ramp, RampTest
 from ramp.simulation import SCENARIOS, RampSimulation, Scenario, operating_characteristics
 
 __all__ = ["DESIGNS", "compare", "main", "shipped_plans"]

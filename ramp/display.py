@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from experiments.config import Ramp
+from experiments.ramp_plan import Ramp
 from ramp.policy import Decision, Observation, RampState
 from ramp.progress import change_key, is_final, render_block, render_line, render_shadow_line
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from analysis.power import sample_size_per_arm
 from core.errors import AbgateError
-from experiments.config import ExperimentConfig, Ramp
+from experiments.config import ExperimentConfig
+from experiments.ramp_plan import Ramp
 from ramp.policy import advance_bound
 from ramp.simulation import RampSimulation, Scenario, operating_characteristics
 

@@ -36,7 +36,7 @@ from analysis.inputs import AnalysisSettings
 from analysis.lift_bounds import null_variance, proportion_lift_bounds, wald_lift_bounds
 from analysis.sequential import mixture_critical, sequential_rho
 from analysis.sufficient import FloatArray, Moments
-from experiments.config import Ramp, RampTest
+from experiments.ramp_plan import Ramp, RampTest
 
 __all__ = [
     "EvidenceArrays",

@@ -41,7 +41,7 @@ from analysis.decisions import Analysis, Verdict, analyze
 from analysis.inputs import ExperimentData
 from analysis.srm import SrmResult, sample_ratio_mismatch
 from analysis.sufficient import Moments, ProportionStats, SampleStatistic, is_proportion
-from experiments.config import PROMOTION_PERCENT, Ramp
+from experiments.ramp_plan import PROMOTION_PERCENT, Ramp
 from ramp.evidence import PrimaryEvidence, evidence_design, primary_evidence
 
 __all__ = [

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from experiments.config import Ramp
+from experiments.ramp_plan import Ramp
 from ramp.policy import Decision, Observation, RampState, advance_bound
 
 __all__ = [

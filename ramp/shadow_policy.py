@@ -35,7 +35,7 @@ from typing import Any
 from analysis.paired import PairedCounts, paired_harm_test, paired_non_inferiority_test
 from analysis.results import TestResult
 from analysis.sequential import DEFAULT_TUNING
-from experiments.config import Ramp, ShadowPhase
+from experiments.ramp_plan import Ramp, ShadowPhase
 from ramp.policy import Decision, RampState
 
 __all__ = [

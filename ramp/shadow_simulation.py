@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 
 from analysis.frequentist import welch_p_values
 from analysis.paired import PairedCounts, paired_sequential_p_values, paired_z_p_values
-from analysis.paired_simulation import PairedDesign
+from analysis.paired_simulation import PairedDesign, simulate_power_runs
 from analysis.sequential import sequential_p_values
-from analysis.sufficient import FloatArray, Moments
-from experiments.config import Ramp
+from analysis.sufficient import FloatArray
+from experiments.ramp_plan import Ramp
 from ramp.policy import RampState, next_state
 from ramp.shadow_policy import ShadowObservation, decide_shadow
 
@@ -186,10 +185,6 @@ class ShadowPower:
     two_sample_fixed: float
 
 
-def _cumulative(blocks: npt.NDArray[np.int64]) -> FloatArray:
-    return np.cumsum(blocks, axis=1).astype(np.float64)
-
-
 def shadow_power(
     design: PairedDesign,
     requests: int,
@@ -204,34 +199,15 @@ def shadow_power(
     Sequential: at any of ``looks`` equal looks, both confidence sequences tuned
     to N* = ``requests``. Fixed: once, at ``requests``.
     """
-    if requests % (2 * looks):
-        raise ValueError(f"requests ({requests}) must split into {looks} looks of two arms")
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    paired_stream, live_stream, shadow_stream = root.spawn(3)
-    per_look = requests // looks
-    blocks = np.random.default_rng(paired_stream).multinomial(
-        per_look, design.cells, size=(experiments, looks)
-    )
-    running = _cumulative(blocks)
-    n = np.broadcast_to(np.arange(1, looks + 1, dtype=np.float64) * per_look, running.shape[:2])
-    live_only, shadow_only = running[..., 1], running[..., 2]
+    runs = simulate_power_runs(design, requests, experiments=experiments, looks=looks, seed=seed)
+    live_only, shadow_only, n = runs.live_only, runs.shadow_only, runs.n
     paired_seq = paired_sequential_p_values(
         live_only, shadow_only, n, alternative="less", alpha=alpha, tuning=float(requests)
     )
     paired_fixed = paired_z_p_values(
         live_only[:, -1], shadow_only[:, -1], n[:, -1], alternative="less"
     )
-    arm = per_look // 2
-    arm_n = np.broadcast_to(np.arange(1, looks + 1, dtype=np.float64) * arm, n.shape)
-    arms = []
-    for stream, accuracy in (
-        (live_stream, design.live_accuracy),
-        (shadow_stream, design.shadow_accuracy),
-    ):
-        right = np.random.default_rng(stream).binomial(arm, accuracy, size=n.shape)
-        total = _cumulative(right)
-        arms.append(Moments.from_sums(arm_n, total, total, "proportion"))
-    live, shadow = arms
+    live, shadow = runs.live, runs.shadow
     two_seq = sequential_p_values(
         live, shadow, difference_type="absolute", alternative="less", alpha=alpha,
         tuning=float(requests),

@@ -24,7 +24,7 @@ from analysis.results import DifferenceType
 from analysis.sequential import sequential_p_values
 from analysis.srm import DEFAULT_MIN_UNITS, SrmResult, sample_ratio_mismatch
 from analysis.sufficient import FloatArray, Moments
-from experiments.config import Ramp, RampTest
+from experiments.ramp_plan import Ramp, RampTest
 from ramp.evidence import evidence_arrays, evidence_at, evidence_design
 from ramp.policy import Observation, RampState, decide, next_state
 

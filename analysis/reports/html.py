@@ -12,6 +12,16 @@ from collections.abc import Mapping
 from html import escape
 
 from analysis.decisions import Analysis
+from analysis.reports.cells import Table
+from analysis.reports.integrity_tables import (
+    drift_status,
+    drift_table,
+    split_rows,
+    srm_detail,
+    srm_epoch_table,
+    srm_status,
+    srm_table,
+)
 from analysis.reports.plots import (
     LatencySeries,
     SplitRow,
@@ -21,19 +31,11 @@ from analysis.reports.plots import (
     variant_colours,
 )
 from analysis.reports.tables import (
-    Table,
-    drift_status,
-    drift_table,
     guardrail_table,
     power_table,
     primary_table,
     settings_items,
     shadow_table,
-    split_rows,
-    srm_detail,
-    srm_epoch_table,
-    srm_status,
-    srm_table,
     test_line,
     verdict_table,
 )

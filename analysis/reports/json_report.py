@@ -15,7 +15,7 @@ from typing import Any
 from analysis.decisions import Analysis, VariantAnalysis
 from analysis.guardrails import GuardrailResult
 from analysis.latency import LatencyComparison
-from analysis.reports.tables import split_rows
+from analysis.reports.integrity_tables import split_rows
 from analysis.results import TestResult
 from analysis.srm import EpochSrm
 from analysis.timeline import effect_over_time

@@ -5,19 +5,21 @@ from __future__ import annotations
 import re
 
 from analysis.decisions import Analysis
-from analysis.reports.tables import (
-    Table,
+from analysis.reports.cells import Table
+from analysis.reports.integrity_tables import (
     drift_status,
     drift_table,
+    srm_detail,
+    srm_epoch_table,
+    srm_status,
+    srm_table,
+)
+from analysis.reports.tables import (
     guardrail_table,
     power_table,
     primary_table,
     settings_items,
     shadow_table,
-    srm_detail,
-    srm_epoch_table,
-    srm_status,
-    srm_table,
     test_line,
     verdict_table,
 )

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 
+from analysis.reports.cells import MINUS
 from analysis.reports.svg import (
     Frame,
     LegendItem,
@@ -53,7 +54,6 @@ CHAMPION_COLOUR = "#3d444d"
 # Okabe–Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9")
 NEUTRAL = "#57606a"
-MINUS = "\u2212"
 
 # Before this (1973-03-03) a window start is taken as seconds since the start, not a date.
 _EPOCH_CUTOFF = 1e8

@@ -1,91 +1,42 @@
-"""The report's tables as plain text cells, shared by the Markdown and HTML renderers.
+"""The report's decision tables as plain text cells, shared by the Markdown and HTML renderers.
 
-One place decides what each table says and how numbers are written, so the
-pull-request comment and the HTML page can never disagree. Cells are plain,
-unescaped strings: each renderer escapes for its own format.
+One place decides what each table says (verdicts, the primary metric, shadows,
+guardrails, power, settings), so the pull-request comment and the HTML page can
+never disagree. How numbers are written is ``cells``; the traffic-split and
+drift tables are ``integrity_tables``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from analysis.decisions import Analysis, VariantAnalysis
 from analysis.difference import default_difference
 from analysis.guardrails import GuardrailResult
+from analysis.reports.cells import (
+    DASH,
+    MINUS,
+    Table,
+    correction_name,
+    format_p,
+    points,
+    points_interval,
+    signed_number,
+    signed_pct,
+    thousands,
+)
 from analysis.sufficient import is_proportion
 
 __all__ = [
-    "Table",
-    "correction_name",
-    "drift_status",
-    "drift_table",
-    "format_p",
     "guardrail_table",
     "power_table",
     "primary_table",
     "settings_items",
     "shadow_table",
-    "split_rows",
-    "srm_detail",
-    "srm_epoch_table",
-    "srm_status",
-    "srm_table",
     "test_line",
     "verdict_table",
 ]
-
-DASH = "—"
-MINUS = "\u2212"
-
-
-@dataclass(frozen=True)
-class Table:
-    """A titled table. Column indexes: ``numeric`` right-aligned, ``badge`` the verdict,
-    ``code`` an identifier (a rule name)."""
-
-    title: str
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    numeric: frozenset[int] = frozenset()
-    badge: int | None = None
-    code: int | None = None
-    caption: str = ""
-
-
-def _signed_pct(value: float, decimals: int = 2) -> str:
-    if math.isinf(value):
-        return "+∞" if value > 0 else f"{MINUS}∞"
-    text = f"{value:+.{decimals}%}"
-    return text.replace("-", MINUS)
-
-
-def _signed_number(value: float) -> str:
-    if math.isinf(value):
-        return "+∞" if value > 0 else f"{MINUS}∞"
-    return f"{value:+.4g}".replace("-", MINUS)
-
-
-def format_p(p: float | None) -> str:
-    """A p-value for people: three decimals, or "< 0.001"."""
-    if p is None or math.isnan(p):
-        return DASH
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
-def _count(n: int) -> str:
-    return f"{n:,}"
-
-
-def correction_name(correction: str) -> str:
-    """The multiple-testing correction as a reader would name it."""
-    return {
-        "holm": "Holm",
-        "benjamini_hochberg": "Benjamini–Hochberg",
-        "none": "none",
-    }.get(correction, correction)
 
 
 def test_line(analysis: Analysis) -> str:
@@ -101,179 +52,6 @@ def test_line(analysis: Analysis) -> str:
         f"({s.direction} is better); multiple-testing correction: {correction}{across}. "
         f"{analysis.data.analysis_unit.describe()}"
     )
-
-
-def srm_status(analysis: Analysis) -> str:
-    """One line on the sample-ratio check (the warning itself when there is a mismatch)."""
-    srm = analysis.srm
-    if srm.mismatch:
-        return f"Sample-ratio mismatch: {srm.message}"
-    if not srm.checked:
-        return f"Sample-ratio check not run: {srm.message}"
-    return f"Sample-ratio check passed: {srm.message}"
-
-
-@dataclass(frozen=True)
-class SplitRow:
-    """One arm of the split check: the share its weights called for and what it got."""
-
-    variant: str
-    configured_share: float
-    observed_share: float
-    observed: int
-    expected: float
-
-
-def split_rows(analysis: Analysis) -> list[SplitRow]:
-    """The arms the split check counted. The configured share is the expected share under
-    the weights in force when each request was served (per epoch), not today's weights."""
-    srm = analysis.srm
-    if not srm.arms:  # nothing checked: the variants against their current weights
-        weights = {v.name: v.weight for v in analysis.data.variants}
-        total_weight = sum(weights.values()) or 1.0
-        total = sum(v.requests for v in analysis.data.variants) or 1
-        return [
-            SplitRow(
-                v.name,
-                weights[v.name] / total_weight,
-                v.requests / total,
-                v.requests,
-                total * weights[v.name] / total_weight,
-            )
-            for v in analysis.data.variants
-        ]
-    total = sum(srm.observed) or 1
-    total_expected = sum(srm.expected) or 1.0
-    return [
-        SplitRow(arm, expected / total_expected, observed / total, observed, expected)
-        for arm, observed, expected in zip(srm.arms, srm.observed, srm.expected, strict=True)
-    ]
-
-
-def srm_table(analysis: Analysis) -> Table:
-    """Observed against expected requests per arm (summed over the epochs checked)."""
-    srm = analysis.srm
-    rows = tuple(
-        (
-            row.variant,
-            f"{100 * row.configured_share:.1f}%",
-            _count(row.observed),
-            f"{100 * row.observed_share:.1f}%",
-            f"{row.expected:,.0f}",
-        )
-        for row in split_rows(analysis)
-    )
-    if srm.epochs:
-        checked = sum(c.adjusted_p_value is not None for c in srm.epochs)
-        caption = (
-            f"each epoch against its own weights ({checked} checked); smallest Holm-adjusted "
-            f"p = {srm.p_value:.3g}, flagged below {srm.threshold:g}"
-        )
-    else:
-        caption = f"chi-square p = {srm.p_value:.3g}, flagged below {srm.threshold:g}"
-    return Table(
-        "Traffic split",
-        ("variant", "configured", "observed requests", "observed share", "expected requests"),
-        rows,
-        numeric=frozenset({1, 2, 3, 4}),
-        caption=caption,
-    )
-
-
-def _shares(arms: Sequence[str], values: Sequence[float]) -> str:
-    total = sum(values) or 1.0
-    return " / ".join(f"{arm} {100 * v / total:.1f}%" for arm, v in zip(arms, values, strict=True))
-
-
-def srm_epoch_table(analysis: Analysis) -> Table | None:
-    """One row per epoch: its weights, the split observed, the p-values (None: no epochs)."""
-    srm = analysis.srm
-    if not srm.epochs:
-        return None
-    rows = []
-    for check in srm.epochs:
-        result, epoch = check.result, check.epoch
-        if check.adjusted_p_value is None:
-            status, p, adjusted = "not checked: " + result.message, DASH, DASH
-        else:
-            status = "MISMATCH" if check.mismatch else "ok"
-            p, adjusted = format_p(result.p_value), format_p(check.adjusted_p_value)
-        weights = epoch.weights or {}
-        rows.append(
-            (
-                epoch.label,
-                _shares(tuple(weights), tuple(weights.values())) if weights else DASH,
-                _shares(result.arms, result.observed) if result.arms else DASH,
-                _count(sum(result.observed)),
-                p,
-                adjusted,
-                status,
-            )
-        )
-    return Table(
-        "Traffic split per epoch",
-        ("epoch", "weights", "observed", "requests", "chi-square p", "Holm p", "status"),
-        tuple(rows),
-        numeric=frozenset({3, 4, 5}),
-        caption=(
-            "An epoch is a config version: its weights and model versions. Neighbouring "
-            "epochs that routed alike are checked together."
-        ),
-    )
-
-
-def drift_status(analysis: Analysis) -> str | None:
-    """One line on data drift (None when no training reference was stored to check against)."""
-    drift = analysis.data.drift
-    if drift is None or not drift.variants:
-        return None
-    rule = f"PSI > {drift.threshold:g} with at least {drift.min_samples:,} sampled requests"
-    if drift.lookback_s:
-        rule += f" in the last {drift.lookback_s:g} s"
-    if not drift.alerts:
-        return f"No data drift ({rule})."
-    named = "; ".join(
-        f"{variant} {check.name} PSI {check.psi:.3f}" for variant, check in drift.alerts
-    )
-    return f"Data drift ({rule}): {named}."
-
-
-def drift_table(analysis: Analysis) -> Table | None:
-    """PSI and chi-square p-value of every checked feature and prediction, per variant."""
-    drift = analysis.data.drift
-    if drift is None or not drift.variants:
-        return None
-    rows = tuple(
-        (
-            v.variant,
-            check.name,
-            _count(check.n),
-            f"{check.psi:.3f}",
-            format_p(check.p_value),
-            "DRIFT" if check.alert else ("ok" if check.checked else "too few samples"),
-        )
-        for v in drift.variants
-        for check in (*v.features, *v.predictions)
-    )
-    return Table(
-        "Data drift against the training reference",
-        ("variant", "feature", "samples", "PSI", "chi-square p", "status"),
-        rows,
-        numeric=frozenset({2, 3, 4}),
-        caption=(
-            f"Alert when PSI > {drift.threshold:g} on at least {drift.min_samples:,} samples; "
-            "bins are the training data's deciles (features) and the holdout predictions."
-        ),
-    )
-
-
-def srm_detail(analysis: Analysis) -> str:
-    """The SRM message without its "sample ratio mismatch:" lead (the heading says that)."""
-    message = analysis.srm.message
-    lead = "sample ratio mismatch: "
-    if message.startswith(lead):
-        message = message[len(lead) :]
-    return message[:1].upper() + message[1:]
 
 
 def _why(rule: str, reason: str) -> str:
@@ -298,16 +76,6 @@ _SHADOW_WORDS = {
 }
 
 
-def _points(value: float) -> str:
-    if math.isinf(value):
-        return f"{MINUS}∞" if value < 0 else "+∞"
-    return f"{100 * value:+.2f}".replace("-", MINUS)
-
-
-def _points_interval(low: float, high: float) -> str:
-    return f"[{_points(low)}, {_points(high)}]"
-
-
 def shadow_table(analysis: Analysis) -> Table | None:
     """Shadow | metric | paired counts | accuracies | difference [CI] | McNemar p | verdict;
     None when no shadow was analysed."""
@@ -320,21 +88,21 @@ def shadow_table(analysis: Analysis) -> Table | None:
         if not c.n:
             difference = DASH
         elif d.error:
-            difference = f"{_points(d.estimate)} pts (no interval: {d.message})"
+            difference = f"{points(d.estimate)} pts (no interval: {d.message})"
         else:
-            difference = f"{_points(d.estimate)} pts {_points_interval(d.ci_low, d.ci_high)}"
+            difference = f"{points(d.estimate)} pts {points_interval(d.ci_low, d.ci_high)}"
         rows.append(
             (
                 s.name,
                 f"{s.metric} vs {s.against or 'live'}",
-                f"{_count(c.both)} / {_count(c.live_only)} / {_count(c.shadow_only)} / "
-                f"{_count(c.neither)}",
+                f"{thousands(c.both)} / {thousands(c.live_only)} / {thousands(c.shadow_only)} / "
+                f"{thousands(c.neither)}",
                 f"{c.live_accuracy:.2%} / {c.shadow_accuracy:.2%}" if c.n else DASH,
                 difference,
                 format_p(a.mcnemar.p_value) if c.n else DASH,
                 _SHADOW_WORDS[a.verdict],
                 a.reason,
-                f"{_count(s.shed)} / {_count(s.late)}",
+                f"{thousands(s.shed)} / {thousands(s.late)}",
             )
         )
     margin = analysis.data.settings.shadow_margin
@@ -373,7 +141,7 @@ def _lift(va: VariantAnalysis) -> str:
         return DASH
     if r.error:
         return f"not tested: {r.message}"
-    fmt = _signed_pct if r.difference_type == "relative" else _signed_number
+    fmt = signed_pct if r.difference_type == "relative" else signed_number
     return f"{fmt(r.estimate)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
 
 
@@ -387,7 +155,7 @@ def primary_table(analysis: Analysis) -> Table:
         (
             champion.name,
             "champion",
-            _count(base.n) if base else "0",
+            thousands(base.n) if base else "0",
             _mean(base.mean, proportion) if base else DASH,
             "baseline",
             DASH,
@@ -400,7 +168,7 @@ def primary_table(analysis: Analysis) -> Table:
             (
                 va.variant,
                 next(v.role for v in analysis.data.variants if v.name == va.variant),
-                _count(r.treatment_n) if r else "0",
+                thousands(r.treatment_n) if r else "0",
                 _mean(r.treatment_mean, proportion) if r else DASH,
                 _lift(va),
                 format_p(r.p_value) if r and not r.error else DASH,
@@ -429,7 +197,7 @@ def _stratified_note(va: VariantAnalysis) -> str:
         return ""
     versions = ", ".join(f"v{version}" for version in va.strata.epochs)
     pooled = va.pooled
-    fmt = _signed_pct if pooled.difference_type == "relative" else _signed_number
+    fmt = signed_pct if pooled.difference_type == "relative" else signed_number
     said = f"{fmt(pooled.estimate)}, p {format_p(pooled.p_value)}" if not pooled.error else "-"
     return (
         f"; {va.variant} is compared within each epoch (config {versions}) and the epochs "
@@ -445,7 +213,7 @@ def _guardrail_cell(result: GuardrailResult) -> str:
         if test.error:
             return f"{rates} (not tested: {test.message})"
         if test.difference_type == "relative":
-            return f"{rates} (Δ {_signed_pct(test.estimate)}, p = {format_p(test.p_value)})"
+            return f"{rates} (Δ {signed_pct(test.estimate)}, p = {format_p(test.p_value)})"
         delta = f"{100 * test.estimate:+.2f}".replace("-", MINUS)
         return f"{rates} (Δ {delta} pp, p = {format_p(test.p_value)})"
     if metric == "mean_latency_ms" and test is not None:
@@ -503,8 +271,8 @@ def power_table(analysis: Analysis) -> Table:
     rows = []
     for va in analysis.variants:
         r = va.primary
-        now = f"{_count(r.control_n)} / {_count(r.treatment_n)}" if r else DASH
-        need = _count(va.required_per_arm) if va.required_per_arm else DASH
+        now = f"{thousands(r.control_n)} / {thousands(r.treatment_n)}" if r else DASH
+        need = thousands(va.required_per_arm) if va.required_per_arm else DASH
         progress = DASH
         if r and va.required_per_arm:
             progress = f"{min(1.0, min(r.control_n, r.treatment_n) / va.required_per_arm):.0%}"

@@ -248,6 +248,20 @@ def test_no_discordant_pairs_is_no_evidence() -> None:
         assert result.control_mean == pytest.approx(0.9)
 
 
+def test_a_paired_test_that_cannot_run_shows_both_sides_of_its_pairs() -> None:
+    # Both sizes are the number of pairs; the means are the live model's and the shadow's.
+    counts = PairedCounts(0, 0, 12, 0)  # the shadow alone right every time: no variance
+    result = paired_sequential_test(counts, tuning=1234.0)
+    assert result.error and result.test == PAIRED_SEQUENTIAL_CS
+    assert (result.control_n, result.treatment_n) == (12, 12)
+    assert (result.control_mean, result.treatment_mean) == (0.0, 1.0)
+    assert result.difference_type == "absolute" and result.sequential_tuning == 1234.0
+    means = paired_t_test(MetricStats(1, 0.5, 0.25), live_mean=2.0)
+    assert (means.control_n, means.treatment_n) == (1, 1)
+    assert (means.control_mean, means.treatment_mean) == (2.0, 2.5)
+    assert (means.estimate, means.ci_low, means.ci_high, means.dof) == (0.0, 0.0, 0.0, 0.0)
+
+
 def test_all_discordant_one_way() -> None:
     counts = PairedCounts(0, 0, 12, 0)
     exact = mcnemar_exact(counts)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from analysis.paired_simulation import (
@@ -12,6 +13,7 @@ from analysis.paired_simulation import (
     compare_power,
     simulate_aa,
     simulate_gate,
+    simulate_power_runs,
 )
 
 ALPHA = 0.05
@@ -79,3 +81,19 @@ def test_aa_false_rejections_over_2000_monitored_runs(design: PairedDesign) -> N
     gate = simulate_gate(design, 0.0, experiments=runs, seed=2027)
     assert gate.harm <= ALPHA + _allowance(runs)
     assert gate.non_inferior <= ALPHA + _allowance(runs)
+
+
+def test_power_runs_score_the_same_requests_twice_or_split_them_in_two_arms() -> None:
+    design = PairedDesign(0.84, 0.86)
+    runs = simulate_power_runs(design, 2000, experiments=50, looks=20, seed=4)
+    assert runs.live_only.shape == runs.shadow_only.shape == runs.n.shape == (50, 20)
+    assert list(runs.n[0, [0, -1]]) == [100.0, 2000.0]  # paired: every request, cumulative
+    assert list(runs.live.n[0, [0, -1]]) == [50.0, 1000.0]  # two arms: half each
+    assert (runs.live_only + runs.shadow_only <= runs.n).all()
+    assert (np.diff(runs.live_only, axis=1) >= 0).all()
+    assert 0.8 < float(runs.shadow.mean[:, -1].mean()) < 0.92
+    again = simulate_power_runs(design, 2000, experiments=50, looks=20, seed=4)
+    assert (again.shadow_only == runs.shadow_only).all()
+    assert (again.shadow.mean == runs.shadow.mean).all()
+    with pytest.raises(ValueError, match="looks of two arms"):
+        simulate_power_runs(design, 1001, experiments=1, looks=20, seed=0)

@@ -16,7 +16,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from core.settings import Settings
-from gateway.app import create_app
+from gateway.admin import create_admin_app
+from gateway.live import LiveExperiments
 from model_workers.runtime import Prediction
 from model_workers.server import create_worker_app
 
@@ -37,8 +38,8 @@ class SchemaOnly:
         raise AssertionError("not called")
 
 
-def gateway_app() -> Any:
-    return create_app(Settings(admin_token="t"), store=None).admin
+def gateway_app() -> FastAPI:
+    return create_admin_app(Settings(admin_token="t"), None, LiveExperiments())
 
 
 def worker_app() -> FastAPI:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices
 
-from abgate.cli import build_parser
+from abgate.cli.parser import build_parser
 from core.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 import yaml
 
-from abgate.cli import training_params
+from abgate.cli.models import training_params
 from core.store import Store
 from experiments.loader import load_experiment
 from model_workers.training import DEMO_VERSIONS

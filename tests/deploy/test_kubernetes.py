@@ -16,7 +16,7 @@ import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, ValidationError, validate
 
 from abgate.cli import main as abgate_main
-from abgate.cli import training_params
+from abgate.cli.models import training_params
 from model_workers.training import DEMO_VERSIONS
 from tests.deploy._contract import REPO, host_and_port, parse_command, settings_env_names
 

@@ -254,7 +254,7 @@ def test_bad_stored_json_is_a_config_error() -> None:
 
 
 def test_a_last_step_of_100_is_the_promotion_and_a_plan_needs_a_step_below_it() -> None:
-    from experiments.config import Ramp
+    from experiments.ramp_plan import Ramp
 
     assert Ramp(steps=(10, 50, 100)).served_steps == (10.0, 50.0)
     with pytest.raises(Exception, match="100 is the promotion"):

@@ -20,13 +20,14 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from abgate.processes import Child
 from abgate.redis_server import EmbeddedRedis
 from core.settings import Settings
-from gateway.app import create_app
+from gateway.admin import create_admin_app
+from gateway.live import LiveExperiments
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 
 pytestmark = pytest.mark.integration
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-OPENAPI = create_app(Settings(), store=None).admin.openapi()
+OPENAPI = create_admin_app(Settings(), None, LiveExperiments()).openapi()
 schema = schemathesis.openapi.from_dict(OPENAPI)
 
 

@@ -1,4 +1,5 @@
-"""abgate's own HTTP server (``gateway/server.py``).
+"""abgate's own HTTP server (``gateway/server.py``, ``http_protocol.py``, ``asgi_bridge.py``,
+``prefork.py``).
 
 In-process tests drive the ASGI bridge with small admin apps; the integration
 tests start the real ``abgate gateway --server abgate`` process and speak raw
@@ -34,7 +35,7 @@ from core.settings import Settings
 from core.store import Store
 from experiments.loader import load_experiment
 from gateway.app import Gateway, create_app
-from gateway.server import _Server
+from gateway.server import Server
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 
 ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
@@ -134,14 +135,14 @@ def local_gateway(tmp_path: Path, admin: ASGIApp | None = None, **settings: Any)
         Settings(max_body_bytes=1000, **settings), store=None, bootstrap=load_experiment(config)
     )
     if admin is not None:
-        gateway.admin = admin
+        gateway.door.admin = admin
     return gateway
 
 
 @contextlib.asynccontextmanager
 async def serving(gateway: Gateway) -> AsyncIterator[int]:
     """Serve ``gateway`` on a free port in this loop; yields the port."""
-    server = _Server(gateway, asyncio.get_running_loop())
+    server = Server(gateway, asyncio.get_running_loop())
     await server.listen("127.0.0.1", 0, backlog=16, reuse_port=False)
     await gateway.startup()
     await server.start()
@@ -656,7 +657,7 @@ def test_uvicorn_stays_selectable(tmp_path: Path, demo_workers: dict[str, Child]
 
 _STUBBORN = """
 import logging, os, signal, sys, time
-from gateway.server import _Supervisor
+from gateway.prefork import Supervisor
 logging.basicConfig(level=logging.INFO)
 
 def target():
@@ -666,7 +667,7 @@ def target():
     while True:
         time.sleep(1)
 
-sys.exit(_Supervisor(target, 2, kill_after=float(sys.argv[2])).run())
+sys.exit(Supervisor(target, 2, kill_after=float(sys.argv[2])).run())
 """
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from analysis.inputs import ExperimentData
-from experiments.config import Ramp
+from experiments.ramp_plan import Ramp
 from ramp.policy import RampState, decide, observe
 from ramp.progress import render_block
 from recorded.reporting import settings_from_config

@@ -12,7 +12,7 @@ from analysis.inputs import AnalysisSettings, ExperimentData, VariantData
 from analysis.srm import sample_ratio_mismatch
 from analysis.stratified import StratifiedStats
 from analysis.sufficient import MetricStats, ProportionStats, VariantStats
-from experiments.config import Ramp
+from experiments.ramp_plan import Ramp
 from ramp.evidence import PrimaryEvidence
 from ramp.policy import (
     Observation,

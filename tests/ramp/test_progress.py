@@ -9,7 +9,7 @@ import pytest
 
 from analysis.inputs import AnalysisSettings, ExperimentData, VariantData
 from analysis.sufficient import LatencyHistogram, ProportionStats
-from experiments.config import Ramp
+from experiments.ramp_plan import Ramp
 from ramp.policy import Decision, Observation, RampState, observe
 from ramp.progress import change_key, is_final, render_block, render_line
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.config import Ramp
 from experiments.demo_plan import DEMO_RAMP, DEMO_RAMP_RATE
 from experiments.loader import load_experiment
+from experiments.ramp_plan import Ramp
 from ramp.shadow_simulation import ShadowScenario, shadow_power, simulate_shadow_phases
 
 pytestmark = pytest.mark.slow

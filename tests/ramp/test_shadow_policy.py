@@ -7,7 +7,7 @@ import json
 import pytest
 
 from analysis.paired import PairedCounts, paired_harm_test, paired_non_inferiority_test
-from experiments.config import Ramp, ShadowPhase
+from experiments.ramp_plan import Ramp, ShadowPhase
 from ramp.policy import RampState, next_state
 from ramp.shadow_policy import ShadowObservation, counts_since, decide_shadow, shadow_margin
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analysis.inputs import AnalysisSettings
-from experiments.config import Ramp
+from experiments.ramp_plan import Ramp
 from ramp.simulation import simulate_ramps
 
 PLAN = Ramp(
