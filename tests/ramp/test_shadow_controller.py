@@ -25,7 +25,8 @@ from core.schema import PAIRED_CELLS, Keys, paired_prefix, shadow_field
 from core.store import Store
 from experiments.config import ExperimentConfig
 from experiments.loader import load_experiment
-from ramp.controller import DRAIN_QUIET_S, EXIT_ROLLED_BACK, RampController
+from ramp.controller import EXIT_ROLLED_BACK, RampController
+from ramp.shadow_steps import DRAIN_QUIET_S
 from recorded.reporting import shadow_paired_counts
 from recorded.status import render_status
 
