@@ -3,18 +3,19 @@
     python -m bench.shadow_mirroring [--duration 5] [--repeat 3] [--connections 1,8]
                                      [--shadow-delay-ms 50] [--max-inflight 64] [--pace-ms 1]
 
-Two gateways (``abgate gateway``, each with its own embedded Redis) route the
-same champion (``bench.constant_worker``, v1) at 100 %; one of them also
-mirrors every request (``sample_rate: 1.0``) to a shadow that answers
+Three gateways (``abgate gateway``, each with its own embedded Redis) route the
+same champion (``bench.constant_worker``, v1) at 100 %; two of them also mirror
+every request (``sample_rate: 1.0``) to a shadow that answers
 ``--shadow-delay-ms`` late (``bench.constant_worker --delay-ms``: slow, but
-costing no CPU). wrk (``bench.wrk``) loads the two in turn, ``--repeat`` times
-per connection count, after a warm-up, each connection waiting ``--pace-ms``
-before each request: a steady load below capacity, as a live service runs (at
-``--pace-ms 0``, as fast as possible, the shadow's calls compete with the live
-ones for the gateway's CPU and the comparison measures that instead). The
-table shows the medians, the
-mirrored gateway's p50 and p99 over the plain one's, and the shadow's calls
-answered and shed as its Redis counted them.
+costing no CPU): one makes its shadow calls from its shadow caller process (the
+default, ``ABGATE_SHADOW_CALLS=process``), the other inline. wrk (``bench.wrk``)
+loads them in turn, ``--repeat`` times per connection count, after a warm-up,
+each connection waiting ``--pace-ms`` before each request: a steady load below
+capacity, as a live service runs (at ``--pace-ms 0``, as fast as possible, the
+shadow's calls compete with the live ones for the CPU and the comparison
+measures that instead). The table shows the medians, each mirrored gateway's
+p50 and p99 over the plain one's, and the shadow's calls answered and shed as
+its Redis counted them.
 
 Budget: live p50 and p99 with mirroring within 5 % of without (ratio <= 1.05).
 A slow shadow holds at most ``max_inflight`` calls per gateway process; beyond
@@ -31,12 +32,16 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import psutil
 
 from abgate.processes import Child, wait_http_ok
 from abgate.redis_server import free_port, start_redis
 from bench.gateway_vs_nginx import gateway_command, start_constant_worker
+from bench.server_cpu import cpu_seconds
 from bench.wrk import WrkResult, run_wrk, wrk_available
 from core.schema import ShadowStats, decode_stats
 from core.store import Store
@@ -64,26 +69,52 @@ def write_experiment(path: Path, champion: int, shadow: int | None, max_inflight
     return path
 
 
+@dataclass(frozen=True)
+class Run:
+    """One wrk run against one gateway, and the CPU its processes spent on it."""
+
+    wrk: WrkResult
+    serving_us: float  # CPU of the serving process per request, microseconds
+    caller_us: float  # CPU of its shadow caller process (if any) per request
+
+
+def _caller_pids(pid: int) -> list[int]:
+    return [p.pid for p in psutil.Process(pid).children(recursive=True)]
+
+
 def _measure(
-    urls: dict[str, str], connections: Sequence[int], duration: float, repeat: int, pace: float
-) -> dict[str, dict[int, list[WrkResult]]]:
+    targets: dict[str, tuple[str, int]],
+    connections: Sequence[int],
+    duration: float,
+    repeat: int,
+    pace: float,
+) -> dict[str, dict[int, list[Run]]]:
     """A warm-up, then ``repeat`` wrk runs per connection count, the targets in turn."""
-    for url in urls.values():
+    for url, _ in targets.values():
         run_wrk(url, max(connections), 1)
-    runs: dict[str, dict[int, list[WrkResult]]] = {n: {c: [] for c in connections} for n in urls}
+    runs: dict[str, dict[int, list[Run]]] = {n: {c: [] for c in connections} for n in targets}
     for _ in range(repeat):
         for c in connections:
-            for name, url in urls.items():
-                runs[name][c].append(run_wrk(url, c, duration, pace_ms=pace))
+            for name, (url, pid) in targets.items():
+                callers = _caller_pids(pid)
+                before = cpu_seconds(pid), sum(cpu_seconds(p) for p in callers)
+                result = run_wrk(url, c, duration, pace_ms=pace)
+                after = cpu_seconds(pid), sum(cpu_seconds(p) for p in callers)
+                n = max(result.requests, 1)
+                runs[name][c].append(Run(
+                    result, (after[0] - before[0]) / n * 1e6, (after[1] - before[1]) / n * 1e6
+                ))  # fmt: skip
     return runs
 
 
-def _median(runs: Sequence[WrkResult]) -> tuple[float, float, float, int]:
+def _median(runs: Sequence[Run]) -> tuple[float, float, float, int, float, float]:
     return (
-        statistics.median(r.requests_per_s for r in runs),
-        statistics.median(r.p50_ms for r in runs),
-        statistics.median(r.p99_ms for r in runs),
-        sum(r.errors for r in runs),
+        statistics.median(r.wrk.requests_per_s for r in runs),
+        statistics.median(r.wrk.p50_ms for r in runs),
+        statistics.median(r.wrk.p99_ms for r in runs),
+        sum(r.wrk.errors for r in runs),
+        statistics.median(r.serving_us for r in runs),
+        statistics.median(r.caller_us for r in runs),
     )
 
 
@@ -113,8 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.callback(shadow.stop)
         champion_port, shadow_port = (urlsplit(w.url or "").port or 80 for w in (champion, shadow))
         urls: dict[str, str] = {}
+        targets: dict[str, tuple[str, int]] = {}
         redis_urls: dict[str, str] = {}
-        for name, mirrored in (("no mirroring", None), ("100 % mirrored", shadow_port)):
+        arms = (
+            ("no mirroring", None, "process"),
+            ("100 % mirrored", shadow_port, "process"),
+            ("mirrored inline", shadow_port, "inline"),
+        )
+        for name, mirrored, calls in arms:
             config = write_experiment(
                 Path(tmp) / f"{len(urls)}.yaml", champion_port, mirrored, args.max_inflight
             )
@@ -125,14 +162,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             stack.callback(log.close)
             process = subprocess.Popen(
                 gateway_command(port, config), stdin=subprocess.DEVNULL, stdout=log,
-                stderr=subprocess.STDOUT, env={**os.environ, "REDIS_URL": redis.url},
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "REDIS_URL": redis.url, "ABGATE_SHADOW_CALLS": calls},
             )  # fmt: skip
             child = Child(name, process, f"http://127.0.0.1:{port}")
             stack.callback(child.stop)
             wait_http_ok(f"{child.url}/health", child=child, timeout=60)
             urls[name] = f"{child.url}/predict"
+            targets[name] = (urls[name], process.pid)
             redis_urls[name] = redis.url
-        runs = _measure(urls, connections, args.duration, args.repeat, args.pace_ms)
+        runs = _measure(targets, connections, args.duration, args.repeat, args.pace_ms)
         time.sleep(1.0)  # the last flush (every 50 ms) and the last shadow answers
         store = Store(redis_urls["100 % mirrored"])
         stats = decode_stats(store.totals("bench"))
@@ -141,18 +180,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"live requests, shadow {args.shadow_delay_ms:g} ms late, max_inflight "
           f"{args.max_inflight}, pace {args.pace_ms:g} ms per connection; medians of "
           f"{args.repeat} x {args.duration:g} s")  # fmt: skip
-    print(f"{'gateway':<16} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    print(f"{'gateway':<16} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+          f"{'CPU us/req':>10} {'+ caller':>8}")  # fmt: skip
     ok = True
     for c in connections:
         figures = {name: _median(runs[name][c]) for name in urls}
-        for name, (rps, p50, p99, errors) in figures.items():
-            print(f"{name:<16} {c:>5} {rps:>9.0f} {p50:>8.3f} {p99:>8.3f} {errors:>6}")
-        plain, mirrored = figures["no mirroring"], figures["100 % mirrored"]
-        p50_ratio, p99_ratio = mirrored[1] / plain[1], mirrored[2] / plain[2]
-        within = p50_ratio <= MAX_RATIO and p99_ratio <= MAX_RATIO
-        ok &= within
-        print(f"{'':<16} {c:>5} mirrored / plain: p50 {p50_ratio:.3f}, p99 {p99_ratio:.3f} "
-              f"({'within' if within else 'OVER'} {MAX_RATIO:g})")  # fmt: skip
+        for name, (rps, p50, p99, errors, serving, caller) in figures.items():
+            print(f"{name:<16} {c:>5} {rps:>9.0f} {p50:>8.3f} {p99:>8.3f} {errors:>6} "
+                  f"{serving:>10.1f} {caller:>8.1f}")  # fmt: skip
+        plain = figures["no mirroring"]
+        for name, note in (("100 % mirrored", "budget"), ("mirrored inline", "for comparison")):
+            row = figures[name]
+            p50_ratio, p99_ratio, cpu_ratio = (
+                row[1] / plain[1],
+                row[2] / plain[2],
+                row[4] / plain[4],
+            )
+            within = p50_ratio <= MAX_RATIO and p99_ratio <= MAX_RATIO
+            if note == "budget":
+                ok &= within
+                note = "within" if within else "OVER"
+            print(f"{'':<16} {c:>5} {name} / plain: p50 {p50_ratio:.3f}, p99 {p99_ratio:.3f}, "
+                  f"serving CPU per request {cpu_ratio:.3f} ({note})")  # fmt: skip
     answered = slow.requests - slow.errors
     print(
         f"shadow calls: {slow.requests} made ({answered} answered, {slow.errors} failed), "

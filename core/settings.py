@@ -151,6 +151,15 @@ class Settings(BaseSettings):
             "and counts as a new unit in the per-unit statistics (docs/statistics.md)."
         ),
     )
+    shadow_calls: Literal["process", "inline"] = Field(
+        default="process",
+        description=(
+            "Where a gateway process makes its shadow calls: 'process', a child process it "
+            "starts on the first one (the live requests keep this process's CPU: at 100 % "
+            "mirroring to a 50-ms shadow the live p50 rose ~14 % inline), or 'inline', in "
+            "the serving process itself (one process less)."
+        ),
+    )
     drift_sample_rate: float = Field(
         default=0.05,
         ge=0,

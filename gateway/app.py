@@ -30,6 +30,7 @@ from gateway.live import LiveExperiments
 from gateway.metrics import GatewayMetrics
 from gateway.passthrough import Passthrough
 from gateway.recorder import Recorder
+from gateway.shadow_calls import shadow_calls
 from gateway.tasks import stop_tasks
 from gateway.upstream import EndpointPool
 
@@ -94,6 +95,7 @@ class Gateway:
     async def shutdown(self) -> None:
         """Stop watching, flush pending outcomes, close connections."""
         await stop_tasks(self._tasks, TASK_STOP_S)
+        await self.hotpath.mirroring.caller.close()
         await self.recorder.stop()
         self.metrics.publish()  # the last counts, kept after this process exits
         for pool in self.experiments.pools.values():
@@ -265,6 +267,7 @@ def create_app(
         hotpath,
         directory=Path(settings.metrics_dir) if settings.metrics_dir else None,
     )
+    hotpath.mirroring.caller = shadow_calls(in_process=settings.shadow_calls == "inline")
     passthrough = Passthrough(hotpath)
     admin = create_admin_app(settings, store, experiments)
     return Gateway(

@@ -3,7 +3,9 @@
 A shadow answers a copy of a request nobody waits for: its answer is compared
 with the live one and kept for the paired counts (``gateway/recorder.py``), and
 never reaches the client. Nothing here is awaited on the request path; each
-call runs as a task of its own after the live answer is on its way. A shadow
+call runs as a task of its own after the live answer is on its way, and by
+default the call itself is made by a child process (``gateway/shadow_calls.py``),
+so its network work does not share the live requests' CPU. A shadow
 with ``max_inflight`` calls in flight in this process is shed for the request
 (counted, in Redis and ``/metrics``), so a slow or stuck shadow holds a
 bounded number of tasks and connections.
@@ -16,9 +18,7 @@ but take and give back slots through :meth:`Mirroring.claim` and
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 import orjson
@@ -27,19 +27,25 @@ from core.tracing import Trace
 from gateway.access_log import AccessLog
 from gateway.live import LiveExperiment, Target
 from gateway.recorder import Recorder
-from gateway.upstream import UpstreamError
+from gateway.shadow_calls import InlineShadowCalls, ShadowCalls
+from gateway.upstream import UpstreamError, UpstreamResponse
 
-__all__ = ["Mirroring"]
+__all__ = ["Mirroring", "ShadowAnswer"]
 
 _PREDICT_PATH = b"/predict"
+_JSON = b"application/json"
 
 
 class Mirroring:
     """The shadow calls of one gateway process, their slots and their counters."""
 
-    def __init__(self, recorder: Recorder, access: AccessLog) -> None:
+    def __init__(
+        self, recorder: Recorder, access: AccessLog, caller: ShadowCalls | None = None
+    ) -> None:
         self.recorder = recorder
         self.access = access
+        self.caller: ShadowCalls = caller or InlineShadowCalls()
+        """Who makes the calls: this process, or its shadow caller (``gateway/shadow_calls.py``)."""
         self.inflight = 0
         """Shadow calls in flight in this process, over every shadow."""
         self.dropped = 0
@@ -47,7 +53,6 @@ class Mirroring:
         # Per (experiment, shadow): its calls in flight in this process (each shadow is
         # shed at its own ``max_inflight``).
         self.calls: dict[tuple[str, str], int] = {}
-        self._background: set[asyncio.Task[None]] = set()
 
     def mirror(
         self,
@@ -66,10 +71,14 @@ class Mirroring:
         for name in live.assigner.shadows_for(unit):
             shadow = self.claim(live, name, outcomes)
             if shadow is not None:
-                self.in_background(self._shadow_call(
-                    live.name, shadow, body, headers, live_prediction, trace, request_id,
+                pool = shadow.endpoints.pick()
+                done = _PredictAnswer(
+                    live_prediction, self, live.name, shadow.name, pool.url, trace, request_id,
                     request_ts,
-                ))  # fmt: skip
+                )  # fmt: skip
+                self.caller.call(
+                    pool, _PREDICT_PATH, body, headers, shadow.timeout_s, b"POST", _JSON, done
+                )
         return outcomes
 
     def claim(self, live: LiveExperiment, name: str, outcomes: dict[str, str]) -> Target | None:
@@ -97,50 +106,82 @@ class Mirroring:
         key = (experiment, name)
         self.calls[key] = self.calls.get(key, 1) - 1
 
-    def in_background(self, call: Coroutine[Any, Any, None]) -> None:
-        """Run ``call`` as a task nobody awaits, kept referenced until it ends."""
-        task = asyncio.get_running_loop().create_task(call)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
-    async def _shadow_call(
+class ShadowAnswer:
+    """What a shadow call does with how it ended: free its slot, score the answer
+    (``score``: the part each protocol does its own way), log it when sampled or failed."""
+
+    __slots__ = (
+        "endpoint", "experiment", "mirroring", "request_id", "request_ts", "shadow", "started",
+        "trace",
+    )  # fmt: skip
+
+    def __init__(
         self,
+        mirroring: Mirroring,
         experiment: str,
-        shadow: Target,
-        body: bytes,
-        headers: bytes,
-        live_prediction: Any,
+        shadow: str,
+        endpoint: str,
         trace: Trace,
         request_id: str,
         request_ts: float,
     ) -> None:
-        pool = shadow.endpoints.pick()
-        started = time.perf_counter()
-        error: str | None = None
+        self.mirroring = mirroring
+        self.experiment = experiment
+        self.shadow = shadow
+        self.endpoint = endpoint
+        self.trace = trace
+        self.request_id = request_id
+        self.request_ts = request_ts
+        self.started = time.perf_counter()
+
+    def __call__(self, result: UpstreamResponse | UpstreamError) -> None:
+        self.mirroring.release(self.experiment, self.shadow)
+        if isinstance(result, UpstreamError):
+            error: str | None = result.kind
+        elif result.status >= 400:
+            error = f"status {result.status}"
+        else:
+            error = None
+        agreed, error = self.score(result if error is None else None, error)
+        if self.trace.sampled or error is not None:
+            self.mirroring.access.shadow(
+                self.trace, self.request_id, experiment=self.experiment, shadow=self.shadow,
+                endpoint=self.endpoint, ok=error is None, agreed=agreed,
+                latency_ms=(time.perf_counter() - self.started) * 1000.0, error=error,
+            )  # fmt: skip
+
+    def score(
+        self, answer: UpstreamResponse | None, error: str | None
+    ) -> tuple[bool | None, str | None]:
+        """Record the call (``answer``: a success, else None and the ``error``); whether
+        it agreed with the live answer, and the error (``protocol`` for an unreadable one)."""
+        raise NotImplementedError
+
+
+class _PredictAnswer(ShadowAnswer):
+    """A ``/predict`` shadow answer: its ``prediction`` against the live one."""
+
+    __slots__ = ("live_prediction",)
+
+    def __init__(self, live_prediction: Any, *args: Any) -> None:
+        super().__init__(*args)
+        self.live_prediction = live_prediction
+
+    def score(
+        self, answer: UpstreamResponse | None, error: str | None
+    ) -> tuple[bool | None, str | None]:
+        """Compare the prediction and keep it for the request's feedback."""
         agreed = None
         prediction: Any = None
-        try:
-            response = await pool.request(_PREDICT_PATH, body, headers, shadow.timeout_s)
-            ok = response.status < 400
-            if ok:
-                answer = orjson.loads(response.body)
-                prediction = answer.get("prediction")
-                agreed = prediction == live_prediction
-            else:
-                error = f"status {response.status}"
-        except UpstreamError as exc:
-            ok, error = False, exc.kind
-        except (orjson.JSONDecodeError, AttributeError):
-            ok, error = False, "protocol"
-        finally:
-            self.release(experiment, shadow.name)
-        self.recorder.record_shadow(
-            experiment, shadow.name, ok=ok, agreed=agreed, request_id=request_id,
-            prediction=prediction, request_ts=request_ts,
+        if answer is not None:
+            try:
+                prediction = orjson.loads(answer.body).get("prediction")
+                agreed = prediction == self.live_prediction
+            except (orjson.JSONDecodeError, AttributeError):
+                error = "protocol"
+        self.mirroring.recorder.record_shadow(
+            self.experiment, self.shadow, ok=error is None, agreed=agreed,
+            request_id=self.request_id, prediction=prediction, request_ts=self.request_ts,
         )  # fmt: skip
-        if trace.sampled or not ok:
-            self.access.shadow(
-                trace, request_id, experiment=experiment, shadow=shadow.name, endpoint=pool.url,
-                ok=ok, agreed=agreed, latency_ms=(time.perf_counter() - started) * 1000.0,
-                error=error,
-            )  # fmt: skip
+        return agreed, error

@@ -29,6 +29,7 @@ from gateway.assign import assign, recorded_unit, unit_of
 from gateway.edges import Upstream
 from gateway.hotpath import HotPath
 from gateway.live import LiveExperiment, Target
+from gateway.mirroring import ShadowAnswer
 from gateway.protocols import (
     MAX_JOINABLE_ROWS,
     ProtocolCall,
@@ -303,65 +304,53 @@ class Passthrough:
             # Shed at the shadow's own max_inflight, counted, as on the native path.
             shadow = mirroring.claim(live, name, outcomes)
             if shadow is not None:
-                mirroring.in_background(self._shadow_call(
-                    live.name, shadow, call, body, content_type, forward, live_predictions,
-                    trace, request_id, request_ts,
-                ))  # fmt: skip
+                pool = shadow.endpoints.pick()
+                done = _ProtocolAnswer(
+                    call, live_predictions, mirroring, live.name, shadow.name, pool.url, trace,
+                    request_id, request_ts,
+                )  # fmt: skip
+                mirroring.caller.call(
+                    pool, pool.base_path + shadow.paths["predict"], body, forward,
+                    shadow.timeout_s, b"POST", content_type, done,
+                )  # fmt: skip
         return outcomes
 
-    async def _shadow_call(
-        self,
-        experiment: str,
-        shadow: Target,
-        call: ProtocolCall,
-        body: bytes,
-        content_type: bytes,
-        forward: bytes,
-        live_predictions: list[Any],
-        trace: Trace,
-        request_id: str,
-        request_ts: float,
-    ) -> None:
-        hot = self.hot
-        pool = shadow.endpoints.pick()
-        started = time.perf_counter()
-        error: str | None = None
-        found: list[Any] | None = None
-        try:
-            response = await self._send(pool, shadow, "predict", body, forward, content_type)
-            if response.status < 400:
-                found = predictions(call.protocol, _parsed(response.body))
-                error = None if found is not None else "protocol"
-            else:
-                error = f"status {response.status}"
-        except UpstreamError as exc:
-            error = exc.kind
-        finally:
-            hot.mirroring.release(experiment, shadow.name)
-        agreed: bool | None = None
-        recorder = hot.recorder
+
+class _ProtocolAnswer(ShadowAnswer):
+    """A model server's shadow answer: each row's prediction against the live one's."""
+
+    __slots__ = ("call", "live_predictions")
+
+    def __init__(self, call: ProtocolCall, live_predictions: list[Any], *args: Any) -> None:
+        super().__init__(*args)
+        self.call = call
+        self.live_predictions = live_predictions
+
+    def score(
+        self, answer: UpstreamResponse | None, error: str | None
+    ) -> tuple[bool | None, str | None]:
+        """Compare the rows and keep each row's answer for that row's feedback."""
+        found = None if answer is None else predictions(self.call.protocol, _parsed(answer.body))
+        recorder = self.mirroring.recorder
+        experiment, shadow, live_predictions = self.experiment, self.shadow, self.live_predictions
         if found is None:
-            recorder.record_shadow(experiment, shadow.name, ok=False, agreed=None)
-        elif len(live_predictions) == 1:
+            recorder.record_shadow(experiment, shadow, ok=False, agreed=None)
+            return None, error or "protocol"
+        if len(live_predictions) == 1:
             agreed = found == live_predictions
             # Kept beside the mapping: the request's feedback scores it (paired counts).
             recorder.record_shadow(
-                experiment, shadow.name, ok=True, agreed=agreed, request_id=request_id,
-                prediction=found[0], request_ts=request_ts,
+                experiment, shadow, ok=True, agreed=agreed, request_id=self.request_id,
+                prediction=found[0], request_ts=self.request_ts,
             )  # fmt: skip
-        else:  # each row compared: a shadow answering other rows disagrees on them
-            alike = sum(a == b for a, b in zip(found, live_predictions, strict=False))
-            agreed = alike == len(live_predictions) == len(found)
-            recorder.record_shadow_rows(
-                experiment, shadow.name, compared=len(live_predictions), agreed=alike
-            )
-            # Each row's answer beside that row's mapping, scored by the row's feedback.
-            ids = outcome_ids(request_id, len(live_predictions))
-            for row_id, answer in zip(ids, found, strict=False):
-                recorder.keep_shadow_answer(experiment, shadow.name, row_id, answer, request_ts)
-        if trace.sampled or error is not None:
-            hot.access.shadow(
-                trace, request_id, experiment=experiment, shadow=shadow.name, endpoint=pool.url,
-                ok=error is None, agreed=agreed,
-                latency_ms=(time.perf_counter() - started) * 1000.0, error=error,
-            )  # fmt: skip
+            return agreed, None
+        # Each row compared: a shadow answering other rows disagrees on them.
+        alike = sum(a == b for a, b in zip(found, live_predictions, strict=False))
+        recorder.record_shadow_rows(
+            experiment, shadow, compared=len(live_predictions), agreed=alike
+        )
+        # Each row's answer beside that row's mapping, scored by the row's feedback.
+        ids = outcome_ids(self.request_id, len(live_predictions))
+        for row_id, row_answer in zip(ids, found, strict=False):
+            recorder.keep_shadow_answer(experiment, shadow, row_id, row_answer, self.request_ts)
+        return alike == len(live_predictions) == len(found), None

@@ -153,7 +153,8 @@ class EndpointPool:
         """False while ejected after consecutive failures."""
         return self.ejected_until <= time.monotonic()
 
-    def _record(self, ok: bool) -> None:
+    def note(self, ok: bool) -> None:
+        """One call's outcome: enough failures in a row eject the endpoint for a while."""
         if ok:
             self.failures = 0
             return
@@ -225,7 +226,7 @@ class EndpointPool:
                 conn = None
                 if reused and attempt == 0 and exc.kind == "connect_error":
                     continue
-                self._record(False)
+                self.note(False)
                 raise
             finally:
                 deadlines.discard(waiter)
@@ -235,7 +236,7 @@ class EndpointPool:
             self._idle.append(conn)
         else:
             conn.close()
-        self._record(response.status < 500)
+        self.note(response.status < 500)
         return response
 
     def close(self) -> None:

@@ -31,8 +31,9 @@ from ramp.display import RampDisplay
 from ramp.policy import Decision, Observation, RampState, decide, next_state, observe
 from ramp.progress import is_final
 from ramp.report import RampReport, StepRecord, render_ramp_report, step_record
-from ramp.shadow_policy import ShadowObservation, counts_since, decide_shadow
-from recorded.reporting import experiment_data, shadow_paired_counts, shadow_paired_counts_in
+from ramp.shadow_policy import decide_shadow
+from ramp.shadow_steps import ShadowSteps, shadow_record
+from recorded.reporting import experiment_data
 
 __all__ = [
     "EXIT_EXPIRED",
@@ -115,6 +116,9 @@ class RampController:
         self.report_stem = report_stem or f"{config.name}-ramp-report"
         # How the shadow phase ended, once it has: kept with the state for the report.
         self._shadow_phase: dict[str, Any] | None = None
+        self.shadow_steps = ShadowSteps(
+            store, self.name, self.variant, self.plan, self._config, clock, sleep, ACTOR
+        )
 
     # --- state ----------------------------------------------------------------
 
@@ -236,7 +240,7 @@ class RampController:
         phase = self.plan.shadow
         if phase is not None:
             state = RampState(0, now, now, shadow=True)
-            self._enter_shadow_phase(phase.mirror)
+            self.shadow_steps.enter(phase.mirror)
             self._save(state, base, base)
             self.out.write(
                 f"shadow phase of {self.variant} in {self.name}: mirrored for "
@@ -252,50 +256,6 @@ class RampController:
             f"{' → '.join(f'{s:g}' for s in self.plan.steps)} %\n"
         )
         return state, base, base
-
-    def _enter_shadow_phase(self, mirror: float) -> None:
-        """The candidate leaves the live variants and is mirrored: no user can be routed to it."""
-        self.store.put_config(
-            self.name,
-            changes.shadow_phase(self._config(), mirror).model_dump(mode="json"),
-            actor=ACTOR,
-            action="ramp_shadow_start",
-            reason=f"ramp starts with a shadow phase: {self.variant} mirrored for "
-            f"{mirror:.0%} of units, 0 % of users",
-            evidence={"weight": 0.0, "mirror": mirror},
-        )
-
-    def _expose(self, decision: Decision) -> None:
-        """The shadow gate passed: the candidate serves the first step, mirrored no more."""
-        assert decision.weight is not None
-        self.store.put_config(
-            self.name,
-            changes.expose(self._config(), decision.weight).model_dump(mode="json"),
-            actor=ACTOR,
-            action="ramp_advance",
-            reason=decision.reason,
-            evidence={"weight": decision.weight, **decision.evidence},
-        )
-
-    def _observe_shadow(self, ramp_base: dict[str, str]) -> ShadowObservation:
-        """The paired counts of the candidate since its shadow phase began."""
-        config = self._config()
-        phase = self.plan.shadow
-        assert phase is not None
-        metric = phase.metric or config.metrics.primary.name
-        now = self.clock()
-        counts = counts_since(
-            shadow_paired_counts(self.store, self.name, self.variant, metric),
-            shadow_paired_counts_in(ramp_base, self.variant, metric),
-        )
-        return ShadowObservation(
-            now=now,
-            variant=self.variant,
-            metric=metric,
-            counts=counts,
-            alpha=config.statistics.alpha,
-            tuning=float(config.statistics.tuning_n),
-        )
 
     def _observe(self, ramp_base: dict[str, str], step_base: dict[str, str]) -> Observation:
         config = self._config()
@@ -315,7 +275,7 @@ class RampController:
         while True:
             self._hold_lock()
             if state.shadow:
-                shadow_obs = self._observe_shadow(ramp_base)
+                shadow_obs = self.shadow_steps.observe(ramp_base)
                 decision = decide_shadow(self.plan, state, shadow_obs)
                 self._log_decision(state, decision)
                 self.display.update_shadow(state, shadow_obs, decision)
@@ -330,13 +290,13 @@ class RampController:
             if decision.action == "advance":
                 assert decision.weight is not None
                 if state.shadow:
-                    self._expose(decision)
+                    self.shadow_steps.expose(decision)
                 else:
                     self._set_weight(decision.weight, decision, "ramp_advance")
                 start = self.clock()
                 step_base = self._snapshot()
                 if state.shadow:
-                    self._shadow_phase = _shadow_record(state, decision, start)
+                    self._shadow_phase = shadow_record(state, decision, start)
                     # The exposed ramp is measured from here: the shadow phase served
                     # the candidate to no user, so its data are the champion's alone.
                     state = replace(after, started_at=start, step_started_at=start)
@@ -444,7 +404,7 @@ class RampController:
                 else {**evidence, "on_expiry": self.plan.on_expiry},
             )
         if state.shadow:
-            self._shadow_phase = _shadow_record(state, decision, now)
+            self._shadow_phase = shadow_record(state, decision, now)
         self.store.save_ramp_state(
             self.name,
             {
@@ -522,14 +482,3 @@ class RampController:
 
     def _progress(self, state: RampState, obs: Observation, decision: Decision) -> None:
         self.display.update(state, obs, decision)
-
-
-def _shadow_record(state: RampState, decision: Decision, ended_at: float) -> dict[str, Any]:
-    """How the shadow phase ended, for the ramp state and the report."""
-    return {
-        "started_at": state.started_at,
-        "ended_at": ended_at,
-        "rule": decision.rule,
-        "reason": decision.reason,
-        "evidence": decision.evidence,
-    }

@@ -21,11 +21,12 @@ import pytest
 import redis
 
 from analysis.paired import PairedCounts
-from core.schema import PAIRED_CELLS, Keys, paired_prefix
+from core.schema import PAIRED_CELLS, Keys, paired_prefix, shadow_field
 from core.store import Store
 from experiments.config import ExperimentConfig
 from experiments.loader import load_experiment
 from ramp.controller import EXIT_ROLLED_BACK, RampController
+from ramp.shadow_steps import DRAIN_QUIET_S
 from recorded.reporting import shadow_paired_counts
 from recorded.status import render_status
 
@@ -187,3 +188,41 @@ def test_an_equal_candidate_is_exposed_at_the_first_step_and_the_ramp_resumes_th
     assert "Shadow phase (shadow_pass" in outcome.reports["md"].read_text()
     final = ExperimentConfig.model_validate(store.get_config(NAME).config)
     assert final.weights == {"champion": 100.0, "canary": 0.0}  # on_expiry: rollback
+
+
+def test_the_candidate_serves_users_only_once_its_mirrored_calls_have_ended(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """After the pass, mirroring stops first; the first step waits while the candidate's
+    shadow calls are still being counted (calls in flight on its servers), then opens."""
+    store = Store(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    calls_field = shadow_field("canary", "requests")
+    draining: list[float] = []  # clock times at which mirrored calls were still ending
+
+    def traffic() -> None:
+        stored = ExperimentConfig.model_validate(store.get_config(NAME).config)
+        shadow = next((s for s in stored.shadows if s.name == "canary"), None)
+        if shadow is None:
+            return
+        if shadow.sample_rate > 0:
+            add_paired(client, "champion", EQUAL, times=3)
+            client.hincrby(Keys(NAME).totals, calls_field, 3000)
+        elif len(draining) < 12:  # mirroring has stopped: 3 s of calls still ending
+            client.hincrby(Keys(NAME).totals, calls_field, 5)
+            draining.append(clock.now)
+
+    def exposed() -> bool:
+        return not ExperimentConfig.model_validate(store.get_config(NAME).config).shadows
+
+    clock = Clock(feed=traffic, stop=exposed)
+    with pytest.raises(Paused):
+        controller(store, plan_config(), clock, tmp_path, io.StringIO()).run()
+    actions = [entry["action"] for entry in store.audit(NAME)]
+    assert actions[-2:] == ["ramp_shadow_drain", "ramp_advance"], actions
+    state = store.ramp_state(NAME)
+    assert state is not None and state["phase"] == "exposed"
+    assert len(draining) == 12
+    # Exposed once a whole DRAIN_QUIET_S passed without a call counted, not before.
+    assert state["shadow_phase"]["ended_at"] >= draining[-1] + DRAIN_QUIET_S
+    assert routed_to_canary(store)[:-1] == [0.0] * (len(routed_to_canary(store)) - 1)
