@@ -52,6 +52,11 @@ class Upstream(Protocol):
         """
         ...
 
+    def note(self, ok: bool) -> None:
+        """One call's outcome made elsewhere (a shadow call made by the shadow caller
+        process): failures in a row eject the endpoint, as its own calls' do."""
+        ...
+
     def close(self) -> None:
         """Close idle connections (the gateway is stopping)."""
         ...

@@ -137,13 +137,14 @@ class ShadowAnswer:
 
     def __call__(self, result: UpstreamResponse | UpstreamError) -> None:
         self.mirroring.release(self.experiment, self.shadow)
+        answer: UpstreamResponse | None = None
         if isinstance(result, UpstreamError):
             error: str | None = result.kind
         elif result.status >= 400:
             error = f"status {result.status}"
         else:
-            error = None
-        agreed, error = self.score(result if error is None else None, error)
+            answer, error = result, None
+        agreed, error = self.score(answer, error)
         if self.trace.sampled or error is not None:
             self.mirroring.access.shadow(
                 self.trace, self.request_id, experiment=self.experiment, shadow=self.shadow,

@@ -37,7 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
+from gateway.edges import Upstream
+from gateway.upstream import UpstreamError, UpstreamResponse
 
 __all__ = ["InlineShadowCalls", "ShadowCalls", "ShadowProcess", "shadow_calls"]
 
@@ -60,7 +61,7 @@ class ShadowCalls(Protocol):
 
     def call(
         self,
-        pool: EndpointPool,
+        pool: Upstream,
         path: bytes,
         body: bytes,
         headers: bytes,
@@ -85,7 +86,7 @@ class InlineShadowCalls:
 
     def call(
         self,
-        pool: EndpointPool,
+        pool: Upstream,
         path: bytes,
         body: bytes,
         headers: bytes,
@@ -103,7 +104,7 @@ class InlineShadowCalls:
 
     @staticmethod
     async def _call(
-        pool: EndpointPool,
+        pool: Upstream,
         path: bytes,
         body: bytes,
         headers: bytes,
@@ -210,7 +211,7 @@ class ShadowProcess:
 
     process: subprocess.Popen[bytes] | None = None
     transport: asyncio.Transport | None = None
-    waiting: dict[int, tuple[EndpointPool, Done]] = field(default_factory=dict)
+    waiting: dict[int, tuple[Upstream, Done]] = field(default_factory=dict)
     started: float = 0.0
     starts: int = 0
     _next_id: int = 0
@@ -221,7 +222,7 @@ class ShadowProcess:
 
     def call(
         self,
-        pool: EndpointPool,
+        pool: Upstream,
         path: bytes,
         body: bytes,
         headers: bytes,
@@ -278,7 +279,7 @@ class ShadowProcess:
             return
         finally:
             self._starting = None
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
         self.starts += 1
         log.info("shadow calls go through process %d", self.process.pid)
         if self._closed:

@@ -59,6 +59,9 @@ class ScriptedUpstream:
             raise reply
         return reply
 
+    def note(self, ok: bool) -> None:
+        self.healthy = self.healthy and ok
+
     def close(self) -> None:
         pass
 
