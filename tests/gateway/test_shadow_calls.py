@@ -14,10 +14,10 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import pytest
@@ -37,19 +37,7 @@ from gateway.shadow_calls import (
 )
 from gateway.upstream import EndpointPool, UpstreamError, UpstreamResponse
 from tests.conftest import port_of, start_gateway, write_config
-
-T = TypeVar("T")
-
-
-def _wait(check: Callable[[], T | None], ceiling_s: float = 60.0) -> T:
-    end = time.monotonic() + ceiling_s
-    while True:
-        found = check()
-        if found is not None:
-            return found
-        if time.monotonic() > end:
-            raise AssertionError(f"condition not met within {ceiling_s} s")
-        time.sleep(0.05)
+from tests.waiting import wait_for
 
 
 def test_frames_cut_at_any_byte_come_back_whole() -> None:
@@ -229,7 +217,7 @@ def test_a_gateways_shadow_calls_go_through_one_child_that_ends_with_it(
                 headers={"X-User-ID": f"u{i}"}, timeout=30,
             )  # fmt: skip
             assert answer.status_code == 200, answer.text
-        stats = _wait(lambda: s if (s := _shadow(redis_url)).requests >= 30 else None)
+        stats = wait_for(lambda: s if (s := _shadow(redis_url)).requests >= 30 else None)
         assert (stats.requests, stats.errors, stats.shed) == (30, 0, 0)
         callers = _callers(gateway)
         assert len(callers) == 1
@@ -253,7 +241,7 @@ def test_inline_shadow_calls_start_no_child(
                 headers={"X-User-ID": f"u{i}"}, timeout=30,
             )  # fmt: skip
             assert answer.status_code == 200, answer.text
-        stats = _wait(lambda: s if (s := _shadow(redis_url)).requests >= 10 else None)
+        stats = wait_for(lambda: s if (s := _shadow(redis_url)).requests >= 10 else None)
         assert (stats.requests, stats.errors) == (10, 0)
         assert _callers(gateway) == []
     finally:

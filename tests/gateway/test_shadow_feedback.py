@@ -14,10 +14,10 @@ import json
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
@@ -28,22 +28,9 @@ from analysis.paired import PairedCounts
 from core.schema import Keys, ShadowStats, decode_stats, shadow_answers_field
 from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-T = TypeVar("T")
-
-
-def _wait(check: Callable[[], T | None], ceiling_s: float = 60.0) -> T:
-    """``check()`` once it returns something (not None), polling up to the ceiling."""
-    end = time.monotonic() + ceiling_s
-    while True:
-        found = check()
-        if found is not None:
-            return found
-        if time.monotonic() > end:
-            raise AssertionError(f"condition not met within {ceiling_s} s")
-        time.sleep(0.05)
 
 
 def _shadow_config(path: Path, champion_port: int, shadow_url: str, extra: str = "") -> Path:
@@ -120,7 +107,7 @@ def test_feedback_scores_live_and_shadow_exactly_once_across_replicas(
         sent[body["request_id"]] = (row, body["prediction"])
     client = redis.Redis.from_url(redis_url)
     # Feedback after the shadow's answer is kept (an answer after it would be late).
-    kept = _wait(lambda: _answers_kept(client, list(sent), started))
+    kept = wait_for(lambda: _answers_kept(client, list(sent), started))
     expected = {"both": 0, "live_only": 0, "shadow_only": 0, "neither": 0}
     correct = 0
     for rid, (row, live) in sent.items():
@@ -209,10 +196,10 @@ def test_feedback_after_the_shadow_was_shed_counts_only_the_live_side(
             assert answer.status_code == 200, answer.text
             rids.append(answer.json()["request_id"])
         # The first call holds the shadow's only slot: the second request was shed.
-        _wait(lambda: _shadow(redis_url).shed == 1 or None)
+        wait_for(lambda: _shadow(redis_url).shed == 1 or None)
         held.release.set()
         client = redis.Redis.from_url(redis_url)
-        _wait(lambda: _answers_kept(client, rids[:1], started))
+        wait_for(lambda: _answers_kept(client, rids[:1], started))
         for rid in rids:
             fb = requests.post(
                 f"{gateway.url}/feedback", json={"request_id": rid, "label": 1}, timeout=30
@@ -246,17 +233,19 @@ def test_a_shadow_answer_after_its_feedback_is_scored_once_on_arrival(
         )  # fmt: skip
         assert answer.status_code == 200, answer.text
         rid, live = answer.json()["request_id"], answer.json()["prediction"]
-        _wait(lambda: held.calls == 1 or None)
+        wait_for(lambda: held.calls == 1 or None)
         # The label comes back while the shadow is still thinking (a client that
         # labels at once, as loadgen does): the live side counts now.
         fb = requests.post(f"{gateway.url}/feedback", json={"request_id": rid, "label": 1},
                            timeout=30)  # fmt: skip
         assert fb.status_code in (200, 202), fb.text
-        _wait(lambda: _live_accuracy(redis_url)[0] == 1 or None)
+        wait_for(lambda: _live_accuracy(redis_url)[0] == 1 or None)
         assert _shadow(redis_url).pairs("accuracy").n == 0
         held.release.set()
         # The shadow's answer (1, right) is scored against that label when it lands.
-        counts = _wait(lambda: ((c := _shadow(redis_url).pairs("accuracy")).n == 1 and c) or None)
+        counts = wait_for(
+            lambda: ((c := _shadow(redis_url).pairs("accuracy")).n == 1 and c) or None
+        )
         assert counts == (PairedCounts(1, 0, 0, 0) if live == 1 else PairedCounts(0, 0, 1, 0))
         stats = _shadow(redis_url)
         assert stats.late == 1 and stats.requests == 1
