@@ -50,6 +50,14 @@ ANSWER = struct.Struct("!Ih")
 ERROR_KINDS = ("connect_error", "timeout", "protocol")
 METHODS = (b"POST", b"GET")
 RESTART_AFTER_S = 1.0  # a child that died is started again at most this often
+# The serving process deals with its shadow calls on a tick of its own, every TICK_S
+# while any is queued or in flight: it writes the calls queued since the last tick in
+# one write, then reads the answers that came meanwhile (it does not read the socket
+# between ticks). So mirroring costs it no wake-up per call or per answer (on a 2-core
+# VM, each wake-up of an idle process cost more CPU than the call's own work), and the
+# child and the shadow's server never wake at the instant a live answer is written.
+# A shadow call starts and is counted up to 2 TICK_S later: nobody waits for it.
+TICK_S = 0.025
 
 
 Result = UpstreamResponse | UpstreamError
@@ -181,6 +189,9 @@ class _Answers(asyncio.Protocol):
         self.owner = owner
         self.frames = Frames()
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]  # read at the ticks only
+
     def data_received(self, data: bytes) -> None:
         waiting = self.owner.waiting
         for frame in self.frames.feed(data):
@@ -196,6 +207,9 @@ class _Answers(asyncio.Protocol):
             else:
                 pool.note(status < 500)
                 done(UpstreamResponse(status, body))
+        transport = self.owner.transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()  # until the next tick
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.owner.lost()
@@ -205,8 +219,8 @@ class _Answers(asyncio.Protocol):
 class ShadowProcess:
     """Shadow calls made by a child process this one starts on the first call.
 
-    A call costs this process one frame written (several calls of one loop turn
-    go in one ``write``) and one read back: no task, no future.
+    A call costs this process one frame written and one read back, a tick's
+    worth at a time (``TICK_S``): no task, no future, no wake-up of its own.
     """
 
     process: subprocess.Popen[bytes] | None = None
@@ -219,6 +233,7 @@ class ShadowProcess:
     _starting: asyncio.Task[None] | None = None
     _closed: bool = False
     _exited: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _ticking: bool = False
 
     def call(
         self,
@@ -231,7 +246,7 @@ class ShadowProcess:
         content_type: bytes,
         done: Done,
     ) -> None:
-        """Queue the call for the child; written at the end of this loop turn."""
+        """Queue the call for the child; written at the next tick (``TICK_S``)."""
         if self._closed:
             done(UpstreamError("connect_error", "the gateway is stopping"))
             return
@@ -243,17 +258,26 @@ class ShadowProcess:
                 call_id, pool.url.encode(), path, body, headers, timeout_s, method, content_type
             )
         )
-        if len(outbox) == 1:
-            asyncio.get_running_loop().call_soon(self._flush)
+        if not self._ticking:
+            self._ticking = True
+            asyncio.get_running_loop().call_later(TICK_S, self._tick)
 
-    def _flush(self) -> None:
+    def _tick(self) -> None:
+        """Write the queued calls, read the answers that came; again while any is left."""
         transport = self.transport
         if transport is None or transport.is_closing():
-            if self._starting is None:
+            if self._starting is None and self._outbox:
                 self._start()
-            return  # written once the child is up
-        frames, self._outbox = self._outbox, []
-        transport.write(b"".join(frames))
+        else:
+            if self._outbox:
+                frames, self._outbox = self._outbox, []
+                transport.write(b"".join(frames))
+            if self.waiting:
+                transport.resume_reading()
+        if self._outbox or self.waiting:
+            asyncio.get_running_loop().call_later(TICK_S, self._tick)
+        else:
+            self._ticking = False
 
     def _start(self) -> None:
         if time.monotonic() - self.started < RESTART_AFTER_S:
@@ -284,8 +308,6 @@ class ShadowProcess:
         log.info("shadow calls go through process %d", self.process.pid)
         if self._closed:
             transport.close()
-        elif self._outbox:
-            self._flush()
 
     def _fail_all(self, message: str) -> None:
         self._outbox.clear()
