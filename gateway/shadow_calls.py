@@ -50,6 +50,10 @@ ANSWER = struct.Struct("!Ih")
 ERROR_KINDS = ("connect_error", "timeout", "protocol")
 METHODS = (b"POST", b"GET")
 RESTART_AFTER_S = 1.0  # a child that died is started again at most this often
+# A call the child has not answered this long after its own deadline is failed here (as a
+# timeout), so a stuck child (stopped, starved) cannot hold the shadow's slots forever.
+ANSWER_GRACE_S = 2.0
+OVERDUE_SCAN_S = 1.0  # how often the calls in flight are checked for that
 # The serving process deals with its shadow calls on a tick of its own, every TICK_S
 # while any is queued or in flight: it writes the calls queued since the last tick in
 # one write, then reads the answers that came meanwhile (it does not read the socket
@@ -199,7 +203,7 @@ class _Answers(asyncio.Protocol):
             found = waiting.pop(call_id, None)
             if found is None:
                 continue
-            pool, done = found
+            pool, done, _ = found
             body = frame[ANSWER.size :]
             if status < 0:
                 pool.note(False)
@@ -225,7 +229,7 @@ class ShadowProcess:
 
     process: subprocess.Popen[bytes] | None = None
     transport: asyncio.Transport | None = None
-    waiting: dict[int, tuple[Upstream, Done]] = field(default_factory=dict)
+    waiting: dict[int, tuple[Upstream, Done, float]] = field(default_factory=dict)
     started: float = 0.0
     starts: int = 0
     _next_id: int = 0
@@ -234,6 +238,7 @@ class ShadowProcess:
     _closed: bool = False
     _exited: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _ticking: bool = False
+    _next_scan: float = 0.0
 
     def call(
         self,
@@ -251,7 +256,8 @@ class ShadowProcess:
             done(UpstreamError("connect_error", "the gateway is stopping"))
             return
         self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF
-        self.waiting[call_id] = (pool, done)
+        loop = asyncio.get_running_loop()
+        self.waiting[call_id] = (pool, done, loop.time() + timeout_s + ANSWER_GRACE_S)
         outbox = self._outbox
         outbox.append(
             encode_call(
@@ -260,7 +266,7 @@ class ShadowProcess:
         )
         if not self._ticking:
             self._ticking = True
-            asyncio.get_running_loop().call_later(TICK_S, self._tick)
+            loop.call_later(TICK_S, self._tick)
 
     def _tick(self) -> None:
         """Write the queued calls, read the answers that came; again while any is left."""
@@ -274,10 +280,24 @@ class ShadowProcess:
                 transport.write(b"".join(frames))
             if self.waiting:
                 transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        if self.waiting and loop.time() >= self._next_scan:
+            self._next_scan = loop.time() + OVERDUE_SCAN_S
+            self._fail_overdue(loop.time())
         if self._outbox or self.waiting:
-            asyncio.get_running_loop().call_later(TICK_S, self._tick)
+            loop.call_later(TICK_S, self._tick)
         else:
             self._ticking = False
+
+    def _fail_overdue(self, now: float) -> None:
+        overdue = [call_id for call_id, (_, _, due) in self.waiting.items() if due <= now]
+        if not overdue:
+            return
+        log.warning("the shadow caller process has not answered %d calls in time", len(overdue))
+        for call_id in overdue:
+            pool, done, _ = self.waiting.pop(call_id)
+            pool.note(False)
+            done(UpstreamError("timeout", "the shadow caller process did not answer in time"))
 
     def _start(self) -> None:
         if time.monotonic() - self.started < RESTART_AFTER_S:
@@ -289,6 +309,7 @@ class ShadowProcess:
 
     async def _connect(self) -> None:
         loop = asyncio.get_running_loop()
+        ours: socket.socket | None = None
         try:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             with theirs:
@@ -299,6 +320,11 @@ class ShadowProcess:
             transport, _ = await loop.create_unix_connection(lambda: _Answers(self), sock=ours)
         except OSError as exc:
             log.error("cannot start the shadow caller process: %s", exc)
+            if ours is not None:
+                ours.close()  # a child already started sees its socket end, and exits
+            if self.process is not None:
+                self._exited.append(self.process)
+                self.process = None
             self._fail_all(f"no shadow caller process: {exc}")
             return
         finally:
@@ -312,7 +338,7 @@ class ShadowProcess:
     def _fail_all(self, message: str) -> None:
         self._outbox.clear()
         waiting, self.waiting = self.waiting, {}
-        for pool, done in waiting.values():
+        for pool, done, _ in waiting.values():
             pool.note(False)
             done(UpstreamError("connect_error", message))
 

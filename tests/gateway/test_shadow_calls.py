@@ -28,6 +28,7 @@ from core.schema import ShadowStats, decode_stats
 from core.store import Store
 from gateway.shadow_calls import (
     ANSWER,
+    ANSWER_GRACE_S,
     CALL,
     RESTART_AFTER_S,
     Frames,
@@ -172,6 +173,33 @@ def test_the_child_makes_the_calls_and_ends_with_its_socket(upstream: _Upstream)
         finally:
             await calls.close()
         assert child.poll() is not None, "the shadow caller outlived its socket"
+
+    asyncio.run(scenario())
+
+
+def test_a_stuck_child_cannot_hold_a_call_past_its_deadline(upstream: _Upstream) -> None:
+    async def scenario() -> None:
+        calls = ShadowProcess()
+        pool = EndpointPool(upstream.url)
+        try:
+            assert (await _ask(calls, pool, b"/200/0", b"1", b"", 5.0)).status == 200
+            assert calls.process is not None
+            child = calls.process.pid
+            os.kill(child, signal.SIGSTOP)  # alive, but answering nothing
+            try:
+                started = time.monotonic()
+                with pytest.raises(UpstreamError) as stuck:
+                    await _ask(calls, pool, b"/200/0", b"2", b"", 0.3)
+                assert stuck.value.kind == "timeout"
+                assert time.monotonic() - started >= 0.3 + ANSWER_GRACE_S
+                assert calls.waiting == {}
+            finally:
+                os.kill(child, signal.SIGCONT)
+            # The same child answers again once it runs.
+            assert (await _ask(calls, pool, b"/200/0", b"3", b"", 5.0)).status == 200
+            assert calls.starts == 1
+        finally:
+            await calls.close()
 
     asyncio.run(scenario())
 
