@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import struct
 import subprocess
@@ -50,9 +51,10 @@ ANSWER = struct.Struct("!Ih")
 ERROR_KINDS = ("connect_error", "timeout", "protocol")
 METHODS = (b"POST", b"GET")
 RESTART_AFTER_S = 1.0  # a child that died is started again at most this often
-# A call the child has not answered this long after its own deadline is failed here (as a
-# timeout), so a stuck child (stopped, starved) cannot hold the shadow's slots forever.
-ANSWER_GRACE_S = 2.0
+# A call the child has not answered this long after its own deadline (counted from when
+# the call was written to it) is failed here as a timeout, so a stuck child (stopped,
+# starved) cannot hold the shadow's slots forever.
+ANSWER_GRACE_S = 5.0
 OVERDUE_SCAN_S = 1.0  # how often the calls in flight are checked for that
 # The serving process deals with its shadow calls on a tick of its own, every TICK_S
 # while any is queued or in flight: it writes the calls queued since the last tick in
@@ -233,7 +235,9 @@ class ShadowProcess:
     started: float = 0.0
     starts: int = 0
     _next_id: int = 0
-    _outbox: list[bytes] = field(default_factory=list)
+    # Calls not written yet: (id, timeout, frame). A call's deadline here starts when it
+    # is written, not while the child is still starting (seconds, on a busy machine).
+    _outbox: list[tuple[int, float, bytes]] = field(default_factory=list)
     _starting: asyncio.Task[None] | None = None
     _closed: bool = False
     _exited: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -256,31 +260,37 @@ class ShadowProcess:
             done(UpstreamError("connect_error", "the gateway is stopping"))
             return
         self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF
-        loop = asyncio.get_running_loop()
-        self.waiting[call_id] = (pool, done, loop.time() + timeout_s + ANSWER_GRACE_S)
-        outbox = self._outbox
-        outbox.append(
-            encode_call(
-                call_id, pool.url.encode(), path, body, headers, timeout_s, method, content_type
-            )
+        self.waiting[call_id] = (pool, done, math.inf)
+        frame = encode_call(
+            call_id, pool.url.encode(), path, body, headers, timeout_s, method, content_type
         )
+        self._outbox.append((call_id, timeout_s, frame))
         if not self._ticking:
             self._ticking = True
-            loop.call_later(TICK_S, self._tick)
+            asyncio.get_running_loop().call_later(TICK_S, self._tick)
 
     def _tick(self) -> None:
         """Write the queued calls, read the answers that came; again while any is left."""
         transport = self.transport
+        loop = asyncio.get_running_loop()
         if transport is None or transport.is_closing():
             if self._starting is None and self._outbox:
                 self._start()
         else:
             if self._outbox:
-                frames, self._outbox = self._outbox, []
-                transport.write(b"".join(frames))
+                queued, self._outbox = self._outbox, []
+                transport.write(b"".join(frame for _, _, frame in queued))
+                written, waiting = loop.time(), self.waiting
+                for call_id, timeout_s, _ in queued:
+                    found = waiting.get(call_id)
+                    if found is not None:
+                        waiting[call_id] = (
+                            found[0],
+                            found[1],
+                            written + timeout_s + ANSWER_GRACE_S,
+                        )
             if self.waiting:
                 transport.resume_reading()
-        loop = asyncio.get_running_loop()
         if self.waiting and loop.time() >= self._next_scan:
             self._next_scan = loop.time() + OVERDUE_SCAN_S
             self._fail_overdue(loop.time())
