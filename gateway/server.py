@@ -51,7 +51,8 @@ REFUSAL_LOG_INTERVAL_S = 10.0  # connections refused at the cap: one warning per
 # wire: closing it as idle would leave that client with an end-of-file and no way to know
 # whether its request was taken. Such a connection gets this long to send it.
 NEW_CONNECTION_GRACE_S = 2.0
-SHUTDOWN_MARGIN_S = 10.0  # a process's shutdown after its connections: watcher 2 s, flush 5 s
+SHUTDOWN_MARGIN_S = 10.0  # a process's shutdown after its connections: watcher 2 s,
+# shadow calls 3 s, flush 5 s
 ORPHAN_CHECK_S = 1.0  # how often a forked server process checks its supervisor is alive
 
 

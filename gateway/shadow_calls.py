@@ -56,6 +56,10 @@ RESTART_AFTER_S = 1.0  # a child that died is started again at most this often
 # starved) cannot hold the shadow's slots forever.
 ANSWER_GRACE_S = 5.0
 OVERDUE_SCAN_S = 1.0  # how often the calls in flight are checked for that
+# A gateway that is stopping lets the shadow calls already made finish, this long at
+# most, so their answers are compared and recorded like any other (the last requests'
+# shadows are not lost as errors): within the stop's margin (``SHUTDOWN_MARGIN_S``).
+DRAIN_S = 3.0
 # The serving process deals with its shadow calls on a tick of its own, every TICK_S
 # while any is queued or in flight: it writes the calls queued since the last tick in
 # one write, then reads the answers that came meanwhile (it does not read the socket
@@ -136,7 +140,9 @@ class InlineShadowCalls:
         done(result)
 
     async def close(self) -> None:
-        """Nothing to stop: the pools close with the gateway's."""
+        """Let the calls in flight finish (``DRAIN_S`` at most); the pools close later."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=DRAIN_S)
 
 
 def encode_call(
@@ -239,7 +245,8 @@ class ShadowProcess:
     # is written, not while the child is still starting (seconds, on a busy machine).
     _outbox: list[tuple[int, float, bytes]] = field(default_factory=list)
     _starting: asyncio.Task[None] | None = None
-    _closed: bool = False
+    _closed: bool = False  # no more calls taken: the gateway is stopping
+    _ended: bool = False  # and the calls made are finished or given up
     _exited: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _ticking: bool = False
     _next_scan: float = 0.0
@@ -342,7 +349,7 @@ class ShadowProcess:
         self.transport = transport
         self.starts += 1
         log.info("shadow calls go through process %d", self.process.pid)
-        if self._closed:
+        if self._ended:
             transport.close()
 
     def _fail_all(self, message: str) -> None:
@@ -355,7 +362,7 @@ class ShadowProcess:
     def lost(self) -> None:
         """The socket closed: the child exited (or is being stopped)."""
         self.transport = None
-        if self.waiting and not self._closed:
+        if self.waiting and not self._ended:
             log.warning(
                 "the shadow caller process exited with %d calls in flight", len(self.waiting)
             )
@@ -365,8 +372,14 @@ class ShadowProcess:
             self.process = None
 
     async def close(self) -> None:
-        """Close the socket; the child finishes nothing more and exits."""
+        """Take no more calls, let those made finish (``DRAIN_S`` at most), then close
+        the socket: the child exits."""
         self._closed = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DRAIN_S
+        while (self._outbox or self.waiting) and loop.time() < deadline:
+            await asyncio.sleep(TICK_S)  # the tick writes and reads meanwhile
+        self._ended = True
         if self._starting is not None:
             await asyncio.wait([self._starting], timeout=5.0)
         if self.transport is not None:

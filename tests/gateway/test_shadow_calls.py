@@ -30,8 +30,10 @@ from gateway.shadow_calls import (
     ANSWER,
     ANSWER_GRACE_S,
     CALL,
+    DRAIN_S,
     RESTART_AFTER_S,
     Frames,
+    InlineShadowCalls,
     ShadowProcess,
     encode_answer,
     encode_call,
@@ -200,6 +202,48 @@ def test_a_stuck_child_cannot_hold_a_call_past_its_deadline(upstream: _Upstream)
             assert calls.starts == 1
         finally:
             await calls.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("kind", ["process", "inline"])
+def test_a_closing_caller_lets_the_calls_made_finish(upstream: _Upstream, kind: str) -> None:
+    """A gateway that stops records its last requests' shadows: not errors."""
+
+    async def scenario() -> None:
+        calls = ShadowProcess() if kind == "process" else InlineShadowCalls()
+        pool = EndpointPool(upstream.url)
+        got: list[UpstreamResponse | UpstreamError] = []
+        for i in range(3):
+            calls.call(pool, b"/200/300", b"%d" % i, b"", 5.0, b"POST", b"application/json",
+                       got.append)  # fmt: skip
+        started = time.monotonic()
+        await calls.close()
+        pool.close()
+        assert [getattr(r, "status", r) for r in got] == [200, 200, 200]
+        assert time.monotonic() - started < DRAIN_S
+        # Closed: a call made now fails at once (process) or is never made.
+        if kind == "process":
+            calls.call(pool, b"/200/0", b"4", b"", 5.0, b"POST", b"application/json",
+                       got.append)  # fmt: skip
+            assert isinstance(got[-1], UpstreamError)
+
+    asyncio.run(scenario())
+
+
+def test_a_closing_caller_gives_up_on_calls_slower_than_its_drain(upstream: _Upstream) -> None:
+    async def scenario() -> None:
+        calls = ShadowProcess()
+        pool = EndpointPool(upstream.url)
+        got: list[UpstreamResponse | UpstreamError] = []
+        calls.call(pool, b"/200/%d" % int((DRAIN_S + 3) * 1000), b"1", b"", DRAIN_S + 5,
+                   b"POST", b"application/json", got.append)  # fmt: skip
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        await calls.close()
+        assert DRAIN_S <= time.monotonic() - started < DRAIN_S + 3
+        assert len(got) == 1 and isinstance(got[0], UpstreamError)
+        assert calls.waiting == {}
 
     asyncio.run(scenario())
 
