@@ -3,7 +3,7 @@
     python -m bench.shadow_mirroring [--duration 5] [--repeat 3] [--connections 1,8]
                                      [--shadow-delay-ms 50] [--max-inflight 64] [--pace-ms 1]
 
-Three gateways (``abgate gateway``, each with its own embedded Redis) route the
+Four gateways (``abgate gateway``, each with its own embedded Redis) route the
 same champion (``bench.constant_worker``, v1) at 100 %; two of them also mirror
 every request (``sample_rate: 1.0``) to a shadow that answers
 ``--shadow-delay-ms`` late (``bench.constant_worker --delay-ms``: slow, but
@@ -15,7 +15,9 @@ capacity, as a live service runs (at ``--pace-ms 0``, as fast as possible, the
 shadow's calls compete with the live ones for the CPU and the comparison
 measures that instead). The table shows the medians, each mirrored gateway's
 p50 and p99 over the plain one's, and the shadow's calls answered and shed as
-its Redis counted them.
+its Redis counted them. The fourth gateway mirrors nothing, like the first: its
+ratios to the first (A/A) are the noise of the machine, the smallest difference
+the run can tell from none.
 
 Budget: live p50 and p99 with mirroring within 5 % of without (ratio <= 1.05).
 A slow shadow holds at most ``max_inflight`` calls per gateway process; beyond
@@ -150,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("no mirroring", None, "process"),
             ("100 % mirrored", shadow_port, "process"),
             ("mirrored inline", shadow_port, "inline"),
+            ("no mirroring 2", None, "process"),  # A/A: the machine's own noise
         )
         for name, mirrored, calls in arms:
             config = write_experiment(
@@ -189,7 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{name:<16} {c:>5} {rps:>9.0f} {p50:>8.3f} {p99:>8.3f} {errors:>6} "
                   f"{serving:>10.1f} {caller:>8.1f}")  # fmt: skip
         plain = figures["no mirroring"]
-        for name, note in (("100 % mirrored", "budget"), ("mirrored inline", "for comparison")):
+        for name, note in (
+            ("100 % mirrored", "budget"),
+            ("mirrored inline", "for comparison"),
+            ("no mirroring 2", "A/A: the noise of this machine"),
+        ):
             row = figures[name]
             p50_ratio, p99_ratio, cpu_ratio = (
                 row[1] / plain[1],
