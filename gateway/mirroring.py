@@ -27,13 +27,12 @@ from core.tracing import Trace
 from gateway.access_log import AccessLog
 from gateway.live import LiveExperiment, Target
 from gateway.recorder import Recorder
-from gateway.shadow_calls import InlineShadowCalls, ShadowCalls
+from gateway.shadow_calls import InlineShadowCalls, ShadowCall, ShadowCalls
 from gateway.upstream import UpstreamError, UpstreamResponse
 
 __all__ = ["Mirroring", "ShadowAnswer"]
 
 _PREDICT_PATH = b"/predict"
-_JSON = b"application/json"
 
 
 class Mirroring:
@@ -77,7 +76,7 @@ class Mirroring:
                     request_ts,
                 )  # fmt: skip
                 self.caller.call(
-                    pool, _PREDICT_PATH, body, headers, shadow.timeout_s, b"POST", _JSON, done
+                    ShadowCall(pool, _PREDICT_PATH, body, headers, shadow.timeout_s), done
                 )
         return outcomes
 

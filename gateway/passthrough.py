@@ -38,6 +38,7 @@ from gateway.protocols import (
     predictions,
 )
 from gateway.request_ids import BAD_REQUEST_ID, new_request_id, valid_request_id
+from gateway.shadow_calls import ShadowCall
 from gateway.upstream import UpstreamError, UpstreamResponse
 
 __all__ = ["Passthrough"]
@@ -309,10 +310,11 @@ class Passthrough:
                     call, live_predictions, mirroring, live.name, shadow.name, pool.url, trace,
                     request_id, request_ts,
                 )  # fmt: skip
+                path = pool.base_path + shadow.paths["predict"]
                 mirroring.caller.call(
-                    pool, pool.base_path + shadow.paths["predict"], body, forward,
-                    shadow.timeout_s, b"POST", content_type, done,
-                )  # fmt: skip
+                    ShadowCall(pool, path, body, forward, shadow.timeout_s, b"POST", content_type),
+                    done,
+                )
         return outcomes
 
 

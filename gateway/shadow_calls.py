@@ -36,12 +36,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from gateway.edges import Upstream
 from gateway.upstream import UpstreamError, UpstreamResponse
 
-__all__ = ["InlineShadowCalls", "ShadowCalls", "ShadowProcess", "shadow_calls"]
+__all__ = ["InlineShadowCalls", "ShadowCall", "ShadowCalls", "ShadowProcess", "shadow_calls"]
 
 log = logging.getLogger("abgate.shadows")
 
@@ -74,20 +74,22 @@ Result = UpstreamResponse | UpstreamError
 Done = Callable[[Result], None]
 
 
+class ShadowCall(NamedTuple):
+    """One shadow call: the shadow's endpoint and what to send it."""
+
+    pool: Upstream
+    path: bytes
+    body: bytes
+    headers: bytes  # extra header lines, each ending in CRLF
+    timeout_s: float
+    method: bytes = b"POST"
+    content_type: bytes = b"application/json"
+
+
 class ShadowCalls(Protocol):
     """Makes shadow calls; each one's answer (or ``UpstreamError``) goes to its ``done``."""
 
-    def call(
-        self,
-        pool: Upstream,
-        path: bytes,
-        body: bytes,
-        headers: bytes,
-        timeout_s: float,
-        method: bytes,
-        content_type: bytes,
-        done: Done,
-    ) -> None:
+    def call(self, call: ShadowCall, done: Done) -> None:
         """Start the call; ``done`` runs once, later, with how it ended."""
         ...
 
@@ -102,39 +104,19 @@ class InlineShadowCalls:
     def __init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def call(
-        self,
-        pool: Upstream,
-        path: bytes,
-        body: bytes,
-        headers: bytes,
-        timeout_s: float,
-        method: bytes,
-        content_type: bytes,
-        done: Done,
-    ) -> None:
-        """Call ``pool`` from this process, in a task nobody awaits."""
-        task = asyncio.get_running_loop().create_task(
-            self._call(pool, path, body, headers, timeout_s, method, content_type, done)
-        )
+    def call(self, call: ShadowCall, done: Done) -> None:
+        """Make ``call`` from this process, in a task nobody awaits."""
+        task = asyncio.get_running_loop().create_task(self._call(call, done))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     @staticmethod
-    async def _call(
-        pool: Upstream,
-        path: bytes,
-        body: bytes,
-        headers: bytes,
-        timeout_s: float,
-        method: bytes,
-        content_type: bytes,
-        done: Done,
-    ) -> None:
+    async def _call(call: ShadowCall, done: Done) -> None:
         try:
-            result: Result = await pool.request(
-                path, body, headers, timeout_s, method, content_type
-            )
+            result: Result = await call.pool.request(
+                call.path, call.body, call.headers, call.timeout_s, call.method,
+                call.content_type,
+            )  # fmt: skip
         except UpstreamError as exc:
             result = exc
         done(result)
@@ -145,20 +127,13 @@ class InlineShadowCalls:
             await asyncio.wait(list(self._tasks), timeout=DRAIN_S)
 
 
-def encode_call(
-    call_id: int,
-    url: bytes,
-    path: bytes,
-    body: bytes,
-    headers: bytes,
-    timeout_s: float,
-    method: bytes,
-    content_type: bytes,
-) -> bytes:
+def encode_call(call_id: int, call: ShadowCall) -> bytes:
     """One call as a frame."""
+    url = call.pool.url.encode()
+    path, body, headers, content_type = call.path, call.body, call.headers, call.content_type
     head = CALL.pack(
-        call_id, timeout_s, METHODS.index(method), len(url), len(path), len(content_type),
-        len(headers),
+        call_id, call.timeout_s, METHODS.index(call.method), len(url), len(path),
+        len(content_type), len(headers),
     )  # fmt: skip
     size = len(head) + len(url) + len(path) + len(content_type) + len(headers) + len(body)
     return b"".join((FRAME.pack(size), head, url, path, content_type, headers, body))
@@ -251,27 +226,14 @@ class ShadowProcess:
     _ticking: bool = False
     _next_scan: float = 0.0
 
-    def call(
-        self,
-        pool: Upstream,
-        path: bytes,
-        body: bytes,
-        headers: bytes,
-        timeout_s: float,
-        method: bytes,
-        content_type: bytes,
-        done: Done,
-    ) -> None:
+    def call(self, call: ShadowCall, done: Done) -> None:
         """Queue the call for the child; written at the next tick (``TICK_S``)."""
         if self._closed:
             done(UpstreamError("connect_error", "the gateway is stopping"))
             return
         self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF
-        self.waiting[call_id] = (pool, done, math.inf)
-        frame = encode_call(
-            call_id, pool.url.encode(), path, body, headers, timeout_s, method, content_type
-        )
-        self._outbox.append((call_id, timeout_s, frame))
+        self.waiting[call_id] = (call.pool, done, math.inf)
+        self._outbox.append((call_id, call.timeout_s, encode_call(call_id, call)))
         if not self._ticking:
             self._ticking = True
             asyncio.get_running_loop().call_later(TICK_S, self._tick)

@@ -34,6 +34,7 @@ from gateway.shadow_calls import (
     RESTART_AFTER_S,
     Frames,
     InlineShadowCalls,
+    ShadowCall,
     ShadowProcess,
     encode_answer,
     encode_call,
@@ -44,20 +45,12 @@ from tests.waiting import wait_for
 
 
 def test_frames_cut_at_any_byte_come_back_whole() -> None:
+    first, second = EndpointPool("http://a:1"), EndpointPool("http://b:2/base")
     sent = [
-        encode_call(
-            7,
-            b"http://a:1",
-            b"/predict",
-            b'{"features": [1]}',
-            b"X-A: b\r\n",
-            0.5,
-            b"POST",
-            b"application/json",
-        ),
+        encode_call(7, ShadowCall(first, b"/predict", b'{"features": [1]}', b"X-A: b\r\n", 0.5)),
         encode_answer(7, 200, b'{"prediction": 1}'),
         encode_answer(8, -2, b"timed out"),
-        encode_call(9, b"http://b:2/base", b"/v2/models/m/ready", b"", b"", 1.0, b"GET", b"x/y"),
+        encode_call(9, ShadowCall(second, b"/v2/models/m/ready", b"", b"", 1.0, b"GET", b"x/y")),
     ]
     stream = b"".join(sent)
     for cut in range(1, len(stream)):
@@ -129,8 +122,7 @@ async def _ask(
     answered: asyncio.Future[UpstreamResponse | UpstreamError] = (
         asyncio.get_running_loop().create_future()
     )
-    calls.call(pool, path, body, headers, timeout_s, b"POST", b"application/json",
-               answered.set_result)  # fmt: skip
+    calls.call(ShadowCall(pool, path, body, headers, timeout_s), answered.set_result)
     result = await answered
     if isinstance(result, UpstreamError):
         raise result
@@ -215,8 +207,7 @@ def test_a_closing_caller_lets_the_calls_made_finish(upstream: _Upstream, kind: 
         pool = EndpointPool(upstream.url)
         got: list[UpstreamResponse | UpstreamError] = []
         for i in range(3):
-            calls.call(pool, b"/200/300", b"%d" % i, b"", 5.0, b"POST", b"application/json",
-                       got.append)  # fmt: skip
+            calls.call(ShadowCall(pool, b"/200/300", b"%d" % i, b"", 5.0), got.append)
         started = time.monotonic()
         await calls.close()
         pool.close()
@@ -224,8 +215,7 @@ def test_a_closing_caller_lets_the_calls_made_finish(upstream: _Upstream, kind: 
         assert time.monotonic() - started < DRAIN_S
         # Closed: a call made now fails at once (process) or is never made.
         if kind == "process":
-            calls.call(pool, b"/200/0", b"4", b"", 5.0, b"POST", b"application/json",
-                       got.append)  # fmt: skip
+            calls.call(ShadowCall(pool, b"/200/0", b"4", b"", 5.0), got.append)
             assert isinstance(got[-1], UpstreamError)
 
     asyncio.run(scenario())
@@ -236,8 +226,8 @@ def test_a_closing_caller_gives_up_on_calls_slower_than_its_drain(upstream: _Ups
         calls = ShadowProcess()
         pool = EndpointPool(upstream.url)
         got: list[UpstreamResponse | UpstreamError] = []
-        calls.call(pool, b"/200/%d" % int((DRAIN_S + 3) * 1000), b"1", b"", DRAIN_S + 5,
-                   b"POST", b"application/json", got.append)  # fmt: skip
+        slow = b"/200/%d" % int((DRAIN_S + 3) * 1000)
+        calls.call(ShadowCall(pool, slow, b"1", b"", DRAIN_S + 5), got.append)
         await asyncio.sleep(0.2)
         started = time.monotonic()
         await calls.close()
