@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from core.schema import decode_stats
 from core.store import Store
 from experiments import changes
 from experiments.config import ExperimentConfig
 from experiments.ramp_plan import Ramp
 from ramp.policy import Decision, RampState
 from ramp.shadow_policy import ShadowObservation, counts_since
-from recorded.reporting import shadow_paired_counts, shadow_paired_counts_in
+from recorded.reporting import recorded_shadows, shadow_paired_counts, shadow_paired_counts_in
 
 __all__ = ["DRAIN_MARGIN_S", "DRAIN_POLL_S", "DRAIN_QUIET_S", "ShadowSteps", "shadow_record"]
 
@@ -110,7 +109,7 @@ class ShadowSteps:
                 break
 
     def _shadow_calls_counted(self) -> tuple[int, int]:
-        stats = decode_stats(self.store.totals(self.name)).shadows.get(self.variant)
+        stats = recorded_shadows(self.store, self.name).get(self.variant)
         return (0, 0) if stats is None else (stats.requests, stats.shed)
 
     def observe(self, ramp_base: dict[str, str]) -> ShadowObservation:
