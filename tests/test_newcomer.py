@@ -18,12 +18,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -203,13 +204,6 @@ def _recorded(redis_url: str) -> int:
     return int(next(s for s in statuses if s["experiment"] == "demo")["requests"])
 
 
-def _wait_for(condition, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"not within {timeout:.0f}s: {what}"
-        time.sleep(0.1)
-
-
 def test_up_then_classic_client_then_ctrl_c(checkout: Path, up_in: list[Up]) -> None:
     """README: `abgate up`, the classic client, Ctrl-C; then `up` again on the same state."""
     _ports_free()
@@ -241,7 +235,7 @@ def test_up_then_classic_client_then_ctrl_c(checkout: Path, up_in: list[Up]) -> 
         assert body["variant"] in ("champion", "challenger", "canary")
         assert body["model_version"] in ("v1", "v2", "v3")
         assert body["request_id"] == response.headers["X-Request-ID"]
-    _wait_for(lambda: _recorded(redis_url) == 20, 30, "20 requests recorded in Redis")
+    wait_for(lambda: _recorded(redis_url) == 20, "20 requests recorded in Redis", timeout=30)
     model = checkout / "models" / "demo" / "v1"
     assert model.is_dir()  # trained on first use, relative to the working directory
     trained = {p: p.stat().st_mtime_ns for p in model.iterdir()}
@@ -260,7 +254,7 @@ def test_up_then_classic_client_then_ctrl_c(checkout: Path, up_in: list[Up]) -> 
     assert _recorded(redis_url) == 20
     response = requests.post(url + "/predict", json={"features": CLASSIC_ROW})
     assert response.status_code == 200
-    _wait_for(lambda: _recorded(redis_url) == 21, 30, "the 21st request recorded")
+    wait_for(lambda: _recorded(redis_url) == 21, "the 21st request recorded", timeout=30)
     children = _children(again.process.pid)
     assert again.ctrl_c() == 0, again.output
     assert not [pid for pid in children if _alive(pid)]

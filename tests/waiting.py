@@ -1,5 +1,5 @@
 """Waiting for a condition in a test: polled, with a generous ceiling, never a fixed sleep
-(the suite must pass on a busy machine)."""
+(the suite must pass on a busy machine). Every test waits through ``wait_for``."""
 
 from __future__ import annotations
 
@@ -10,13 +10,21 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(check: Callable[[], T | None], ceiling_s: float = 60.0, what: str = "") -> T:
-    """``check()``'s first result that is not None, polling every 50 ms up to the ceiling."""
-    end = time.monotonic() + ceiling_s
+def wait_for(
+    check: Callable[[], T | None],
+    what: str = "",
+    timeout: float = 60.0,
+    interval: float = 0.05,
+) -> T:
+    """``check()``'s first truthy result, polled every ``interval`` seconds; fails naming
+    ``what`` after ``timeout``."""
+    end = time.monotonic() + timeout
     while True:
         found = check()
-        if found is not None:
+        if found:
             return found
         if time.monotonic() > end:
-            raise AssertionError(f"{what or 'condition'} not met within {ceiling_s} s")
-        time.sleep(0.05)
+            raise AssertionError(
+                f"timed out after {timeout:g} s waiting for {what or 'a condition'}"
+            )
+        time.sleep(interval)

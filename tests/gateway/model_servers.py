@@ -35,6 +35,7 @@ from core.store import Store
 from experiments.loader import load_experiment
 from gateway.assignment import Assigner
 from tests.conftest import start_gateway
+from tests.waiting import wait_for
 
 SERVERS = Path(sys.prefix) / "model-servers"
 BIN = SERVERS / "bin"
@@ -221,18 +222,6 @@ def abgate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def within_noise(count: int, total: int, share: float, sigmas: float = 4.0) -> bool:
     """``count`` of ``total`` is within ``sigmas`` binomial standard deviations of ``share``."""
     return abs(count - total * share) <= sigmas * math.sqrt(total * share * (1 - share))
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll ``check`` until it is truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @dataclass

@@ -15,7 +15,8 @@ from core.schema import parse_outcome_fields
 from core.store import Store
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 from tests.gateway.test_gateway_features import abgate
-from tests.gateway.test_gateway_process import ROW, wait_until
+from tests.gateway.test_gateway_process import ROW
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ def test_two_gateways_on_a_cluster(
             )
             return (count, feedback) == (2 * n_requests, n_feedback) and totals
 
-        totals = wait_until(recorded)
+        totals = wait_for(recorded)
         assert totals, parse_outcome_fields(Store(cluster_url, cluster=True).totals("demo"))
         assert {name: v.requests for name, v in totals.items() if v.requests} == dict(served)
         status = json.loads(abgate("status", "demo", "--json", env=env).stdout)[0]
@@ -89,12 +90,12 @@ def test_two_gateways_on_a_cluster(
 
         # A config change through the CLI reaches both gateways over pub/sub:
         # well before the periodic re-read (every 5 s) would have caught it.
-        assert wait_until(lambda: subscribers(redis_cluster) >= 2)
+        assert wait_for(lambda: subscribers(redis_cluster) >= 2)
         changed = write_config(tmp_path / "new.yaml", ports, {"champion": 0, "challenger": 100})
         applied = abgate("apply", str(changed), env=env)
         assert applied.returncode == 0, applied.stderr
         started = time.monotonic()
-        assert wait_until(lambda: all(routed_version(g) == 2 for g in gateways), timeout=10)
+        assert wait_for(lambda: all(routed_version(g) == 2 for g in gateways), timeout=10)
         assert time.monotonic() - started < 4.0
         for gateway in gateways:
             answers = {requests.post(gateway.url + "/predict", json={"features": ROW},

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import collections
-import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -16,6 +16,7 @@ from experiments.config import ExperimentConfig
 from gateway.dashboard_data import AUDIT_ROWS, dashboard_payload, window_series
 from gateway.outcomes import OutcomeAggregator
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
+from tests.waiting import wait_for
 
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
@@ -199,14 +200,13 @@ def test_data_counts_what_the_gateway_served(gateway: Child) -> None:
                          headers={"X-User-ID": f"u{i}"}, timeout=10)  # fmt: skip
         assert r.status_code == 200
         served[r.headers["X-Variant"]] += 1
-    deadline = time.monotonic() + 10
-    while True:
+
+    def shown() -> dict[str, Any] | None:
         data = requests.get(f"{gateway.url}/dashboard/data", headers=AUTH, timeout=10).json()
         counts = {a["variant"]: a["requests"] for a in data["split"] if a["requests"]}
-        if counts == dict(served) or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
-    assert counts == dict(served)
+        return data if counts == dict(served) else None
+
+    data = wait_for(shown, f"the dashboard to show {dict(served)}")
     assert [a["configured_share"] for a in data["split"]] == [0.9, 0.1]
     assert sum(p["variants"]["champion"]["requests"] for p in data["series"]) == served["champion"]
     assert data["audit"][0]["action"] == "apply"

@@ -11,7 +11,6 @@ import asyncio
 import os
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from model_workers.registry import ModelRegistry
 from recorded.drift import store_drift_references
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
 from tests.gateway._chromium import CHROMIUM, LAUNCH_ARGS, needs_chromium, playwright_sync
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -63,17 +63,6 @@ class Traffic:
         self._thread.join(timeout=30)
         assert self.result is not None, "load generator did not finish"
         return self.result
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from core.store import Store
 from experiments.loader import load_experiment
 from gateway.assignment import Assigner
 from tests.conftest import ADMIN_TOKEN, start_gateway, write_config
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -105,17 +105,6 @@ def recorded_requests(redis_url: str) -> int:
     return sum(
         v.requests for v in decode_stats(Store(redis_url).totals("demo")).variants().values()
     )
-
-
-def wait_for(check: Any, what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def abgate_json(redis_url: str, *args: str) -> Any:

@@ -34,6 +34,7 @@ from experiments.loader import load_experiment
 from ramp.policy import RampState, decide, observe
 from recorded.reporting import experiment_data
 from tests.conftest import port_of, start_gateway, start_worker, write_config
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +54,6 @@ ramp:
   check_interval_s: 1
   max_duration_s: 3600
 """
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(interval)
-    return value
 
 
 def recorded(redis_url: str, name: str = "demo") -> dict[str, Any]:
@@ -141,15 +135,15 @@ def test_killed_canary_under_load_no_client_error_and_the_ramp_gate_rolls_back(
                     and (c.requests - c.errors >= n)
                 )
 
-            assert wait_until(canary_served(40)), recorded(redis_url)
+            assert wait_for(canary_served(40)), recorded(redis_url)
             canary.stop(sig=signal.SIGKILL)
-            assert wait_until(
+            assert wait_for(
                 lambda: (c := recorded(redis_url).get("canary")) is not None and c.errors >= 60
             ), recorded(redis_url)
             result = load.stop()
         assert result.sent > 0 and not result.errors, result.summary()
         assert result.ok == result.sent
-        assert wait_until(lambda: recorded_requests(redis_url) == result.sent)
+        assert wait_for(lambda: recorded_requests(redis_url) == result.sent)
         totals = recorded(redis_url)
         # Every failed canary call was answered by the champion, and recorded as the canary's error.
         assert totals["canary"].fallbacks == totals["canary"].errors > 0
@@ -199,7 +193,7 @@ def test_hanging_canary_is_answered_by_the_champion_within_the_timeout(
             assert r.status_code == 200, r.text
             variants[r.json()["variant"]] += 1
             slowest = max(slowest, elapsed)
-        totals = wait_until(
+        totals = wait_for(
             lambda: (t := recorded(redis_url)).get("canary") and t["canary"].requests >= 10 and t
         )
         assert variants == {"champion": 40}
@@ -276,22 +270,22 @@ def test_redis_killed_and_restarted_under_load_loses_nothing(
     gateway = start_gateway(config, url)
     try:
         with under_load(gateway.url) as load:
-            assert wait_until(lambda: recorded_requests(url) >= 100)
+            assert wait_for(lambda: recorded_requests(url) >= 100)
             kill(own_redis[0])
             down_at = time.monotonic()
-            assert wait_until(lambda: metric(gateway.url, "abgate_recording_pending_outcomes") > 0)
+            assert wait_for(lambda: metric(gateway.url, "abgate_recording_pending_outcomes") > 0)
             ready = requests.get(gateway.url + "/ready", timeout=10).json()
             assert ready["redis"] == "unreachable"
             time.sleep(max(0.0, 5.0 - (time.monotonic() - down_at)))  # the outage lasts 5 s
             probe = requests.post(gateway.url + "/predict", json={"features": ROW}, timeout=10)
             assert probe.status_code == 200, probe.text  # routing goes on without Redis
             restart(own_redis)
-            assert wait_until(lambda: recorded_requests(url) > 0)
+            assert wait_for(lambda: recorded_requests(url) > 0)
             time.sleep(0.5)  # some traffic after the recovery too
             result = load.stop()
         assert result.sent > 0 and not result.errors, result.summary()
         expected = result.ok + 1  # the probe sent while Redis was down
-        assert wait_until(lambda: recorded_requests(url) == expected), (
+        assert wait_for(lambda: recorded_requests(url) == expected), (
             recorded_requests(url),
             expected,
         )
@@ -325,8 +319,8 @@ def test_tiny_buffer_drops_an_exact_count_and_reports_it(
         assert metric(gateway.url, "abgate_dropped_outcomes_total") == sent - bound
         restart(own_redis)
         # Counters are aggregates and never dropped; only raw events past the bound are.
-        assert wait_until(lambda: recorded_requests(url) == sent), recorded_requests(url)
-        assert wait_until(lambda: len(Store(url).events("demo", count=1000)) == bound)
+        assert wait_for(lambda: recorded_requests(url) == sent), recorded_requests(url)
+        assert wait_for(lambda: len(Store(url).events("demo", count=1000)) == bound)
         kept = [e["rid"] for e in Store(url).events("demo", count=1000)]
         assert kept == [f"t{i}" for i in range(bound)]  # the first ones; later ones dropped
         assert metric(gateway.url, "abgate_recording_pending_outcomes") == 0
@@ -342,7 +336,7 @@ def test_config_flushed_from_redis_keeps_the_last_good_one(
     gateway = start_gateway(config, redis_url)
     try:
         redis.Redis.from_url(redis_url).flushall()
-        assert wait_until(
+        assert wait_for(
             lambda: (
                 requests.get(gateway.url + "/ready", timeout=10).json()["experiments"]["demo"][
                     "config_in_redis"
@@ -372,7 +366,7 @@ def test_sigterm_under_load_flushes_every_answered_request_and_exits_0(
     gateway = start_gateway(config, redis_url, ABGATE_FLUSH_INTERVAL_S="2")
     try:
         with under_load(gateway.url, rate=0, concurrency=8) as load:
-            assert wait_until(lambda: recorded_requests(redis_url) >= 50, timeout=30)
+            assert wait_for(lambda: recorded_requests(redis_url) >= 50, timeout=30)
             os.kill(gateway.pid, signal.SIGTERM)
             assert gateway.process.wait(timeout=30) == 0
             result = load.stop()

@@ -31,6 +31,7 @@ from core.schema import Keys, decode_stats
 from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 from tests.gateway.test_gateway_process import ROW
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +111,7 @@ def _recount(redis_url: str, sent: Sent) -> dict[str, tuple[int, int]]:
         found = {row["rid"]: row["variant"] for row in events}
         return None if set(sent.labels) - set(found) else found
 
-    variant_of = _wait(read)  # the last events are written by the next flush
+    variant_of = wait_for(read)  # the last events are written by the next flush
     assert variant_of, "requests missing from the raw events"
     out: dict[str, list[int]] = collections.defaultdict(lambda: [0, 0])
     for rid, label in sent.labels.items():
@@ -143,13 +144,6 @@ def _joins(redis_url: str) -> dict[str, int]:
     return joins
 
 
-def _wait(check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return value
-
-
 def metric(url: str, name: str) -> float:
     """Sum of a family's samples in one process's /metrics (0 when absent)."""
     total = 0.0
@@ -165,8 +159,8 @@ def _assert_every_feedback_counted_once(redis_url: str, sent: Sent, gateways: li
     assert accepted == len(sent.served), sent.feedback_status  # accepted = sent
     expected = _recount(redis_url, sent)
     assert sum(n for n, _ in expected.values()) == len(sent.served)
-    assert _wait(lambda: _counted(redis_url) == expected), (_counted(redis_url), expected)
-    joins = _wait(lambda: (j := _joins(redis_url))["pending"] == 0 and j)
+    assert wait_for(lambda: _counted(redis_url) == expected), (_counted(redis_url), expected)
+    joins = wait_for(lambda: (j := _joins(redis_url))["pending"] == 0 and j)
     assert joins, _joins(redis_url)
     # Every parked feedback was joined to its request; none expired.
     assert joins.get("parked", 0) == joins.get("joined", 0), joins
@@ -291,14 +285,14 @@ def test_feedback_for_a_request_nobody_answered_expires_counted(
         other = requests.post(gateway.url + "/feedback", json={**feedback, "label": 0}, timeout=10)
         assert other.status_code == 409, other.text
         ready = requests.get(gateway.url + "/ready", timeout=10).json()
-        assert _wait(
+        assert wait_for(
             lambda: (
                 requests.get(gateway.url + "/ready", timeout=10).json()["feedback"]["pending"] == 1
             ),
             timeout=10,
         ), ready
         # After the wait the contract gives (the mapping's TTL), it is dropped and counted.
-        assert _wait(lambda: metric(gateway.url, "abgate_feedback_expired_total") == 1), (
+        assert wait_for(lambda: metric(gateway.url, "abgate_feedback_expired_total") == 1), (
             requests.get(gateway.url + "/metrics", timeout=10).text
         )
         ready = requests.get(gateway.url + "/ready", timeout=10).json()
@@ -327,7 +321,7 @@ def test_feedback_for_a_fallback_answer_is_never_counted_nor_left_waiting(
         # never 200, never a counted outcome.
         assert set(sent.feedback_status) <= {202, 409}, sent.feedback_status
         waited = sent.feedback_status[202]
-        joins = _wait(lambda: (j := _joins(redis_url))["pending"] == 0 and j)
+        joins = wait_for(lambda: (j := _joins(redis_url))["pending"] == 0 and j)
         assert joins and joins.get("unscored", 0) == waited == joins.get("parked", 0), joins
         assert "joined" not in joins and "expired" not in joins
         assert _counted(redis_url) == {}
@@ -355,7 +349,7 @@ def test_with_two_experiments_an_unknown_request_waits_only_where_named(
             listed = requests.get(gateway.url + "/admin/experiments", headers=auth, timeout=10)
             return len(listed.json()["experiments"])
 
-        assert _wait(lambda: routed() == 2, timeout=30)
+        assert wait_for(lambda: routed() == 2, timeout=30)
         # Which experiment would it wait in? Parking it in both would expire one copy
         # as a false loss, so the gateway asks for the name instead.
         unnamed = requests.post(

@@ -10,7 +10,6 @@ for it.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,17 +23,11 @@ from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 from tests.gateway.test_gateway_process import ROW
 from tests.lost_reply import ReplyDroppingProxy, reply_dropping_proxy
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 NAME = "lostreply"
-
-
-def _wait(check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return value
 
 
 def _feedback_n(redis_url: str) -> int:
@@ -89,9 +82,9 @@ def test_feedback_with_a_lost_reply_is_counted_once_and_resending_it_is_not_an_e
                            timeout=30)  # fmt: skip
     assert answer.status_code == 202, answer.text
     assert answer.json()["waiting"] == "waiting for Redis", answer.text
-    assert _wait(lambda: proxy.dropped >= 5), proxy.dropped  # recorder retries, lost too
+    assert wait_for(lambda: proxy.dropped >= 5), proxy.dropped  # recorder retries, lost too
     proxy.disarm()
-    assert _wait(lambda: _ready(gateway)["feedback"]["waiting_for_redis"] == 0), _ready(gateway)
+    assert wait_for(lambda: _ready(gateway)["feedback"]["waiting_for_redis"] == 0), _ready(gateway)
     assert _feedback_n(redis_url) == 2  # each script ran several times, counted once
 
     # The client never saw a plain answer for the second: it sends both again.

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Any
 
 import pytest
 import requests
@@ -17,6 +18,7 @@ from abgate.redis_server import free_port
 from core.schema import decode_stats
 from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -117,10 +119,14 @@ def test_apply_and_status_cli(tmp_path, redis_url, demo_workers) -> None:
             requests.post(
                 gw.url + "/predict", json={"features": ROW}, headers={"X-User-ID": str(i)}
             )
-        time.sleep(0.3)
-        status = json.loads(abgate("status", "demo", "--json", env=env).stdout)[0]
+
+        def recorded() -> dict[str, Any] | None:
+            status = json.loads(abgate("status", "demo", "--json", env=env).stdout)[0]
+            counted = sum(v["requests"] for v in status["variants"])
+            return status if counted == 30 else None
+
+        status = wait_for(recorded, "the 30 requests recorded")
         assert status["config_version"] == 1
-        assert sum(v["requests"] for v in status["variants"]) == 30
         text = abgate("status", env=env).stdout
         assert "demo: config v1" in text and "champion" in text
     finally:

@@ -14,20 +14,12 @@ from abgate.processes import Child
 from core.schema import parse_outcome_fields
 from core.store import Keys, Store
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, start_worker, write_config
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-
-
-def wait_until(check, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def totals(redis_url: str, name: str = "demo"):
@@ -113,7 +105,7 @@ def test_counts_in_redis_equal_requests_and_feedback(gateway: Child, redis_url: 
         fb = sum((m.n if (m := v.metrics.get("accuracy")) else 0) for v in t.values())
         return (reqs, fb) == (n_requests, n_feedback) and t
 
-    t = wait_until(recorded)
+    t = wait_for(recorded)
     assert t, totals(redis_url)
     assert {name: v.requests for name, v in t.items() if v.requests} == dict(served)
     time.sleep(0.3)  # nothing more arrives later: counted exactly once
@@ -155,7 +147,7 @@ def test_apply_reaches_the_gateway_within_a_second(gateway: Child, redis_url: st
                    for i in range(20)]  # fmt: skip
         return set(answers) == {"challenger"}
 
-    assert wait_until(all_challenger, timeout=3.0, interval=0.02)
+    assert wait_for(all_challenger, timeout=3.0, interval=0.02)
     # Pub/sub itself takes milliseconds; the bound leaves room for a loaded CI box.
     assert time.monotonic() - started < 2.5
 
@@ -163,15 +155,17 @@ def test_apply_reaches_the_gateway_within_a_second(gateway: Child, redis_url: st
 def test_invalid_stored_config_never_replaces_the_running_one(gateway: Child, redis_url) -> None:
     Store(redis_url).put_config("demo", {"name": "demo", "variants": "broken"},
                                 actor="test", action="apply")  # fmt: skip
-    time.sleep(0.5)
-    ready = requests.get(gateway.url + "/ready").json()
-    assert ready["experiments"]["demo"]["stored_config_rejected"] is True
+    wait_for(
+        lambda: requests.get(gateway.url + "/ready").json()["experiments"]["demo"][
+            "stored_config_rejected"] is True,
+        "the stored config rejected",
+    )  # fmt: skip
     assert requests.post(gateway.url + "/predict", json={"features": ROW}).status_code == 200
 
 
 def test_config_flushed_from_redis_keeps_routing(gateway: Child, redis_url) -> None:
     redis.Redis.from_url(redis_url).delete(Keys("demo").config)
-    assert wait_until(
+    assert wait_for(
         lambda: requests.get(gateway.url + "/ready").json()["experiments"]["demo"][
             "config_in_redis"] is False, timeout=8)  # fmt: skip
     assert requests.post(gateway.url + "/predict", json={"features": ROW}).status_code == 200
@@ -223,7 +217,7 @@ def test_killed_canary_falls_back_without_client_errors(tmp_path, redis_url, dem
                              headers={"X-User-ID": f"k{i}"})  # fmt: skip
             statuses[r.status_code] += 1
         assert statuses == {200: 400}
-        t = wait_until(lambda: (tt := totals(redis_url)) and tt.get("canary") and
+        t = wait_for(lambda: (tt := totals(redis_url)) and tt.get("canary") and
                        tt["canary"].errors > 0 and tt)  # fmt: skip
         assert t["canary"].errors > 0
         assert t["canary"].fallbacks == t["canary"].errors

@@ -6,10 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -21,6 +18,7 @@ from gateway import metrics_dir
 from gateway.metrics_dir import mark_process_dead, prepare, publish, read_all
 from gateway.process_figures import HttpFigures, ProcessFigures, ResourceFigures, combine
 from tests.conftest import port_of, start_gateway, write_config
+from tests.waiting import wait_for
 
 ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 REQUESTS = 120
@@ -53,13 +51,6 @@ def monotone_series(samples: Samples, types: dict[str, str]) -> Samples:
             if any(key[0] == family + suffix for suffix in kinds.get(kind, ())):
                 keep[key] = value
     return keep
-
-
-def wait_for(check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return value
 
 
 def child_pids(pid: int) -> set[int]:
@@ -104,7 +95,7 @@ def test_every_scrape_of_two_processes_shows_the_whole_gateway(
     )
     try:
         assert gateway.url is not None
-        first = wait_for(lambda: len(pids := child_pids(gateway.pid)) == 2 and pids, 30)
+        first = wait_for(lambda: len(pids := child_pids(gateway.pid)) == 2 and pids, timeout=30)
         assert first, "expected two server processes"
         for i in range(REQUESTS):  # a new connection each: the kernel spreads them over both
             answer = requests.post(
@@ -116,7 +107,8 @@ def test_every_scrape_of_two_processes_shows_the_whole_gateway(
             assert answer.status_code == 200, answer.text
         # A sibling's figures reach a scrape within a second or so.
         seen = wait_for(
-            lambda: total(scrape(gateway.url)[0], "abgate_requests_total") == REQUESTS, 60
+            lambda: total(scrape(gateway.url)[0], "abgate_requests_total") == REQUESTS,
+            timeout=60,
         )
         assert seen, f"no scrape showed the {REQUESTS} requests of both processes"
         ten_scrapes_in_a_row(gateway.url, REQUESTS)
@@ -125,11 +117,14 @@ def test_every_scrape_of_two_processes_shows_the_whole_gateway(
         gone = min(first)
         os.kill(gone, signal.SIGTERM)
         replaced = wait_for(
-            lambda: len(pids := child_pids(gateway.pid)) == 2 and gone not in pids and pids, 60
+            lambda: len(pids := child_pids(gateway.pid)) == 2 and gone not in pids and pids,
+            timeout=60,
         )
         assert replaced, "the supervisor did not replace the stopped process"
-        assert wait_for(lambda: any(shared.glob(f"dead-{gone}-*.json")), 30)
-        assert wait_for(lambda: all((shared / f"{pid}.json").exists() for pid in replaced), 30)
+        assert wait_for(lambda: any(shared.glob(f"dead-{gone}-*.json")), timeout=30)
+        assert wait_for(
+            lambda: all((shared / f"{pid}.json").exists() for pid in replaced), timeout=30
+        )
         ten_scrapes_in_a_row(gateway.url, REQUESTS)
     finally:
         assert gateway.stop(timeout=30) == 0

@@ -12,7 +12,6 @@ import collections
 import math
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from abgate.processes import Child
 from core.schema import parse_outcome_fields
 from core.store import Store
 from tests.conftest import port_of, start_gateway
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -72,15 +72,6 @@ def sdk(name: str, unit: str) -> tuple[bool, int]:
         )
     )  # fmt: skip
     return result.inExperiment, result.variationId
-
-
-def wait_until(check, timeout: float = 30.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def within_noise(count: int, total: int, share: float, sigmas: float = 4.0) -> bool:
@@ -158,6 +149,6 @@ def test_two_experiments_in_disjoint_namespaces_each_get_their_share(
             }
             return counts if counts == expected else None
 
-        assert wait_until(recorded), "recorded requests differ from what each experiment served"
+        assert wait_for(recorded), "recorded requests differ from what each experiment served"
     finally:
         gateway.stop()

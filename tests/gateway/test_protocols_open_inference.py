@@ -24,8 +24,8 @@ from tests.gateway.model_servers import (
     run_experiment,
     start_mlserver,
     train_versions,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 

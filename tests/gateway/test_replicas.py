@@ -20,8 +20,9 @@ from abgate.processes import Child
 from core.schema import parse_outcome_fields
 from core.store import Store
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
-from tests.gateway.test_gateway_process import ROW, wait_until
+from tests.gateway.test_gateway_process import ROW
 from tests.ramp.test_ramp_process import ramp_tail, traffic
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -93,7 +94,7 @@ def test_replicas_assign_alike_and_share_one_set_of_statistics(
         counts = {name: v.requests for name, v in totals.items() if v.requests}
         return counts == dict(served) and counts
 
-    assert wait_until(recorded), parse_outcome_fields(Store(redis_url).totals("demo"))
+    assert wait_for(recorded), parse_outcome_fields(Store(redis_url).totals("demo"))
 
 
 @pytest.mark.parametrize("replicas", [RAMP], indirect=True)
@@ -126,7 +127,7 @@ def test_one_ramp_controller_drives_every_replica(
     for found, gateway in zip(seen, replicas, strict=True):
         # Every replica routed the step the controller set, and ends on the promotion.
         assert any(weight == 50 for _, weight in found), (gateway.url, sorted(found))
-        assert wait_until(lambda g=gateway: seen_weights(g) == (final.version, 100.0))
+        assert wait_for(lambda g=gateway: seen_weights(g) == (final.version, 100.0))
         answers = {requests.post(gateway.url + "/predict", json={"features": ROW},
                                  headers={"X-User-ID": f"after-{i}"}).headers["X-Variant"]
                    for i in range(20)}  # fmt: skip

@@ -37,6 +37,7 @@ from experiments.loader import load_experiment
 from gateway.app import Gateway, create_app
 from gateway.server import Server
 from tests.conftest import ADMIN_TOKEN, port_of, start_gateway, write_config
+from tests.waiting import wait_for
 
 ROW = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
 BODY = json.dumps({"features": ROW}).encode()
@@ -503,13 +504,6 @@ def slow_worker() -> Iterator[SlowWorker]:
     worker.close()
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return value
-
-
 def refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -629,7 +623,9 @@ def test_server_processes_stop_when_their_supervisor_is_killed(
     try:
         os.kill(gateway.pid, signal.SIGKILL)  # OOM killer, kill -9: no chance to stop them
         gateway.process.wait(timeout=10)
-        gone = wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), 60)
+        gone = wait_for(
+            lambda: not any(Path(f"/proc/{pid}").exists() for pid in children), timeout=60
+        )
         assert gone, "server processes outlived their supervisor"
         assert refused(port_of(gateway))
     finally:

@@ -32,8 +32,8 @@ from tests.gateway.test_server import (
     raw_client,
     request_bytes,
     serving,
-    wait_for,
 )
+from tests.waiting import wait_for
 
 CEILING_S = 10.0  # slack over a deadline before a test calls the server late (busy machine)
 

@@ -22,6 +22,7 @@ from abgate.redis_server import EmbeddedRedis, start_redis
 from core.store import Store
 from tests.conftest import port_of, start_gateway, write_config
 from tests.ramp.test_ramp_process import ramp_tail, traffic, weights_history
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +33,6 @@ def own_redis(tmp_path: Path) -> Iterator[list[EmbeddedRedis]]:
                            extra_args=("--appendfsync", "always"))]  # fmt: skip
     yield servers
     servers[-1].stop()
-
-
-def _wait(check, timeout: float = 120.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (value := check()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return value
 
 
 def test_a_ramp_waits_out_a_redis_restart_and_promotes(
@@ -64,7 +58,7 @@ def test_a_ramp_waits_out_a_redis_restart_and_promotes(
             )  # fmt: skip
             try:
                 # The ramp has started (its first weight is in the audit log): Redis dies.
-                assert _wait(lambda: weights_history(url)), "the ramp never started"
+                assert wait_for(lambda: weights_history(url)), "the ramp never started"
                 old = own_redis[-1]
                 os.kill(old.pid, signal.SIGKILL)
                 old.process.wait(timeout=10)
