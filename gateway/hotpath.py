@@ -15,6 +15,7 @@ store are reached through the interfaces of ``gateway/edges.py``, so
 
 from __future__ import annotations
 
+import asyncio
 import time
 from random import random
 from typing import Any
@@ -29,9 +30,9 @@ from gateway.bodies import predict_payload
 from gateway.drift_sampling import DriftSampler
 from gateway.edges import FeedbackStore, UpstreamFactory
 from gateway.feedback import FeedbackIntake
-from gateway.forward import forward_with_fallback
+from gateway.forward import Forwarded, forward_with_fallback
 from gateway.forwarded import TrustedProxies
-from gateway.live import LiveExperiment, LiveExperiments
+from gateway.live import LiveExperiment, LiveExperiments, Target
 from gateway.mirroring import Mirroring
 from gateway.record import record_drift_sample, record_outcome
 from gateway.recorder import Recorder
@@ -139,16 +140,43 @@ class HotPath:
             log_request(self.access, trace, request_id, live, chosen, forwarded, failed.status,
                         None, payload, self.access.client(peer, headers))  # fmt: skip
             return failed
-        shadows = None
         if live.shadows and not forwarded.client_error and not holdout:
-            shadows = self.mirroring.mirror(
-                live, unit, body, forward_headers, forwarded.prediction, trace, request_id, now
-            )
+            # Mirrored once the live answer is written: this runs after the current turn
+            # of the event loop, in which the server writes it, so the shadows' slots and
+            # frames are no part of the live latency. The access record, which names what
+            # became of each shadow, is written then too.
+            asyncio.get_running_loop().call_soon(
+                self._mirror, live, chosen, unit, body, forward_headers, forwarded, trace,
+                request_id, now, payload, peer, headers,
+            )  # fmt: skip
+        elif trace.sampled or forwarded.error is not None:
+            log_request(self.access, trace, request_id, live, chosen, forwarded,
+                        forwarded.status, None, payload,
+                        self.access.client(peer, headers))  # fmt: skip
+        return answered(forwarded, answer, request_id)
+
+    def _mirror(
+        self,
+        live: LiveExperiment,
+        chosen: Target,
+        unit: str,
+        body: bytes,
+        forward_headers: bytes,
+        forwarded: Forwarded,
+        trace: Trace,
+        request_id: str,
+        now: float,
+        payload: dict[str, Any],
+        peer: str | None,
+        headers: dict[bytes, bytes],
+    ) -> None:
+        shadows = self.mirroring.mirror(
+            live, unit, body, forward_headers, forwarded.prediction, trace, request_id, now
+        )
         if trace.sampled or forwarded.error is not None:
             log_request(self.access, trace, request_id, live, chosen, forwarded,
                         forwarded.status, shadows, payload,
                         self.access.client(peer, headers))  # fmt: skip
-        return answered(forwarded, answer, request_id)
 
 
 def create_hot_path(

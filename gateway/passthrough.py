@@ -15,6 +15,7 @@ protocol work at all; the fallback, recording and shadow steps follow it.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from random import random
 from typing import Any
@@ -211,17 +212,27 @@ class Passthrough:
                 shadows=None, features=features, client=client,
             )  # fmt: skip
             return answer
-        shadows = None
+
+        def log(shadows: dict[str, str] | None) -> None:
+            if trace.sampled or error is not None:
+                hot.access.request(
+                    trace, request_id, experiment=live.name, variant=served_by.name,
+                    assigned=chosen.name, model_version=served_by.model_version,
+                    endpoint=pool.url, status=response.status, latency_ms=latency_ms,
+                    fallback=fallback, error=error, shadows=shadows, features=features,
+                    client=client,
+                )  # fmt: skip
+
         if live.shadows and not client_error and not holdout and found:
-            shadows = self._mirror(live, call, unit, body, content_type, forward, found, trace,
-                                   request_id, now)  # fmt: skip
-        if trace.sampled or error is not None:
-            hot.access.request(
-                trace, request_id, experiment=live.name, variant=served_by.name,
-                assigned=chosen.name, model_version=served_by.model_version, endpoint=pool.url,
-                status=response.status, latency_ms=latency_ms, fallback=fallback, error=error,
-                shadows=shadows, features=features, client=client,
-            )  # fmt: skip
+            # Mirrored once the live answer is written, as on /predict (``HotPath``); the
+            # access record, naming what became of each shadow, with it.
+            def mirror() -> None:
+                log(self._mirror(live, call, unit, body, content_type, forward, found, trace,
+                                 request_id, now))  # fmt: skip
+
+            asyncio.get_running_loop().call_soon(mirror)
+        else:
+            log(None)
         answer = self._answer(response, served_by, request_id)
         if rows > 1:
             answer.headers.append((b"x-outcome-rows", b"%d" % min(rows, MAX_JOINABLE_ROWS)))
