@@ -2,8 +2,8 @@
 
 A shadow answers a copy of a request nobody waits for: its answer is compared
 with the live one and kept for the paired counts (``gateway/recorder.py``), and
-never reaches the client. Nothing here is awaited on the request path; each
-call runs as a task of its own after the live answer is on its way, and by
+never reaches the client. Nothing here is awaited on the request path: the
+request's path mirrors once its live answer is written, and by
 default the call itself is made by a child process (``gateway/shadow_calls.py``),
 so its network work does not share the live requests' CPU. A shadow
 with ``max_inflight`` calls in flight in this process is shed for the request
