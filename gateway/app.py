@@ -82,6 +82,10 @@ class Gateway:
     async def startup(self) -> None:
         """Load configs, start the recorder and the config watcher."""
         await self.sync.start()
+        if any(live.shadows for live in self.experiments.by_name.values()):
+            # Started now rather than on the first mirrored request, whose shadows
+            # would otherwise wait (and, on a busy machine, be shed) while it starts.
+            self.hotpath.mirroring.caller.prepare()
         self.recorder.start()
         if self.store is not None:
             loop = asyncio.get_running_loop()
@@ -268,6 +272,7 @@ def create_app(
         directory=Path(settings.metrics_dir) if settings.metrics_dir else None,
     )
     hotpath.mirroring.caller = shadow_calls(in_process=settings.shadow_calls == "inline")
+    sync.shadows_installed = hotpath.mirroring.caller.prepare
     passthrough = Passthrough(hotpath)
     admin = create_admin_app(settings, store, experiments)
     return Gateway(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,9 @@ class ConfigSync:
     missing: set[str] = field(default_factory=set)
     rejected: dict[str, str] = field(default_factory=dict)
     last_sync: float = 0.0
+    # Called when a config with shadows is installed: the shadow caller starts then,
+    # not on the first mirrored request (whose shadows would wait while it starts).
+    shadows_installed: Callable[[], None] = lambda: None
 
     async def start(self) -> None:
         """Install what there is to route, before the first request."""
@@ -91,6 +95,8 @@ class ConfigSync:
             return
         self.rejected.pop(name, None)
         self.experiments.install(parsed, version, paused=paused)
+        if parsed.shadows:
+            self.shadows_installed()
 
     async def resync(self) -> None:
         """Read every stored config and install the ones that changed."""

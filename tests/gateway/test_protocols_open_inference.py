@@ -106,7 +106,11 @@ def test_mlserver_behind_abgate_answers_splits_and_joins_row_feedback(
         shadow = stats.get("shadow")
         return shadow if shadow is not None and shadow.compared == rows else None
 
-    shadow = wait_for(mirrored, "every row compared with the shadow's")
+    try:
+        shadow = wait_for(mirrored, "every row compared with the shadow's")
+    except AssertionError as exc:
+        stats = decode_stats(Store(redis_url).totals("clf-v2-protocol")).shadows.get("shadow")
+        raise AssertionError(f"{exc}: {rows} rows, the shadow's figures: {stats}") from None
     assert shadow.requests == sum(seen.served.values()) and shadow.errors == 0
     # v2 agrees with itself on the challenger's rows and not everywhere with v1's.
     assert seen.rows["challenger"] <= shadow.agreed < rows

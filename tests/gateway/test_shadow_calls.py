@@ -272,7 +272,9 @@ def test_a_gateways_shadow_calls_go_through_one_child_that_ends_with_it(
     gateway = start_gateway(_config(tmp_path, demo_workers), redis_url)
     callers: list[psutil.Process] = []
     try:
-        assert _callers(gateway) == [], "started before any shadow call"
+        # Started with the config that has a shadow, before any call: its first calls
+        # do not wait (nor are shed) while it starts.
+        assert len(wait_for(lambda: _callers(gateway), "the shadow caller started")) == 1
         for i in range(30):
             answer = requests.post(
                 f"{gateway.url}/predict", json={"features": [0.1] * 10},
@@ -287,6 +289,24 @@ def test_a_gateways_shadow_calls_go_through_one_child_that_ends_with_it(
         gateway.stop(sig=stop)
     _, alive = psutil.wait_procs(callers, timeout=30)
     assert alive == [], f"shadow caller {[p.pid for p in alive]} outlived its gateway"
+
+
+@pytest.mark.integration
+def test_a_gateway_without_shadows_starts_no_caller(
+    tmp_path: Path, redis_url: str, demo_workers: dict[str, Child]
+) -> None:
+    config = write_config(
+        tmp_path / "plain.yaml", {"champion": port_of(demo_workers["champion"])},
+        {"champion": 100},
+    )  # fmt: skip
+    gateway = start_gateway(config, redis_url)
+    try:
+        answer = requests.post(f"{gateway.url}/predict", json={"features": [0.3] * 10},
+                               timeout=30)  # fmt: skip
+        assert answer.status_code == 200, answer.text
+        assert _callers(gateway) == []
+    finally:
+        gateway.stop()
 
 
 @pytest.mark.integration
