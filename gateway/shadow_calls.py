@@ -6,8 +6,9 @@ deadline. Made in the serving process, that work shares the CPU the live
 requests need, and the live p50 rose by ~14 % at 100 % mirroring
 (``python -m bench.shadow_mirroring``). So by default a gateway process hands
 each shadow call to a *shadow caller*, a child process it starts when it routes
-a config with a shadow, or else on the first call (``python -m gateway.shadow_caller``): one ``write`` on a Unix socket out,
-and the answer back on the same socket, many per wake-up. The child holds the
+a config with a shadow, or else on the first call
+(``python -m gateway.shadow_caller``): one ``write`` on a Unix socket out, and
+the answer back on the same socket, many per wake-up. The child holds the
 shadow connections, their deadlines and retries (``EndpointPool``); the
 serving process keeps everything else as before — which shadow is mirrored,
 the ``max_inflight`` shedding, scoring, recording, the access log.
