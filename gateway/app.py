@@ -82,10 +82,6 @@ class Gateway:
     async def startup(self) -> None:
         """Load configs, start the recorder and the config watcher."""
         await self.sync.start()
-        if any(live.shadows for live in self.experiments.by_name.values()):
-            # Started now rather than on the first mirrored request, whose shadows
-            # would otherwise wait (and, on a busy machine, be shed) while it starts.
-            self.hotpath.mirroring.caller.prepare()
         self.recorder.start()
         if self.store is not None:
             loop = asyncio.get_running_loop()

@@ -47,7 +47,7 @@ class ConfigSync:
         """Install what there is to route, before the first request."""
         if self.store is None:
             if self.bootstrap is not None:
-                self.experiments.install(self.bootstrap, 0)
+                self._route(self.bootstrap, 0)
             return
         try:
             if self.bootstrap is not None:
@@ -64,7 +64,7 @@ class ConfigSync:
         except Exception as exc:  # Redis down at start: route the file
             log.warning("cannot read configs from Redis (%s); routing the --config file", exc)
             if self.bootstrap is not None and self.bootstrap.name not in self.experiments.by_name:
-                self.experiments.install(self.bootstrap, 0)
+                self._route(self.bootstrap, 0)
 
     async def _extras(self, name: str) -> bool:
         """Read what is kept beside the config; True when the drift reference changed."""
@@ -94,8 +94,13 @@ class ConfigSync:
             self.rejected[name] = f"{version}"
             return
         self.rejected.pop(name, None)
-        self.experiments.install(parsed, version, paused=paused)
-        if parsed.shadows:
+        self._route(parsed, version, paused=paused)
+
+    def _route(self, config: ExperimentConfig, version: int, *, paused: bool = False) -> None:
+        """Route ``config``: every install goes through here, so a shadow's caller is
+        started whichever way its config came (Redis, or the ``--config`` file)."""
+        self.experiments.install(config, version, paused=paused)
+        if config.shadows:
             self.shadows_installed()
 
     async def resync(self) -> None:
