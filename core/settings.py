@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     http_body_timeout_s: float = Field(
         default=30.0, gt=0, description="Time a request body may take after its head (408 past it)."
     )
+    config_resync_s: float = Field(
+        default=5.0,
+        gt=0,
+        description=(
+            "Each gateway process hears config changes over pub/sub at once and re-reads every "
+            "stored config this often, catching a change whose message it missed."
+        ),
+    )
     http_keep_alive_timeout_s: float = Field(
         default=5.0,
         gt=0,

@@ -260,7 +260,7 @@ def create_app(
         recorder.lose_records(settings.test_drop_records)
     hotpath = create_hot_path(settings, store=store, upstream=upstream, recorder=recorder)
     experiments = hotpath.experiments
-    sync = ConfigSync(store, experiments, bootstrap)
+    sync = ConfigSync(store, experiments, bootstrap, resync_every_s=settings.config_resync_s)
     metrics = GatewayMetrics(
         experiments,
         recorder,

@@ -39,6 +39,7 @@ class ConfigSync:
     missing: set[str] = field(default_factory=set)
     rejected: dict[str, str] = field(default_factory=dict)
     last_sync: float = 0.0
+    resync_every_s: float = RESYNC_EVERY_S
     # Called when a config with shadows is installed: the shadow caller starts then,
     # not on the first mirrored request (whose shadows would wait while it starts).
     shadows_installed: Callable[[], None] = lambda: None
@@ -138,7 +139,7 @@ class ConfigSync:
                             self._install(
                                 name, record.version, record.config, record.paused, force=changed
                             )
-                    if time.monotonic() - self.last_sync > RESYNC_EVERY_S:
+                    if time.monotonic() - self.last_sync > self.resync_every_s:
                         await self.resync()
             except asyncio.CancelledError:
                 raise

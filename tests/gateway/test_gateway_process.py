@@ -131,25 +131,28 @@ def test_feedback_once_and_unknown(gateway: Child, redis_url: str) -> None:
     assert both.status_code == 400
 
 
-def test_apply_reaches_the_gateway_within_a_second(gateway: Child, redis_url: str, tmp_path,
-                                                   demo_workers) -> None:  # fmt: skip
+def test_apply_reaches_the_gateway_over_pubsub(redis_url: str, tmp_path, demo_workers) -> None:
     ports = {name: port_of(child) for name, child in demo_workers.items()}
-    config = write_config(tmp_path / "new.yaml", ports, {"champion": 0, "challenger": 100})
-    from experiments.loader import load_experiment
+    first = write_config(tmp_path / "demo.yaml", ports, {"champion": 100, "challenger": 0})
+    # It re-reads the stored configs only hourly: what changes its routing within the test
+    # came over pub/sub.
+    gateway = start_gateway(first, redis_url, ABGATE_CONFIG_RESYNC_S="3600")
+    try:
+        config = write_config(tmp_path / "new.yaml", ports, {"champion": 0, "challenger": 100})
+        from experiments.loader import load_experiment
 
-    Store(redis_url).put_config("demo", load_experiment(config).model_dump(mode="json"),
-                                actor="test", action="apply")  # fmt: skip
-    started = time.monotonic()
+        Store(redis_url).put_config("demo", load_experiment(config).model_dump(mode="json"),
+                                    actor="test", action="apply")  # fmt: skip
 
-    def all_challenger():
-        answers = [requests.post(gateway.url + "/predict", json={"features": ROW},
-                                 headers={"X-User-ID": f"u{i}"}).json()["variant"]
-                   for i in range(20)]  # fmt: skip
-        return set(answers) == {"challenger"}
+        def all_challenger():
+            answers = [requests.post(gateway.url + "/predict", json={"features": ROW},
+                                     headers={"X-User-ID": f"u{i}"}).json()["variant"]
+                       for i in range(20)]  # fmt: skip
+            return set(answers) == {"challenger"}
 
-    assert wait_for(all_challenger, timeout=3.0, interval=0.02)
-    # Pub/sub itself takes milliseconds; the bound leaves room for a loaded CI box.
-    assert time.monotonic() - started < 2.5
+        assert wait_for(all_challenger, "the applied config routed", timeout=60.0)
+    finally:
+        gateway.stop()
 
 
 def test_invalid_stored_config_never_replaces_the_running_one(gateway: Child, redis_url) -> None:
