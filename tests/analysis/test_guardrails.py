@@ -8,6 +8,7 @@ a looser value of the same field lets the same data pass.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -171,6 +172,20 @@ def test_a_relative_error_limit_on_a_champion_without_errors_tests_any_increase(
     same = check_guardrail(spec, champion, arm("canary", "challenger", errors=0))
     assert not same.failed and same.checked  # no errors anywhere: nothing to fear
     assert "no errors in either arm" in same.message and "undefined" not in same.message
+
+
+@pytest.mark.parametrize("empty", ["champion", "canary"])
+def test_an_error_rate_with_an_arm_without_requests_is_not_checked(empty: str) -> None:
+    spec = GuardrailSpec("error_rate", "max_absolute_increase", 0.02)
+    champion, canary = arm("champion", "champion", errors=0), arm("canary", "challenger", errors=0)
+    none = {"requests": 0, "errors": 0}
+    if empty == "champion":
+        champion = dataclasses.replace(champion, **none)
+    else:
+        canary = dataclasses.replace(canary, **none)
+    result = check_guardrail(spec, champion, canary)
+    assert (result.failed, result.status) == (False, "not checked")
+    assert f"no requests recorded for {empty} yet" in result.message
 
 
 def test_too_little_latency_data_is_not_checked_never_a_pass() -> None:
