@@ -250,15 +250,15 @@ def _error_rate(
                     "error_rates": {"champion": c_rate, "variant": v_rate},
                 },
             )
-        # Identical outcomes with no errors anywhere leave nothing to fear; an arm with
-        # no requests leaves nothing to compare (not checked, never a pass).
-        fine = variant.requests > 0 and champion.requests > 0 and v_rate <= c_rate
-        message = result.message
+        # An arm with no requests leaves nothing to compare (not checked, never a pass).
         empty = [a.name for a in (champion, variant) if a.requests == 0]
         if empty:
             return _unchecked(
                 spec, f"no requests recorded for {' and '.join(empty)} yet: nothing to compare"
             )
+        # Identical outcomes with no errors anywhere leave nothing to fear.
+        fine = v_rate <= c_rate
+        message = result.message
         if fine:
             message = (
                 "no errors in either arm" if v_rate == 0.0 else "every request failed in both arms"
