@@ -260,15 +260,20 @@ def create_app(
         recorder.lose_records(settings.test_drop_records)
     hotpath = create_hot_path(settings, store=store, upstream=upstream, recorder=recorder)
     experiments = hotpath.experiments
-    sync = ConfigSync(store, experiments, bootstrap, resync_every_s=settings.config_resync_s)
+    hotpath.mirroring.caller = shadow_calls(in_process=settings.shadow_calls == "inline")
+    sync = ConfigSync(
+        store,
+        experiments,
+        bootstrap,
+        resync_every_s=settings.config_resync_s,
+        shadows_installed=hotpath.mirroring.caller.prepare,
+    )
     metrics = GatewayMetrics(
         experiments,
         recorder,
         hotpath,
         directory=Path(settings.metrics_dir) if settings.metrics_dir else None,
     )
-    hotpath.mirroring.caller = shadow_calls(in_process=settings.shadow_calls == "inline")
-    sync.shadows_installed = hotpath.mirroring.caller.prepare
     passthrough = Passthrough(hotpath)
     admin = create_admin_app(settings, store, experiments)
     return Gateway(
