@@ -161,9 +161,12 @@ def sample_ratio_mismatch(
 
 def _epoch_checks(
     epochs: Iterable[Epoch], threshold: float, min_units: int
-) -> tuple[list[tuple[Epoch, SrmResult]], list[tuple[Epoch, SrmResult | None, str]]]:
+) -> tuple[list[tuple[Epoch, SrmResult]], list[tuple[Epoch, SrmResult | None, str]], bool]:
+    """The epochs checked, those listed but not checked (and why), and whether any
+    epoch had traffic while routing one arm only (left out: nothing to compare)."""
     checked: list[tuple[Epoch, SrmResult]] = []
     skipped: list[tuple[Epoch, SrmResult | None, str]] = []
+    one_arm = False
     for span in routing_spans(epochs):
         counts = {name: stats.requests for name, stats in span.variants.items()}
         if not span.known or span.weights is None:
@@ -175,13 +178,15 @@ def _epoch_checks(
         weights = {arm: w for arm, w in span.weights.items() if w > 0}
         observed = {arm: counts.get(arm, 0) for arm in weights}
         if len(weights) < 2 or sum(observed.values()) == 0:
-            continue  # one arm routed (paused, or all on one variant): nothing to compare
+            # one arm routed (paused, a shadow phase, all on one variant): nothing to compare
+            one_arm = one_arm or sum(counts.values()) > 0
+            continue
         result = sample_ratio_mismatch(observed, weights, threshold=threshold, min_units=min_units)
         if result.checked:
             checked.append((span, result))
         else:
             skipped.append((span, result, result.message))
-    return checked, skipped
+    return checked, skipped, one_arm
 
 
 def epoch_sample_ratio_mismatch(
@@ -200,7 +205,7 @@ def epoch_sample_ratio_mismatch(
     epoch's units split by its weights); ``p_value`` is the smallest adjusted
     p-value, and ``statistic``/``dof`` belong to that epoch.
     """
-    checked, skipped = _epoch_checks(epochs, threshold, min_units)
+    checked, skipped, one_arm = _epoch_checks(epochs, threshold, min_units)
     adjusted = holm([r.p_value for _, r in checked]) if checked else ()
     per_epoch = [
         EpochSrm(span, result, p, p < threshold)
@@ -239,7 +244,12 @@ def epoch_sample_ratio_mismatch(
     left_out = _left_out(not_checked)
     if not per_epoch:
         reasons = "; ".join(f"{c.epoch.label}: {c.result.message}" for c in not_checked)
-        why = f" ({reasons})" if reasons else ": no traffic yet"
+        if reasons:
+            why = f" ({reasons})"
+        elif one_arm:
+            why = ": the traffic so far went to one variant only, so there is no split to compare"
+        else:
+            why = ": no traffic yet"
         return combined(1.0, 0.0, 0, False, f"no epoch could be checked{why}")
     adjusted_of = {id(c): p for c, p in zip(per_epoch, adjusted, strict=True)}
     worst = min(per_epoch, key=lambda c: (adjusted_of[id(c)], c.result.p_value))

@@ -201,3 +201,14 @@ def test_neighbours_that_routed_alike_are_checked_as_one() -> None:
 def test_no_traffic_is_not_checked() -> None:
     result = epoch_sample_ratio_mismatch([epoch(1, {"champion": 1, "canary": 1}, {})])
     assert not result.checked and not result.mismatch
+    assert result.message.endswith("no traffic yet")
+
+
+def test_traffic_to_one_routed_arm_says_so_not_no_traffic() -> None:
+    # A shadow phase: the candidate at weight 0 (mirrored, never served), the champion
+    # answering everyone. There is traffic, and no split to compare.
+    shadow_phase = epoch(2, {"champion": 100, "canary": 0}, {"champion": 4000})
+    result = epoch_sample_ratio_mismatch([shadow_phase])
+    assert not result.checked and not result.mismatch
+    assert "no traffic" not in result.message
+    assert "one variant only" in result.message
