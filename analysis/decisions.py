@@ -40,7 +40,7 @@ from analysis.multiple_testing import adjust_p_values
 from analysis.power import sample_size_per_arm, time_to_decision
 from analysis.results import TestResult
 from analysis.sequential import guardrail_test
-from analysis.shadows import ShadowAnalysis, analyze_shadow
+from analysis.shadows import ShadowAnalysis, analyze_shadow, relative_margin
 from analysis.srm import SrmResult, epoch_sample_ratio_mismatch, sample_ratio_mismatch
 from analysis.stratified import Strata, stratify
 from analysis.sufficient import SampleStatistic, VariantStats, is_proportion
@@ -288,7 +288,9 @@ def analyze(data: ExperimentData) -> Analysis:
                 alpha=s.alpha,
                 sequential=s.sequential,
                 tuning=float(s.tuning_n),
-                margin=s.shadow_margin,
+                margin=s.shadow_margin
+                if s.shadow_margin_relative is None
+                else relative_margin(s.shadow_margin_relative, shadow.counts),
             )
             for shadow in data.shadows
         ),

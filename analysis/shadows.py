@@ -36,6 +36,7 @@ __all__ = [
     "ShadowVerdict",
     "analyze_shadow",
     "counts_difference",
+    "relative_margin",
 ]
 
 DEFAULT_SHADOW_MARGIN = 0.01
@@ -178,7 +179,7 @@ def analyze_shadow(
     elif non_inferiority.significant:
         verdict = "non_inferior"
         reason = (
-            f"shadow no worse than live by {100 * margin:g} pts: "
+            f"shadow no worse than live by {100 * margin:.3g} pts: "
             f"{_points(counts_difference(counts))}, lower bound "
             f"{_points(non_inferiority.ci_low)} on {counts.n:,} paired labels"
         )
@@ -209,6 +210,12 @@ def analyze_shadow(
         margin=margin,
         squared_error=squared,
     )
+
+
+def relative_margin(relative: float, counts: PairedCounts) -> float:
+    """A margin given as a share of the live model's accuracy (a ramp plan's
+    ``non_inferiority_margin``), in accuracy points on these requests."""
+    return relative * counts.live_accuracy
 
 
 def counts_difference(counts: PairedCounts) -> float:

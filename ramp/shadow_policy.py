@@ -35,6 +35,7 @@ from typing import Any
 from analysis.paired import PairedCounts, paired_harm_test, paired_non_inferiority_test
 from analysis.results import TestResult
 from analysis.sequential import DEFAULT_TUNING
+from analysis.shadows import relative_margin
 from experiments.ramp_plan import Ramp, ShadowPhase
 from ramp.policy import Decision, RampState
 
@@ -83,8 +84,9 @@ def counts_since(now: PairedCounts | None, before: PairedCounts | None) -> Paire
 
 def shadow_margin(plan: Ramp, counts: PairedCounts) -> float:
     """The non-inferiority margin in accuracy points: the relative margin of the
-    plan times the live model's accuracy on these requests."""
-    return plan.non_inferiority_margin * counts.live_accuracy
+    plan times the live model's accuracy on these requests (the margin reports show
+    for an experiment whose plan has a shadow phase: ``recorded.reporting``)."""
+    return relative_margin(plan.non_inferiority_margin, counts)
 
 
 def _phase(plan: Ramp) -> ShadowPhase:

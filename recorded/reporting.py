@@ -62,6 +62,13 @@ def settings_from_config(config: ExperimentConfig, duration_s: float | None) -> 
         guardrails=guardrail_specs(config),
         duration_s=duration_s,
         shadow_margin=stats.shadow_margin,
+        # A plan with a shadow phase gates on its own margin: the reports show that one,
+        # so their shadow verdicts and the gate's decision read the same threshold.
+        shadow_margin_relative=(
+            config.ramp.non_inferiority_margin
+            if config.ramp is not None and config.ramp.shadow is not None
+            else None
+        ),
     )
 
 

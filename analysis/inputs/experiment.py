@@ -41,6 +41,10 @@ class AnalysisSettings:
     srm_threshold: float = 0.001
     # Non-inferiority margin of the shadows' paired test, in accuracy points.
     shadow_margin: float = DEFAULT_SHADOW_MARGIN
+    # When set, the margin instead: this share of the live model's accuracy on each
+    # shadow's labelled requests (a ramp plan's relative margin, as its shadow gate
+    # reads it; ``analysis.shadows.relative_margin``).
+    shadow_margin_relative: float | None = None
     duration_s: float | None = None
     # Every guardrail checked, in order (``analysis.guardrails``); () checks none.
     guardrails: tuple[GuardrailSpec, ...] | None = None

@@ -92,6 +92,13 @@ def _settings(data: Any) -> AnalysisSettings:
     margin = values["shadow_margin"]
     if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin < 1:
         raise InputError("settings.shadow_margin", f"must be in [0, 1), got {margin!r}")
+    relative = values["shadow_margin_relative"]
+    if relative is not None and (
+        isinstance(relative, bool) or not isinstance(relative, int | float) or not 0 <= relative < 1
+    ):
+        raise InputError(
+            "settings.shadow_margin_relative", f"must be null or in [0, 1), got {relative!r}"
+        )
     if values["correction"] not in ("holm", "benjamini_hochberg", "none"):
         raise InputError("settings.correction", "must be holm, benjamini_hochberg or none")
     return AnalysisSettings(**values)

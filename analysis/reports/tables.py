@@ -105,7 +105,14 @@ def shadow_table(analysis: Analysis) -> Table | None:
                 f"{thousands(s.shed)} / {thousands(s.late)}",
             )
         )
-    margin = analysis.data.settings.shadow_margin
+    settings = analysis.data.settings
+    if settings.shadow_margin_relative is None:
+        margin = f"{100 * settings.shadow_margin:g} pts"
+    else:
+        margin = (
+            f"{settings.shadow_margin_relative:.3g} × the live model's accuracy (the ramp "
+            "plan's non_inferiority_margin, as its shadow gate reads it)"
+        )
     return Table(
         "Shadows: paired against the live answers of the same labelled requests",
         (
@@ -118,8 +125,8 @@ def shadow_table(analysis: Analysis) -> Table | None:
         caption=(
             "Each labelled request that both answered is scored for both models. Verdict: "
             "harm when the one-sided sequential test shows the shadow worse (margin 0), else "
-            f"non-inferior when shown no worse than {100 * margin:g} pts; the interval is at "
-            f"{1 - 2 * analysis.data.settings.alpha:.0%}, its ends the one-sided bounds those "
+            f"non-inferior when shown no worse than {margin}; the interval is at "
+            f"{1 - 2 * settings.alpha:.0%}, its ends the one-sided bounds those "
             "tests read; shed: requests not mirrored (too many calls in flight); late: answers "
             "that came after their feedback (scored when they came)."
         ),

@@ -120,3 +120,16 @@ def test_one_variant_needs_shadows_to_be_analysed() -> None:
     bare.pop("shadows")
     with pytest.raises(InputError, match="variants: needs a list of at least two variants"):
         experiment_from_json(bare)
+
+
+def test_a_relative_margin_is_a_share_of_the_live_accuracy_and_is_validated() -> None:
+    # 700/20/60/220: live 72 %. A relative margin of 0.5 % is 0.36 pts; 0.05 pts absolute.
+    data = experiment_from_json({**_file(), "settings": {"shadow_margin_relative": 0.005}})
+    (entry,) = json.loads(render(data, "json"))["shadows"]
+    assert entry["non_inferiority"]["margin"] == pytest.approx(0.005 * 0.72)
+    assert "0.005 × the live model's accuracy" in render(data, "md")
+    assert "no worse than 5 pts" in render(experiment_from_json(
+        {**_file(), "settings": {"shadow_margin": 0.05}}), "md")  # fmt: skip
+    for bad in (1.5, -0.1, "1 %", True):
+        with pytest.raises(InputError, match=r"settings\.shadow_margin_relative: must be null or"):
+            experiment_from_json({**_file(), "settings": {"shadow_margin_relative": bad}})

@@ -8,6 +8,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from analysis.paired import PairedCounts
 from analysis.sufficient import MetricStats
 from core.schema import (
@@ -19,9 +21,13 @@ from core.schema import (
     squared_error_prefix,
 )
 from core.store import AsyncStore, FlushBatch, Store
+from experiments import changes
 from experiments.config import ExperimentConfig
+from experiments.loader import load_experiment
 from gateway.dashboard_data import dashboard_payload
 from gateway.recorder import Recorder
+from ramp.policy import RampState
+from ramp.shadow_policy import ShadowObservation, decide_shadow, shadow_margin
 from recorded.reporting import experiment_data, recorded_shadows, render, shadow_data
 from recorded.status import render_status
 
@@ -162,3 +168,42 @@ def test_recorder_keeps_answers_under_the_live_request_hour_and_counts_them_pend
     assert batch.shadow_answers == {7200: {"r1": {"s1": "1", "s2": "0"}, "r3": {"s1": "1"}}}
     shadows: dict[str, Any] = decode_stats(next(iter(batch.deltas.values()))).shadows
     assert (shadows["s1"].requests, shadows["s1"].errors, shadows["s2"].shed) == (4, 1, 1)
+
+
+def test_a_plan_with_a_shadow_phase_reports_its_gate_margin_and_agrees_with_the_gate(
+    redis_url: str,
+) -> None:
+    # statistics.shadow_margin is lenient (5 pts), the plan's margin strict (1 % of the
+    # live accuracy, ~0.84 pts). The candidate is ~1 pt worse: non-inferior at 5 pts,
+    # not at 0.84. The reports must read the gate's margin, so both say "not yet".
+    data = load_experiment("experiments/shadow-canary.yaml").model_dump(mode="json")
+    data["statistics"]["shadow_margin"] = 0.05
+    configured = ExperimentConfig.model_validate(data)
+    assert configured.ramp is not None and configured.ramp.shadow is not None
+    data = changes.shadow_phase(configured, 1.0).model_dump(mode="json")  # as the ramp stores it
+    counts = (1600, 140, 120, 140)  # n 2,000: live 87 %, shadow 86 %
+    store = Store(redis_url)
+    try:
+        store.put_config("phase", {**data, "name": "phase"}, actor="t", action="apply")
+        _record(redis_url, "phase", {"1|champion:requests": 2000,
+                                     **_cells("canary", "champion", counts)})  # fmt: skip
+        status = json.loads(render_status(store, "phase", as_json=True))[0]["shadows"]
+        report = json.loads(render(experiment_data(store, "phase"), "json"))["shadows"]
+    finally:
+        store.close()
+    (shown,) = [s for s in report if s["shadow"] == "canary"]
+    paired = PairedCounts(*counts)
+    assert shown["non_inferiority"]["margin"] == pytest.approx(
+        shadow_margin(configured.ramp, paired)
+    )
+    assert shown["non_inferiority"]["margin"] == pytest.approx(0.01 * paired.live_accuracy)
+    gate = decide_shadow(
+        configured.ramp,
+        RampState(0, started_at=0.0, step_started_at=0.0, shadow=True),
+        ShadowObservation(now=10.0, variant="canary", metric="accuracy", counts=paired,
+                          tuning=float(configured.statistics.tuning_n)),
+    )  # fmt: skip
+    assert (shown["verdict"], gate.rule) == ("undecided", "shadow_evidence")
+    assert [s["non_inferiority"]["margin"] for s in status] == [
+        s["non_inferiority"]["margin"] for s in report
+    ]
