@@ -11,7 +11,7 @@ gate asks (harm first, then non-inferiority). Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from analysis.paired import (
@@ -75,13 +75,14 @@ class ShadowAnalysis:
     """The paired tests of one shadow and the verdict a shadow gate would reach.
 
     ``difference``: the accuracy difference shadow − live with its two-sided
-    interval at level 1 − 2α (the confidence sequence when the analysis is
-    sequential, else the Wald interval), whose ends are the one-sided bounds the
-    verdict's tests read. ``verdict``: ``harm`` when the one-sided test shows the
-    shadow worse than live (margin 0), else ``non_inferior`` when it is shown
-    no worse than ``margin``, else ``undecided``; ``no_data`` before any
-    labelled request was scored for both. Harm is asked first: a shadow shown
-    worse is never passed, however small the gap.
+    interval at level 1 − 2α (the two one-sided confidence sequences at α each
+    when the analysis is sequential, else the Wald interval), whose ends are the
+    one-sided bounds the verdict's tests read. ``verdict``: ``harm`` when the
+    one-sided test shows the shadow worse than live (margin 0), else
+    ``non_inferior`` when it is shown no worse than ``margin``, else
+    ``undecided``; ``no_data`` before any labelled request was scored for both.
+    Harm is asked first: a shadow shown worse is never passed, however small
+    the gap.
     """
 
     shadow: ShadowData
@@ -156,17 +157,22 @@ def analyze_shadow(
     non-inferiority margin in accuracy points.
     """
     counts = shadow.counts
-    # The interval shown is two-sided at 1 - 2·alpha: its ends are the one-sided
-    # bounds the harm and non-inferiority tests read, so the verdict can be read off
-    # it (a 95 % interval crossing 0 beside a "harm" verdict would contradict it).
-    if sequential:
-        difference = paired_sequential_test(counts, alpha=2 * alpha, tuning=tuning)
-    else:
-        difference = paired_z_test(counts, alpha=2 * alpha)
     non_inferiority = paired_non_inferiority_test(
         counts, margin=margin, alpha=alpha, tuning=tuning, sequential=sequential
     )
     harm = paired_harm_test(counts, alpha=alpha, tuning=tuning, sequential=sequential)
+    # The interval shown is two-sided at 1 - 2·alpha, its ends the one-sided bounds the
+    # harm and non-inferiority tests read, so the verdict can be read off it (a 95 %
+    # interval crossing 0 beside a "harm" verdict would contradict it).
+    if sequential:
+        difference = _one_sided_ends(
+            paired_sequential_test(counts, alpha=2 * alpha, tuning=tuning),
+            non_inferiority,
+            harm,
+            paired_sequential_test(counts, alternative="greater", alpha=alpha, tuning=tuning),
+        )
+    else:  # the fixed test's two one-sided bounds at alpha are its two-sided interval
+        difference = paired_z_test(counts, alpha=2 * alpha)
     verdict: ShadowVerdict
     if counts.n == 0:
         verdict, reason = "no_data", "no labelled request has been scored for both models yet"
@@ -210,6 +216,20 @@ def analyze_shadow(
         margin=margin,
         squared_error=squared,
     )
+
+
+def _one_sided_ends(
+    two_sided: TestResult, lower: TestResult, upper: TestResult, better: TestResult
+) -> TestResult:
+    """The confidence sequence at 1 - 2·alpha made of the one-sided bounds (gbstats'
+    one-sided boundary, at alpha each; slightly wider than the two-sided boundary
+    at 2·alpha): ``lower``'s low end, ``upper``'s high end, and the p-value that
+    matches them at 0 (twice the smaller one-sided one: ``upper`` is the test that
+    the shadow is worse, ``better`` that it is better)."""
+    if two_sided.error:
+        return two_sided
+    p_value = min(1.0, 2.0 * min(upper.p_value, better.p_value))
+    return replace(two_sided, ci_low=lower.ci_low, ci_high=upper.ci_high, p_value=p_value)
 
 
 def relative_margin(relative: float, counts: PairedCounts) -> float:

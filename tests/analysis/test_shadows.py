@@ -44,10 +44,13 @@ def test_verdict_follows_the_one_sided_sequential_tests(counts: PairedCounts, ve
         assert (result.difference.ci_low > -0.01) == inferiority.significant
 
 
-def test_difference_is_the_two_sided_sequence_or_the_wald_interval() -> None:
+def test_difference_is_made_of_the_one_sided_bounds_or_is_the_wald_interval() -> None:
     # At level 1 - 2·alpha: the interval shown is the one the one-sided verdicts read.
     sequential = analyze_shadow(ShadowData("v2", "accuracy", BETTER), tuning=1000)
-    assert sequential.difference == paired_sequential_test(BETTER, alpha=0.1, tuning=1000)
+    harm = paired_harm_test(BETTER, tuning=1000)
+    better = paired_sequential_test(BETTER, alternative="greater", alpha=0.05, tuning=1000)
+    assert sequential.difference.ci == (better.ci_low, harm.ci_high)
+    assert sequential.difference.p_value == pytest.approx(2 * min(harm.p_value, better.p_value))
     assert sequential.difference.estimate == pytest.approx(0.04)
     fixed = analyze_shadow(ShadowData("v2", "accuracy", BETTER), sequential=False)
     assert fixed.difference == paired_z_test(BETTER, alpha=0.1)
@@ -56,6 +59,27 @@ def test_difference_is_the_two_sided_sequence_or_the_wald_interval() -> None:
     assert fixed.difference.ci_high - fixed.difference.ci_low < (
         sequential.difference.ci_high - sequential.difference.ci_low
     )
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        # The two-sided sequence at 2·alpha ends below 0 here, the one-sided harm bound
+        # just above it (p 0.051): an interval read off that sequence contradicted the
+        # "undecided" verdict.
+        PairedCounts(both=500, live_only=22, shadow_only=7, neither=100),
+        PairedCounts(both=500, live_only=61, shadow_only=34, neither=100),
+        *(PairedCounts(400, live, shadow, 80) for live in (0, 9, 30) for shadow in (0, 11, 40)),
+    ],
+)
+def test_the_interval_shown_excludes_0_exactly_when_a_test_says_so(counts: PairedCounts) -> None:
+    result = analyze_shadow(ShadowData("v2", "accuracy", counts), margin=0.0, tuning=1000)
+    low, high = result.difference.ci
+    if result.difference.error:
+        return
+    assert (high < 0) == result.harm.significant
+    assert (low > 0) == result.non_inferiority.significant  # margin 0: better than live
+    assert (result.difference.p_value < 0.1) == (high < 0 or low > 0)
 
 
 def test_harm_is_asked_before_non_inferiority() -> None:
