@@ -175,7 +175,7 @@ def _start_gateway(
     stack: contextlib.ExitStack, tmp: Path, label: str, calls: str, configs: Sequence[Path]
 ) -> tuple[Child, str]:
     """A gateway making its shadow calls ``calls`` (process or inline), routing
-    ``configs`` from its own Redis; it and its URL."""
+    ``configs`` from its own Redis; it, and the URL of that Redis."""
     redis = start_redis()
     stack.callback(redis.stop)
     store = Store(redis.url)
