@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,6 +33,9 @@ from recorded.reporting import experiment_data, recorded_shadows, render, shadow
 from recorded.status import render_status
 
 PRIMARY = {"label": "accuracy", "reward": "revenue", "value": "error"}
+
+
+SHADOW_CANARY = Path(__file__).resolve().parents[2] / "experiments" / "shadow-canary.yaml"
 
 
 def config(name: str, source: str = "label") -> ExperimentConfig:
@@ -176,7 +180,7 @@ def test_a_plan_with_a_shadow_phase_reports_its_gate_margin_and_agrees_with_the_
     # statistics.shadow_margin is lenient (5 pts), the plan's margin strict (1 % of the
     # live accuracy, ~0.84 pts). The candidate is ~1 pt worse: non-inferior at 5 pts,
     # not at 0.84. The reports must read the gate's margin, so both say "not yet".
-    data = load_experiment("experiments/shadow-canary.yaml").model_dump(mode="json")
+    data = load_experiment(SHADOW_CANARY).model_dump(mode="json")
     data["statistics"]["shadow_margin"] = 0.05
     configured = ExperimentConfig.model_validate(data)
     assert configured.ramp is not None and configured.ramp.shadow is not None
